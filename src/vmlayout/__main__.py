@@ -1,0 +1,3 @@
+from vmlayout.cli import main
+
+raise SystemExit(main())

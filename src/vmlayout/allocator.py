@@ -1,0 +1,284 @@
+"""The pure guest-physical allocator (spec 01 §3-§9).
+
+It knows only ranges, sizes, alignments and four placement phases; chipsets, PCIe and
+VTLs belong to the policy layer. Addresses it produces are a compatibility contract, so
+every ordering rule below is deliberate.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+
+from vmlayout.errors import VmLayoutError
+from vmlayout.ranges import (
+    EMPTY,
+    FOUR_GIB,
+    MAX_ADDRESS,
+    PAGE_SIZE,
+    MemoryRange,
+    align_down,
+    align_up,
+    is_power_of_two,
+)
+
+
+class Placement(Enum):
+    MMIO32 = "mmio32"
+    MMIO64 = "mmio64"
+    POST_MMIO = "post_mmio"
+
+
+class PlacedRangeKind(Enum):
+    RESERVED = "reserved"
+    FIXED = "fixed"
+    MMIO32 = "mmio32"
+    RAM = "ram"
+    MMIO64 = "mmio64"
+    POST_MMIO = "post_mmio"
+
+
+_PHASE_NAMES = {
+    PlacedRangeKind.MMIO32: "Mmio32",
+    PlacedRangeKind.RAM: "Ram",
+    PlacedRangeKind.MMIO64: "Mmio64",
+    PlacedRangeKind.POST_MMIO: "PostMmio",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedRange:
+    tag: str
+    kind: PlacedRangeKind
+    range: MemoryRange
+
+
+@dataclass(slots=True)
+class RangeSlot:
+    """Filled in by `allocate()`; stays EMPTY until its request is placed."""
+
+    range: MemoryRange = EMPTY
+
+
+@dataclass(slots=True)
+class RamSlot:
+    """Replaced by the placed extents of a splittable RAM request."""
+
+    ranges: list[MemoryRange] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    tag: str
+    size: int
+    alignment: int
+    slot: RangeSlot | RamSlot
+
+
+def _invalid_size(tag: str, size: int) -> VmLayoutError:
+    return VmLayoutError(
+        "invalid_size", f"{tag}: invalid size {size:#x} (must be > 0 and a multiple of 0x1000)"
+    )
+
+
+def _check_request(request: _Request) -> None:
+    if request.size <= 0 or request.size % PAGE_SIZE:
+        raise _invalid_size(request.tag, request.size)
+    if request.alignment < PAGE_SIZE or not is_power_of_two(request.alignment):
+        raise VmLayoutError(
+            "invalid_alignment",
+            f"{request.tag}: invalid alignment {request.alignment:#x} "
+            "(must be >= 0x1000 and a power of 2)",
+        )
+
+
+class _FreeList:
+    """Sorted disjoint free ranges, kept as parallel start/end lists for bisect."""
+
+    __slots__ = ("starts", "ends")
+
+    def __init__(self) -> None:
+        self.starts = [0]
+        self.ends = [MAX_ADDRESS]
+
+    def take(self, start: int, end: int) -> None:
+        index = bisect.bisect_right(self.starts, start) - 1
+        free_start, free_end = self.starts[index], self.ends[index]
+        assert index >= 0 and free_start <= start and end <= free_end, "range not free"
+        pieces = [(s, e) for s, e in ((free_start, start), (end, free_end)) if s < e]
+        self.starts[index : index + 1] = [s for s, _ in pieces]
+        self.ends[index : index + 1] = [e for _, e in pieces]
+
+    def clamped(self, lo: int, hi: int, descending: bool = False) -> Iterator[tuple[int, int]]:
+        """Free ranges clipped to `[lo, hi)`, lazily, so a first fit stops early."""
+        first = max(bisect.bisect_right(self.starts, lo) - 1, 0)
+        last = bisect.bisect_left(self.starts, hi)
+        indices = range(last - 1, first - 1, -1) if descending else range(first, last)
+        for index in indices:
+            s, e = max(self.starts[index], lo), min(self.ends[index], hi)
+            if s < e:
+                yield s, e
+
+    def free_space(self, lo: int, hi: int) -> int:
+        return sum(e - s for s, e in self.clamped(lo, hi))
+
+
+def _highest_fit(free: _FreeList, size: int, alignment: int, lo: int, hi: int) -> int | None:
+    for s, e in free.clamped(lo, hi, descending=True):
+        if e - s < size:
+            continue
+        candidate = align_down(e - size, alignment)
+        if candidate >= s:
+            return candidate
+    return None
+
+
+def _lowest_fit(free: _FreeList, size: int, alignment: int, lo: int, hi: int) -> int | None:
+    for s, e in free.clamped(lo, hi):
+        candidate = align_up(s, alignment)
+        if candidate is None or candidate + size >= 1 << 64:
+            continue
+        if candidate + size <= e:
+            return candidate
+    return None
+
+
+def _lowest_splittable_fit(
+    free: _FreeList, size: int, alignment: int, lo: int, hi: int
+) -> list[MemoryRange] | None:
+    remaining = size
+    out: list[MemoryRange] = []
+    for s, e in free.clamped(lo, hi):
+        candidate = align_up(s, alignment)
+        if candidate is None or candidate >= e:
+            continue
+        available = e - candidate
+        take = remaining if available >= remaining else align_down(available, alignment)
+        if take == 0:
+            continue
+        out.append(MemoryRange(candidate, candidate + take))
+        remaining -= take
+        if remaining == 0:
+            return out
+    return None
+
+
+class LayoutBuilder:
+    """Collects requests; `allocate()` validates and places them all at once."""
+
+    def __init__(self) -> None:
+        self._reserved: list[tuple[str, MemoryRange]] = []
+        self._fixed: list[tuple[str, MemoryRange]] = []
+        self._mmio32: list[_Request] = []
+        self._ram: list[_Request] = []
+        self._mmio64: list[_Request] = []
+        self._post_mmio: list[_Request] = []
+
+    def reserve(self, tag: str, range_: MemoryRange) -> None:
+        self._reserved.append((tag, range_))
+
+    def fixed(self, tag: str, range_: MemoryRange) -> None:
+        self._fixed.append((tag, range_))
+
+    def request(self, tag: str, size: int, alignment: int, placement: Placement) -> RangeSlot:
+        slot = RangeSlot()
+        target = {
+            Placement.MMIO32: self._mmio32,
+            Placement.MMIO64: self._mmio64,
+            Placement.POST_MMIO: self._post_mmio,
+        }[placement]
+        target.append(_Request(tag, size, alignment, slot))
+        return slot
+
+    def ram(self, tag: str, size: int, alignment: int) -> RamSlot:
+        slot = RamSlot()
+        self._ram.append(_Request(tag, size, alignment, slot))
+        return slot
+
+    def _validate(self) -> None:
+        for tag, range_ in self._reserved + self._fixed:
+            if range_.size == 0:
+                raise _invalid_size(tag, 0)
+        pinned = sorted(self._reserved + self._fixed, key=lambda item: item[1].start)
+        for (tag_a, range_a), (tag_b, range_b) in zip(pinned, pinned[1:]):
+            if range_a.overlaps(range_b):
+                raise VmLayoutError(
+                    "fixed_overlap",
+                    f"fixed/reserved requests {tag_a} ({range_a}) and {tag_b} ({range_b}) overlap",
+                )
+        for request in self._mmio32 + self._ram + self._mmio64 + self._post_mmio:
+            _check_request(request)
+
+    def allocate(self) -> list[PlacedRange]:
+        """Place everything, phase by phase; returns placed ranges sorted by address."""
+        self._validate()
+        free = _FreeList()
+        placed: list[PlacedRange] = []
+        ram_end = 0
+        top = 0  # layout top: max end of every non-reserved placement
+
+        def take(tag: str, kind: PlacedRangeKind, range_: MemoryRange) -> None:
+            nonlocal ram_end, top
+            free.take(range_.start, range_.end)
+            placed.append(PlacedRange(tag, kind, range_))
+            if kind is PlacedRangeKind.RAM:
+                ram_end = max(ram_end, range_.end)
+            if kind is not PlacedRangeKind.RESERVED:
+                top = max(top, range_.end)
+
+        def exhausted(request: _Request, kind: PlacedRangeKind, lo: int, hi: int) -> VmLayoutError:
+            return VmLayoutError(
+                "exhausted",
+                f"{request.tag}: cannot allocate {request.size:#x} bytes with alignment "
+                f"{request.alignment:#x} during {_PHASE_NAMES[kind]}; remaining free space "
+                f"in phase: {free.free_space(lo, hi):#x} bytes",
+            )
+
+        def place_single(request: _Request, kind: PlacedRangeKind, start: int | None,
+                         lo: int, hi: int) -> None:
+            if start is None:
+                raise exhausted(request, kind, lo, hi)
+            range_ = MemoryRange(start, start + request.size)
+            assert isinstance(request.slot, RangeSlot)
+            request.slot.range = range_
+            take(request.tag, kind, range_)
+
+        def by_alignment_then_size(requests: list[_Request]) -> list[_Request]:
+            return sorted(requests, key=lambda r: (r.alignment, r.size), reverse=True)
+
+        for tag, range_ in self._reserved:
+            take(tag, PlacedRangeKind.RESERVED, range_)
+        for tag, range_ in self._fixed:
+            take(tag, PlacedRangeKind.FIXED, range_)
+
+        # sorted(reverse=True) keeps equal keys in insertion order (stable).
+        for request in by_alignment_then_size(self._mmio32):
+            start = _highest_fit(free, request.size, request.alignment, 0, FOUR_GIB)
+            place_single(request, PlacedRangeKind.MMIO32, start, 0, FOUR_GIB)
+
+        for request in self._ram:
+            floor = ram_end
+            extents = _lowest_splittable_fit(free, request.size, request.alignment, floor, MAX_ADDRESS)
+            if extents is None:
+                raise exhausted(request, PlacedRangeKind.RAM, floor, MAX_ADDRESS)
+            assert isinstance(request.slot, RamSlot)
+            request.slot.ranges = extents
+            for extent in extents:
+                take(request.tag, PlacedRangeKind.RAM, extent)
+
+        floor = max(ram_end, FOUR_GIB)
+        for request in by_alignment_then_size(self._mmio64):
+            start = _lowest_fit(free, request.size, request.alignment, floor, MAX_ADDRESS)
+            place_single(request, PlacedRangeKind.MMIO64, start, floor, MAX_ADDRESS)
+
+        for request in self._post_mmio:
+            floor = top
+            start = _lowest_fit(free, request.size, request.alignment, floor, MAX_ADDRESS)
+            place_single(request, PlacedRangeKind.POST_MMIO, start, floor, MAX_ADDRESS)
+
+        placed.sort(key=lambda p: p.range)
+        while placed and placed[-1].kind is PlacedRangeKind.RESERVED:
+            placed.pop()
+        return placed

@@ -1,0 +1,60 @@
+"""`vmlayout` command line: one-line errors with exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from vmlayout import __version__
+from vmlayout.commands import COMMAND_MODULES, CommandGroups
+from vmlayout.errors import VmLayoutError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Usage errors follow the same one-line contract as every other error."""
+        sys.stderr.write(f"error: usage: {self.prog}: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="vmlayout",
+        description="Decide where everything lives in a VM's guest physical address space "
+        "and write every firmware-facing description of it.",
+    )
+    parser.add_argument("--version", action="version", version=f"vmlayout {__version__}")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    top.required = True
+    emit_parser = top.add_parser("emit", help="write a firmware view of the layout")
+    emit = emit_parser.add_subparsers(dest="artifact", metavar="ARTIFACT", parser_class=_Parser)
+    emit.required = True
+    check_parser = top.add_parser("check", help="check a firmware view against the layout")
+    check = check_parser.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)
+    check.required = True
+    groups = CommandGroups(top=top, emit=emit, check=check)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+        return result
+    except VmLayoutError as error:
+        sys.stderr.write(f"error: {error.kind}: {error.message}\n")
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

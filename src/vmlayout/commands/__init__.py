@@ -1,0 +1,55 @@
+"""CLI command groups. Each module registers its subcommands; module-level imports stay
+light (argparse only) so `vmlayout --help` and cold start remain fast, and each handler
+imports what it needs when it runs."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+#: Modules whose `register(groups)` adds subcommands, in help order.
+COMMAND_MODULES = ("vmlayout.commands.core",)
+
+#: Modules providing `sniff(data: bytes) -> bool` and `inspect_bytes(path, data) -> Inspection`
+#: for `vmlayout inspect FILE`; the first whose sniff accepts the file wins.
+INSPECTOR_MODULES: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommandGroups:
+    top: Any  # argparse._SubParsersAction (private type)
+    emit: Any
+    check: Any
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """CONFIG and --arch, shared by every command that resolves a layout."""
+    parser.add_argument(
+        "config",
+        nargs="?",
+        metavar="CONFIG",
+        help="TOML or JSON config file (default: the built-in default VM)",
+    )
+    parser.add_argument(
+        "--arch", choices=("x86_64", "aarch64"), help="override the config's architecture"
+    )
+
+
+def load_config_from_args(args: argparse.Namespace) -> Any:
+    """The `VmConfig` named by CONFIG/--arch (imports the config stage lazily)."""
+    from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict, load_config
+
+    if args.config is None:
+        if args.arch is None:
+            return DEFAULT_VM
+        data = config_to_dict(DEFAULT_VM)
+        del data["chipset_low_mmio_size"]  # follow the chosen architecture's default
+        return config_from_dict(data, args.arch)
+    return load_config(args.config, args.arch)
+
+
+def resolve_from_args(args: argparse.Namespace) -> Any:
+    from vmlayout.policy import resolve
+
+    return resolve(load_config_from_args(args))

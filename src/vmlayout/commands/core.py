@@ -1,0 +1,72 @@
+"""`resolve`, `emit mtrr`: the foundation's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
+
+
+def register(groups: CommandGroups) -> None:
+    resolve = groups.top.add_parser(
+        "resolve",
+        help="resolve a VM config to guest physical addresses",
+        description="Resolve CONFIG (or the built-in default VM) and print every placed "
+        "range and the chipset MMIO windows.",
+    )
+    add_config_arguments(resolve)
+    resolve.add_argument("--format", choices=("table", "json"), default="table")
+    resolve.set_defaults(handler=_resolve)
+
+    mtrr = groups.emit.add_parser(
+        "mtrr",
+        help="variable MTRRs as the reference VMM programs them",
+        description="Variable MTRR (MSR, value) pairs computed from the resolved layout.",
+    )
+    add_config_arguments(mtrr)
+    mtrr.add_argument("--format", choices=("table", "json"), default="table")
+    mtrr.add_argument(
+        "--variant",
+        choices=("head", "pr3550"),
+        default="head",
+        help="reference algorithm variant for an empty high window (default: head)",
+    )
+    mtrr.set_defaults(handler=_emit_mtrr)
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    from vmlayout.report import resolved_to_json, resolved_to_table
+
+    resolved = resolve_from_args(args)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(resolved_to_json(resolved)) + "\n")
+    else:
+        sys.stdout.write(resolved_to_table(resolved))
+    return 0
+
+
+def _emit_mtrr(args: argparse.Namespace) -> int:
+    from vmlayout.errors import VmLayoutError
+    from vmlayout.firmware.mtrr import MtrrVariant, compute_variable_mtrrs
+    from vmlayout.ranges import format_address
+
+    resolved = resolve_from_args(args)
+    if resolved.arch.value != "x86_64":
+        raise VmLayoutError("unsupported_arch", "arch: MTRRs exist only on x86_64")
+    writes = compute_variable_mtrrs(
+        resolved.memory_layout,
+        resolved.config.physical_address_size,
+        resolved.chipset,
+        MtrrVariant(args.variant),
+    )
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"mtrrs": [[w.msr, w.value] for w in writes]}) + "\n")
+        return 0
+    sys.stdout.write("msr     register        value\n")
+    for w in writes:
+        n, is_mask = divmod(w.msr - 0x200, 2)
+        name = f"PHYS{'MASK' if is_mask else 'BASE'}{n}"
+        sys.stdout.write(f"{w.msr:#06x}  {name:<14}  {format_address(w.value)}\n")
+    return 0

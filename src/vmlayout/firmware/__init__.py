@@ -1,0 +1,1 @@
+"""x86 firmware views of a resolved layout (spec 03)."""

@@ -1,0 +1,391 @@
+"""Per-architecture resolver policy (spec 02): describe the VM to the allocator.
+
+The order in which requests are issued is part of the compatibility contract (it is the
+allocator's tie-breaker and fixes RAM and post-MMIO order), so `resolve` issues them in
+exactly the spec's sequence and nothing else here may reorder them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from vmlayout.allocator import LayoutBuilder, PlacedRange, Placement, RamSlot, RangeSlot
+from vmlayout.errors import VmLayoutError
+from vmlayout.layout import ChipsetMmioRanges, MemoryLayout, MemoryRangeWithNode, from_resolved_ranges
+from vmlayout.ranges import EMPTY, FOUR_GIB, GIB, MIB, PAGE_SIZE, MemoryRange
+
+TWO_MIB = 2 * MIB
+PCIE_ECAM_BYTES_PER_BUS = MIB
+PCIE_ECAM_MIN_ADDRESS = 0x1000_0000
+CXL_HPA_ALIGNMENT = 0x1000_0000
+CXL_CHBCR_SIZE = 0x1_0000
+
+
+class Arch(Enum):
+    X86_64 = "x86_64"
+    AARCH64 = "aarch64"
+
+    @property
+    def reserved_zone(self) -> MemoryRange:
+        """Architectural devices below 4 GiB (x86: LAPIC/IOAPIC/TPM; arm: GIC/PL011)."""
+        start = 0xFE00_0000 if self is Arch.X86_64 else 0xEF00_0000
+        return MemoryRange(start, FOUR_GIB)
+
+    @property
+    def default_low_mmio_size(self) -> int:
+        return 0x0800_0000 if self is Arch.X86_64 else 0x2000_0000
+
+
+class IommuKind(Enum):
+    SMMU = "smmu"
+    AMD_VI = "amd_vi"
+    INTEL_VTD = "intel_vtd"
+
+    @property
+    def tag_and_size(self) -> tuple[str, int]:
+        return {
+            IommuKind.SMMU: ("smmu", 0x2_0000),
+            IommuKind.AMD_VI: ("amd-iommu", 0x4000),
+            IommuKind.INTEL_VTD: ("intel-vtd", 0x1000),
+        }[self]
+
+    @property
+    def arch(self) -> Arch:
+        return Arch.AARCH64 if self is IommuKind.SMMU else Arch.X86_64
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicMmio:
+    """A root-complex window the allocator places; only its size is configured."""
+
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class FixedMmio:
+    """A root-complex window whose address the user decided (`[start, end)`)."""
+
+    start: int
+    end: int
+
+
+MmioWindow = DynamicMmio | FixedMmio
+
+
+@dataclass(frozen=True, slots=True)
+class RootComplexConfig:
+    name: str
+    segment: int = 0
+    start_bus: int = 0
+    end_bus: int = 255
+    low_mmio: MmioWindow = DynamicMmio(64 * MIB)
+    high_mmio: MmioWindow = DynamicMmio(GIB)
+    cxl_hdm_size: int | None = None
+    iommu: IommuKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Vtl2Layout:
+    size: int
+    alignment: int
+
+
+@dataclass(frozen=True, slots=True)
+class VmConfig:
+    """What the resolver needs; sizes only, never addresses (except fixed RC windows)."""
+
+    arch: Arch = Arch.X86_64
+    node_mem_sizes: tuple[int, ...] = (4 * GIB,)
+    chipset_low_mmio_size: int = 0x0800_0000
+    chipset_high_mmio_size: int = 0x2000_0000
+    vtl2_chipset_mmio_size: int = 0
+    pcie_root_complexes: tuple[RootComplexConfig, ...] = ()
+    virtio_mmio_count: int = 0
+    pcie_ecam_below_4gb: bool = False
+    vtl2_layout: Vtl2Layout | None = None
+    ram_start_address: int = 0
+    vtl2_framebuffer_size: int = 0
+    physical_address_size: int = 46
+
+
+@dataclass(frozen=True, slots=True)
+class RootComplexRanges:
+    name: str
+    segment: int
+    start_bus: int
+    end_bus: int
+    ecam: MemoryRange
+    low_mmio: MemoryRange
+    high_mmio: MemoryRange
+    cxl_hdm: MemoryRange = EMPTY
+    cxl_chbcr: MemoryRange = EMPTY
+
+    @property
+    def ecam_bus0_base(self) -> int:
+        """MCFG base: the address bus 0 would have; identical for RCs sharing a segment."""
+        return self.ecam.start - self.start_bus * PCIE_ECAM_BYTES_PER_BUS
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedLayout:
+    """Everything the emitters consume; `chipset` is the only source of chipset windows."""
+
+    config: VmConfig
+    memory_layout: MemoryLayout
+    chipset: ChipsetMmioRanges
+    pcie_root_complexes: tuple[RootComplexRanges, ...]
+    pci_segments: tuple[tuple[int, MemoryRange], ...]
+    virtio_mmio: MemoryRange
+    iommu_kind: IommuKind | None
+    iommu_ranges: tuple[MemoryRange, ...]
+    vtl2_framebuffer_base: int | None
+    placed: tuple[PlacedRange, ...] = field(default_factory=tuple)
+
+    @property
+    def arch(self) -> Arch:
+        return self.config.arch
+
+    @property
+    def layout_top(self) -> int:
+        """End of the highest non-reserved placement (what the address-width check uses)."""
+        return self.placed[-1].range.end if self.placed else 0
+
+
+def _config_error(message: str) -> VmLayoutError:
+    return VmLayoutError("invalid_config", message)
+
+
+def _range(start: int, end: int, what: str) -> MemoryRange:
+    if start % PAGE_SIZE or end % PAGE_SIZE:
+        raise _config_error(f"{what}: {start:#x}-{end:#x} is not 4 KiB aligned")
+    if start >= end:
+        raise _config_error(f"{what}: start {start:#x} is not below end {end:#x}")
+    try:
+        return MemoryRange(start, end)
+    except ValueError as error:
+        raise _config_error(f"{what}: {error}") from None
+
+
+def validate_node_mem_sizes(sizes: tuple[int, ...]) -> None:
+    if not sizes:
+        raise VmLayoutError(
+            "no_numa_nodes", "empty node memory sizes (every VM needs at least one NUMA node)"
+        )
+    total = sum(sizes)
+    if total >= 1 << 64:
+        raise VmLayoutError("ram_size_overflow", "node memory sizes overflow")
+    if total == 0:
+        raise VmLayoutError("zero_ram", "total RAM size is zero")
+    for index, size in enumerate(sizes):
+        if size % PAGE_SIZE:
+            raise VmLayoutError(
+                "node_size_unaligned",
+                f"node_mem_sizes[{index}]: NUMA node {index} memory size {size:#x} "
+                "is not page-aligned",
+            )
+
+
+def _iommu_kind(config: VmConfig) -> IommuKind | None:
+    kinds = [rc.iommu for rc in config.pcie_root_complexes if rc.iommu is not None]
+    if not kinds:
+        return None
+    for index, rc in enumerate(config.pcie_root_complexes):
+        if rc.iommu is not None and rc.iommu is not kinds[0]:
+            raise _config_error(
+                f"pcie_root_complexes[{index}].iommu: {rc.iommu.value} differs from "
+                f"{kinds[0].value}; all configured IOMMUs must be the same type"
+            )
+    return kinds[0]
+
+
+def resolve(config: VmConfig) -> ResolvedLayout:
+    """Resolve `config` to guest physical addresses (spec 02 §5-§6)."""
+    validate_node_mem_sizes(config.node_mem_sizes)
+    builder = LayoutBuilder()
+
+    if config.ram_start_address > 0:
+        builder.reserve(
+            "low-ram-gap", _range(0, config.ram_start_address, "ram_start_address")
+        )
+
+    low_size = max(
+        -(-config.chipset_low_mmio_size // PAGE_SIZE) * PAGE_SIZE,
+        config.arch.reserved_zone.size,
+    )
+    if low_size > FOUR_GIB:
+        raise _config_error(
+            f"chipset_low_mmio_size: {config.chipset_low_mmio_size:#x} exceeds 4 GiB"
+        )
+    chipset_low = MemoryRange(FOUR_GIB - low_size, FOUR_GIB)
+    builder.fixed("chipset-low-mmio", chipset_low)
+
+    high_slot = None
+    if config.chipset_high_mmio_size != 0:
+        high_slot = builder.request(
+            "chipset-high-mmio", config.chipset_high_mmio_size, TWO_MIB, Placement.MMIO64
+        )
+
+    # ECAM: one contiguous block per segment, in first-appearance order.
+    segments: dict[int, tuple[int, int]] = {}
+    for rc in config.pcie_root_complexes:
+        lo, hi = segments.get(rc.segment, (rc.start_bus, rc.end_bus))
+        segments[rc.segment] = (min(lo, rc.start_bus), max(hi, rc.end_bus))
+    ecam_placement = Placement.MMIO32 if config.pcie_ecam_below_4gb else Placement.MMIO64
+    segment_slots = {
+        segment: builder.request(
+            f"pcie-seg{segment}-ecam",
+            (max_bus - min_bus + 1) * PCIE_ECAM_BYTES_PER_BUS,
+            MIB,
+            ecam_placement,
+        )
+        for segment, (min_bus, max_bus) in segments.items()
+    }
+
+    rc_slots: list[tuple[MemoryRange | RangeSlot, MemoryRange | RangeSlot,
+                         RangeSlot | None, RangeSlot | None]] = []
+    for index, rc in enumerate(config.pcie_root_complexes):
+        low_tag = f"pcie-{rc.name}-low-mmio"
+        low: MemoryRange | RangeSlot
+        if isinstance(rc.low_mmio, DynamicMmio):
+            low = builder.request(low_tag, rc.low_mmio.size, TWO_MIB, Placement.MMIO32)
+        else:
+            low = _range(rc.low_mmio.start, rc.low_mmio.end,
+                         f"pcie_root_complexes[{index}].low_mmio")
+            if low.end > FOUR_GIB:
+                raise VmLayoutError(
+                    "fixed_low_mmio_above_4gb",
+                    f"{low_tag}: fixed low MMIO range {low} must end at or below 4 GiB",
+                )
+            builder.fixed(low_tag, low)
+        high_tag = f"pcie-{rc.name}-high-mmio"
+        high: MemoryRange | RangeSlot
+        if isinstance(rc.high_mmio, DynamicMmio):
+            high = builder.request(high_tag, rc.high_mmio.size, GIB, Placement.MMIO64)
+        else:
+            high = _range(rc.high_mmio.start, rc.high_mmio.end,
+                          f"pcie_root_complexes[{index}].high_mmio")
+            builder.fixed(high_tag, high)
+        hdm = chbcr = None
+        if rc.cxl_hdm_size is not None:
+            hdm = builder.request(
+                f"pcie-{rc.name}-cxl-hdm", rc.cxl_hdm_size, CXL_HPA_ALIGNMENT, Placement.MMIO64
+            )
+            chbcr = builder.request(
+                f"pcie-{rc.name}-cxl-chbcr", CXL_CHBCR_SIZE, CXL_CHBCR_SIZE, Placement.MMIO64
+            )
+        rc_slots.append((low, high, hdm, chbcr))
+
+    virtio_slot = None
+    if config.virtio_mmio_count > 0:
+        virtio_slot = builder.request(
+            "virtio-mmio", config.virtio_mmio_count * PAGE_SIZE, PAGE_SIZE, Placement.MMIO32
+        )
+
+    iommu_kind = _iommu_kind(config)
+    iommu_slots = []
+    if iommu_kind is not None:
+        tag, size = iommu_kind.tag_and_size
+        count = sum(1 for rc in config.pcie_root_complexes if rc.iommu is not None)
+        iommu_slots = [
+            builder.request(f"{tag}-{idx}", size, size, Placement.MMIO32) for idx in range(count)
+        ]
+
+    ram_slots: list[tuple[int, RamSlot]] = []
+    for vnode, size in enumerate(config.node_mem_sizes):
+        if size:
+            alignment = TWO_MIB if size < GIB else GIB
+            ram_slots.append((vnode, builder.ram(f"ram{vnode}", size, alignment)))
+
+    vtl2_mmio_slot = None
+    if config.vtl2_chipset_mmio_size != 0:
+        vtl2_mmio_slot = builder.request(
+            "vtl2-chipset-mmio", config.vtl2_chipset_mmio_size, TWO_MIB, Placement.POST_MMIO
+        )
+    vtl2_slot = None
+    if config.vtl2_layout is not None:
+        vtl2_slot = builder.request(
+            "vtl2", config.vtl2_layout.size, config.vtl2_layout.alignment, Placement.POST_MMIO
+        )
+    framebuffer_slot = None
+    if config.vtl2_framebuffer_size != 0:
+        framebuffer_slot = builder.request(
+            "vtl2-framebuffer", config.vtl2_framebuffer_size, PAGE_SIZE, Placement.POST_MMIO
+        )
+
+    try:
+        placed = builder.allocate()
+    except VmLayoutError as error:
+        raise VmLayoutError(error.kind, f"allocating memory layout ranges: {error}") from None
+
+    def got(item: MemoryRange | RangeSlot | None) -> MemoryRange:
+        if item is None:
+            return EMPTY
+        return item.range if isinstance(item, RangeSlot) else item
+
+    rc_ranges = []
+    for rc, (low, high, hdm, chbcr) in zip(config.pcie_root_complexes, rc_slots, strict=True):
+        block = segment_slots[rc.segment].range
+        min_bus = segments[rc.segment][0]
+        ecam_start = block.start + (rc.start_bus - min_bus) * PCIE_ECAM_BYTES_PER_BUS
+        ecam = MemoryRange(
+            ecam_start, ecam_start + (rc.end_bus - rc.start_bus + 1) * PCIE_ECAM_BYTES_PER_BUS
+        )
+        rc_ranges.append(
+            RootComplexRanges(
+                rc.name, rc.segment, rc.start_bus, rc.end_bus, ecam,
+                got(low), got(high), got(hdm), got(chbcr),
+            )
+        )
+    for rc_range in rc_ranges:
+        if rc_range.ecam.start < PCIE_ECAM_MIN_ADDRESS:
+            raise VmLayoutError(
+                "ecam_below_minimum",
+                f'PCIe root complex "{rc_range.name}": ECAM at {rc_range.ecam.start:#x} '
+                f"is below the {PCIE_ECAM_MIN_ADDRESS:#x} minimum",
+            )
+
+    ram = [
+        MemoryRangeWithNode(extent, vnode) for vnode, slot in ram_slots for extent in slot.ranges
+    ]
+    chipset = ChipsetMmioRanges(
+        low=chipset_low,
+        high=high_slot.range if high_slot else MemoryRange(FOUR_GIB, FOUR_GIB),
+        vtl2=got(vtl2_mmio_slot),
+    )
+    mmio_gaps = [chipset.low, chipset.high]
+    if not chipset.vtl2.is_empty():
+        mmio_gaps.append(chipset.vtl2)
+    segment_blocks = sorted(slot.range for slot in segment_slots.values())
+    pci_mmio = sorted(r for rc_range in rc_ranges for r in (rc_range.low_mmio, rc_range.high_mmio))
+    try:
+        memory_layout = from_resolved_ranges(
+            ram, mmio_gaps, segment_blocks, pci_mmio, vtl2_slot.range if vtl2_slot else None
+        )
+    except VmLayoutError as error:
+        raise VmLayoutError(
+            "invalid_layout", f"validating resolved memory layout: {error}"
+        ) from None
+
+    top = placed[-1].range.end if placed else 0
+    limit = 1 << config.physical_address_size
+    if top > limit:
+        raise VmLayoutError(
+            "address_width_exceeded",
+            f"physical_address_size: memory layout ends at {top:#x}, which exceeds the "
+            f"address width of {config.physical_address_size} bits",
+        )
+
+    framebuffer = got(framebuffer_slot)
+    return ResolvedLayout(
+        config=config,
+        memory_layout=memory_layout,
+        chipset=chipset,
+        pcie_root_complexes=tuple(rc_ranges),
+        pci_segments=tuple((seg, slot.range) for seg, slot in segment_slots.items()),
+        virtio_mmio=got(virtio_slot),
+        iommu_kind=iommu_kind,
+        iommu_ranges=tuple(slot.range for slot in iommu_slots),
+        vtl2_framebuffer_base=None if framebuffer.is_empty() else framebuffer.start,
+        placed=tuple(placed),
+    )
