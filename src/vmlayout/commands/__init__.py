@@ -11,8 +11,11 @@ from typing import Any
 #: Modules whose `register(groups)` adds subcommands, in help order.
 COMMAND_MODULES = ("vmlayout.commands.core",)
 
-#: Modules providing `sniff(data: bytes) -> bool` and `inspect_bytes(path, data) -> Inspection`
-#: for `vmlayout inspect FILE`; the first whose sniff accepts the file wins.
+#: Modules for `vmlayout inspect PATH`, each providing
+#:   sniff(path: Path, data: bytes | None) -> bool     (data is None for a directory)
+#:   inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]
+#: (printed text, exit status; fmt is "table" or "json"). First whose sniff accepts wins;
+#: decoding errors raise VmLayoutError (one line, exit 2).
 INSPECTOR_MODULES: tuple[str, ...] = ()
 
 

@@ -35,6 +35,15 @@ def register(groups: CommandGroups) -> None:
     )
     mtrr.set_defaults(handler=_emit_mtrr)
 
+    inspect = groups.top.add_parser(
+        "inspect",
+        help="decode an artifact (or a directory of them) and print what it describes",
+        description="Recognise PATH by its content and decode it back to ranges.",
+    )
+    inspect.add_argument("path", metavar="PATH", help="an artifact file or directory")
+    inspect.add_argument("--format", choices=("table", "json"), default="table")
+    inspect.set_defaults(handler=_inspect)
+
 
 def _resolve(args: argparse.Namespace) -> int:
     from vmlayout.report import resolved_to_json, resolved_to_table
@@ -70,3 +79,29 @@ def _emit_mtrr(args: argparse.Namespace) -> int:
         name = f"PHYS{'MASK' if is_mask else 'BASE'}{n}"
         sys.stdout.write(f"{w.msr:#06x}  {name:<14}  {format_address(w.value)}\n")
     return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    import importlib
+    from pathlib import Path
+
+    from vmlayout.commands import INSPECTOR_MODULES
+    from vmlayout.errors import VmLayoutError
+
+    path = Path(args.path)
+    if not path.exists():
+        raise VmLayoutError("invalid_input", f"{path}: no such file or directory")
+    data = None
+    if not path.is_dir():
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise VmLayoutError("invalid_input", f"{path}: cannot read: {error.strerror}") from None
+    for name in INSPECTOR_MODULES:
+        module = importlib.import_module(name)
+        if module.sniff(path, data):
+            text, status = module.inspect(path, data, args.format)
+            sys.stdout.write(text)
+            return int(status)
+    what = "directory" if data is None else "file"
+    raise VmLayoutError("unrecognised_input", f"{path}: not a {what} vmlayout can decode")
