@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.vectors import vector_params
 from vmlayout.allocator import LayoutBuilder, Placement
 from vmlayout.config import config_from_dict
 from vmlayout.errors import VmLayoutError
@@ -13,7 +14,6 @@ from vmlayout.firmware.mtrr import compute_variable_mtrrs
 from vmlayout.policy import resolve
 from vmlayout.ranges import MemoryRange
 from vmlayout.report import placed_to_json, resolved_to_json
-from tests.vectors import vector_params
 
 
 def _check(expect: dict[str, Any], run: Any) -> None:

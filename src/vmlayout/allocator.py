@@ -11,6 +11,7 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from itertools import pairwise
 
 from vmlayout.errors import VmLayoutError
 from vmlayout.ranges import (
@@ -97,7 +98,7 @@ def _check_request(request: _Request) -> None:
 class _FreeList:
     """Sorted disjoint free ranges, kept as parallel start/end lists for bisect."""
 
-    __slots__ = ("starts", "ends")
+    __slots__ = ("ends", "starts")
 
     def __init__(self) -> None:
         self.starts = [0]
@@ -202,7 +203,7 @@ class LayoutBuilder:
             if range_.size == 0:
                 raise _invalid_size(tag, 0)
         pinned = sorted(self._reserved + self._fixed, key=lambda item: item[1].start)
-        for (tag_a, range_a), (tag_b, range_b) in zip(pinned, pinned[1:]):
+        for (tag_a, range_a), (tag_b, range_b) in pairwise(pinned):
             if range_a.overlaps(range_b):
                 raise VmLayoutError(
                     "fixed_overlap",
@@ -236,14 +237,19 @@ class LayoutBuilder:
                 f"in phase: {free.free_space(lo, hi):#x} bytes",
             )
 
-        def place_single(request: _Request, kind: PlacedRangeKind, start: int | None,
-                         lo: int, hi: int) -> None:
+        def place_single(
+            request: _Request, kind: PlacedRangeKind, start: int | None, lo: int, hi: int
+        ) -> None:
             if start is None:
                 raise exhausted(request, kind, lo, hi)
             range_ = MemoryRange(start, start + request.size)
             assert isinstance(request.slot, RangeSlot)
             request.slot.range = range_
             take(request.tag, kind, range_)
+
+        def request_end(request: _Request) -> int:
+            assert isinstance(request.slot, RangeSlot)
+            return request.slot.range.end
 
         def by_alignment_then_size(requests: list[_Request]) -> list[_Request]:
             return sorted(requests, key=lambda r: (r.alignment, r.size), reverse=True)
@@ -253,14 +259,24 @@ class LayoutBuilder:
         for tag, range_ in self._fixed:
             take(tag, PlacedRangeKind.FIXED, range_)
 
+        # Free space only shrinks within a phase, so once a request of some (size,
+        # alignment) is placed, no later request with the same key can fit on the far
+        # side of it: the search resumes there. Sorting groups equal keys together, which
+        # turns a long run of identical requests from quadratic into linear.
         # sorted(reverse=True) keeps equal keys in insertion order (stable).
+        key, cursor = None, FOUR_GIB
         for request in by_alignment_then_size(self._mmio32):
-            start = _highest_fit(free, request.size, request.alignment, 0, FOUR_GIB)
+            if (request.size, request.alignment) != key:
+                key, cursor = (request.size, request.alignment), FOUR_GIB
+            start = _highest_fit(free, request.size, request.alignment, 0, cursor)
             place_single(request, PlacedRangeKind.MMIO32, start, 0, FOUR_GIB)
+            cursor = request_end(request)
 
         for request in self._ram:
             floor = ram_end
-            extents = _lowest_splittable_fit(free, request.size, request.alignment, floor, MAX_ADDRESS)
+            extents = _lowest_splittable_fit(
+                free, request.size, request.alignment, floor, MAX_ADDRESS
+            )
             if extents is None:
                 raise exhausted(request, PlacedRangeKind.RAM, floor, MAX_ADDRESS)
             assert isinstance(request.slot, RamSlot)
@@ -269,9 +285,13 @@ class LayoutBuilder:
                 take(request.tag, PlacedRangeKind.RAM, extent)
 
         floor = max(ram_end, FOUR_GIB)
+        key, cursor = None, floor
         for request in by_alignment_then_size(self._mmio64):
-            start = _lowest_fit(free, request.size, request.alignment, floor, MAX_ADDRESS)
+            if (request.size, request.alignment) != key:
+                key, cursor = (request.size, request.alignment), floor
+            start = _lowest_fit(free, request.size, request.alignment, cursor, MAX_ADDRESS)
             place_single(request, PlacedRangeKind.MMIO64, start, floor, MAX_ADDRESS)
+            cursor = request_end(request)
 
         for request in self._post_mmio:
             floor = top

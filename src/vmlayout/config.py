@@ -158,7 +158,10 @@ def _check_root_complexes(rcs: list[RootComplexConfig]) -> None:
     for index, rc in enumerate(rcs):
         path = f"pcie_root_complexes[{index}]"
         if rc.name in names:
-            raise _error(f"{path}.name", f"{rc.name!r} is already used by pcie_root_complexes[{names[rc.name]}]")
+            raise _error(
+                f"{path}.name",
+                f"{rc.name!r} is already used by pcie_root_complexes[{names[rc.name]}]",
+            )
         names[rc.name] = index
         if rc.iommu is not None:
             kinds.setdefault(rc.iommu, index)

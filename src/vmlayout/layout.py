@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from itertools import pairwise
 
 from vmlayout.errors import VmLayoutError
 from vmlayout.ranges import EMPTY, FOUR_GIB, MAX_ADDRESS, PAGE_SIZE, MemoryRange, subtract_ranges
@@ -53,7 +54,7 @@ def validate_ranges(ranges: Sequence[MemoryRange], what: str) -> None:
     for item in ranges:
         if item.is_empty():
             raise _bad_ranges(f"{what}: empty range {item}")
-    for first, second in zip(ranges, ranges[1:]):
+    for first, second in pairwise(ranges):
         if not first <= second or first.overlaps(second):
             raise _bad_ranges(f"{what}: {first} and {second} are unsorted or overlap")
 
@@ -185,9 +186,7 @@ def new(
     return new_with_numa([ram_size], mmio_gaps, pci_ecam_gaps, pci_mmio_gaps, vtl2_range)
 
 
-def from_ranges(
-    memory: Sequence[MemoryRangeWithNode], gaps: Sequence[MemoryRange]
-) -> MemoryLayout:
+def from_ranges(memory: Sequence[MemoryRangeWithNode], gaps: Sequence[MemoryRange]) -> MemoryLayout:
     validate_ranges([m.range for m in memory], "ram")
     validate_ranges(gaps, "mmio gaps")
     return _build(memory, gaps, [], [], None)

@@ -12,7 +12,12 @@ from enum import Enum
 
 from vmlayout.allocator import LayoutBuilder, PlacedRange, Placement, RamSlot, RangeSlot
 from vmlayout.errors import VmLayoutError
-from vmlayout.layout import ChipsetMmioRanges, MemoryLayout, MemoryRangeWithNode, from_resolved_ranges
+from vmlayout.layout import (
+    ChipsetMmioRanges,
+    MemoryLayout,
+    MemoryRangeWithNode,
+    from_resolved_ranges,
+)
 from vmlayout.ranges import EMPTY, FOUR_GIB, GIB, MIB, PAGE_SIZE, MemoryRange
 
 TWO_MIB = 2 * MIB
@@ -205,9 +210,7 @@ def resolve(config: VmConfig) -> ResolvedLayout:
     builder = LayoutBuilder()
 
     if config.ram_start_address > 0:
-        builder.reserve(
-            "low-ram-gap", _range(0, config.ram_start_address, "ram_start_address")
-        )
+        builder.reserve("low-ram-gap", _range(0, config.ram_start_address, "ram_start_address"))
 
     low_size = max(
         -(-config.chipset_low_mmio_size // PAGE_SIZE) * PAGE_SIZE,
@@ -242,16 +245,18 @@ def resolve(config: VmConfig) -> ResolvedLayout:
         for segment, (min_bus, max_bus) in segments.items()
     }
 
-    rc_slots: list[tuple[MemoryRange | RangeSlot, MemoryRange | RangeSlot,
-                         RangeSlot | None, RangeSlot | None]] = []
+    rc_slots: list[
+        tuple[MemoryRange | RangeSlot, MemoryRange | RangeSlot, RangeSlot | None, RangeSlot | None]
+    ] = []
     for index, rc in enumerate(config.pcie_root_complexes):
         low_tag = f"pcie-{rc.name}-low-mmio"
         low: MemoryRange | RangeSlot
         if isinstance(rc.low_mmio, DynamicMmio):
             low = builder.request(low_tag, rc.low_mmio.size, TWO_MIB, Placement.MMIO32)
         else:
-            low = _range(rc.low_mmio.start, rc.low_mmio.end,
-                         f"pcie_root_complexes[{index}].low_mmio")
+            low = _range(
+                rc.low_mmio.start, rc.low_mmio.end, f"pcie_root_complexes[{index}].low_mmio"
+            )
             if low.end > FOUR_GIB:
                 raise VmLayoutError(
                     "fixed_low_mmio_above_4gb",
@@ -263,8 +268,9 @@ def resolve(config: VmConfig) -> ResolvedLayout:
         if isinstance(rc.high_mmio, DynamicMmio):
             high = builder.request(high_tag, rc.high_mmio.size, GIB, Placement.MMIO64)
         else:
-            high = _range(rc.high_mmio.start, rc.high_mmio.end,
-                          f"pcie_root_complexes[{index}].high_mmio")
+            high = _range(
+                rc.high_mmio.start, rc.high_mmio.end, f"pcie_root_complexes[{index}].high_mmio"
+            )
             builder.fixed(high_tag, high)
         hdm = chbcr = None
         if rc.cxl_hdm_size is not None:
@@ -333,8 +339,15 @@ def resolve(config: VmConfig) -> ResolvedLayout:
         )
         rc_ranges.append(
             RootComplexRanges(
-                rc.name, rc.segment, rc.start_bus, rc.end_bus, ecam,
-                got(low), got(high), got(hdm), got(chbcr),
+                rc.name,
+                rc.segment,
+                rc.start_bus,
+                rc.end_bus,
+                ecam,
+                got(low),
+                got(high),
+                got(hdm),
+                got(chbcr),
             )
         )
     for rc_range in rc_ranges:

@@ -112,7 +112,7 @@ def format_address(value: int) -> str:
     return f"{value:#_x}"
 
 
-_UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
+_UNITS: dict[str, int] = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?B)?\s*$", re.IGNORECASE)
 _ACCEPTED = (
     "a non-negative integer, a 0x hex string, or a number with a binary unit "
@@ -126,7 +126,9 @@ def parse_size(value: object, field: str) -> int:
         raise VmLayoutError("invalid_config", f"{field}: expected a size, got a boolean")
     if isinstance(value, int):
         if value < 0:
-            raise VmLayoutError("invalid_config", f"{field}: {value} is negative; expected {_ACCEPTED}")
+            raise VmLayoutError(
+                "invalid_config", f"{field}: {value} is negative; expected {_ACCEPTED}"
+            )
         return value
     if not isinstance(value, str):
         raise VmLayoutError(
@@ -137,20 +139,25 @@ def parse_size(value: object, field: str) -> int:
         return int(text, 16)
     match = _SIZE_RE.match(text)
     if match is None or (match.group(3) and match.group(3).upper() == "B" and match.group(2) == ""):
-        raise VmLayoutError("invalid_config", f"{field}: cannot parse {value!r}; expected {_ACCEPTED}")
+        raise VmLayoutError(
+            "invalid_config", f"{field}: cannot parse {value!r}; expected {_ACCEPTED}"
+        )
     number, unit, suffix = match.groups()
     if suffix is not None and suffix.lower() == "b" and unit:
         # "4GB" is ambiguous (decimal or binary?): refuse rather than guess.
         raise VmLayoutError(
-            "invalid_config", f"{field}: {value!r} is ambiguous; write {number}{unit.upper()}iB or {number}{unit.upper()}"
+            "invalid_config",
+            f"{field}: {value!r} is ambiguous; "
+            f"write {number}{unit.upper()}iB or {number}{unit.upper()}",
         )
-    scale = 1024 ** _UNITS[unit.upper()]
+    scale: int = 1024 ** _UNITS[unit.upper()]
     whole, _, frac = number.partition(".")
     numerator = int(whole + frac) * scale
-    denominator = 10 ** len(frac)
+    denominator: int = 10 ** len(frac)
     if numerator % denominator:
         raise VmLayoutError(
-            "invalid_config", f"{field}: {value!r} is not a whole number of bytes; expected {_ACCEPTED}"
+            "invalid_config",
+            f"{field}: {value!r} is not a whole number of bytes; expected {_ACCEPTED}",
         )
     return numerator // denominator
 
