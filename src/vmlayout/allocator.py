@@ -56,6 +56,22 @@ class PlacedRange:
     range: MemoryRange
 
 
+@dataclass(frozen=True, slots=True)
+class PlacementRecord:
+    """How one request was placed, for `vmlayout explain`: phase, search window and the
+    request's position in its phase's processing order (after any sorting)."""
+
+    order: int
+    tag: str
+    kind: PlacedRangeKind
+    ranges: tuple[MemoryRange, ...]
+    size: int
+    alignment: int
+    position: int
+    phase_count: int
+    region: MemoryRange
+
+
 @dataclass(slots=True)
 class RangeSlot:
     """Filled in by `allocate()`; stays EMPTY until its request is placed."""
@@ -212,8 +228,11 @@ class LayoutBuilder:
         for request in self._mmio32 + self._ram + self._mmio64 + self._post_mmio:
             _check_request(request)
 
-    def allocate(self) -> list[PlacedRange]:
-        """Place everything, phase by phase; returns placed ranges sorted by address."""
+    def allocate(self, trace: list[PlacementRecord] | None = None) -> list[PlacedRange]:
+        """Place everything, phase by phase; returns placed ranges sorted by address.
+
+        With `trace`, one `PlacementRecord` per request is appended in placement order.
+        """
         self._validate()
         free = _FreeList()
         placed: list[PlacedRange] = []
@@ -237,15 +256,44 @@ class LayoutBuilder:
                 f"in phase: {free.free_space(lo, hi):#x} bytes",
             )
 
+        def record(
+            tag: str,
+            kind: PlacedRangeKind,
+            ranges: tuple[MemoryRange, ...],
+            alignment: int,
+            position: tuple[int, int],
+            region: tuple[int, int],
+        ) -> None:
+            if trace is not None:
+                size = sum(r.size for r in ranges)
+                trace.append(
+                    PlacementRecord(
+                        len(trace),
+                        tag,
+                        kind,
+                        ranges,
+                        size,
+                        alignment,
+                        position[0],
+                        position[1],
+                        MemoryRange(*region),
+                    )
+                )
+
         def place_single(
-            request: _Request, kind: PlacedRangeKind, start: int | None, lo: int, hi: int
+            request: _Request,
+            kind: PlacedRangeKind,
+            start: int | None,
+            region: tuple[int, int],
+            position: tuple[int, int],
         ) -> None:
             if start is None:
-                raise exhausted(request, kind, lo, hi)
+                raise exhausted(request, kind, *region)
             range_ = MemoryRange(start, start + request.size)
             assert isinstance(request.slot, RangeSlot)
             request.slot.range = range_
             take(request.tag, kind, range_)
+            record(request.tag, kind, (range_,), request.alignment, position, region)
 
         def request_end(request: _Request) -> int:
             assert isinstance(request.slot, RangeSlot)
@@ -254,10 +302,20 @@ class LayoutBuilder:
         def by_alignment_then_size(requests: list[_Request]) -> list[_Request]:
             return sorted(requests, key=lambda r: (r.alignment, r.size), reverse=True)
 
-        for tag, range_ in self._reserved:
-            take(tag, PlacedRangeKind.RESERVED, range_)
-        for tag, range_ in self._fixed:
-            take(tag, PlacedRangeKind.FIXED, range_)
+        for kind, pinned_list in (
+            (PlacedRangeKind.RESERVED, self._reserved),
+            (PlacedRangeKind.FIXED, self._fixed),
+        ):
+            for index, (tag, range_) in enumerate(pinned_list):
+                take(tag, kind, range_)
+                record(
+                    tag,
+                    kind,
+                    (range_,),
+                    PAGE_SIZE,
+                    (index + 1, len(pinned_list)),
+                    (range_.start, range_.end),
+                )
 
         # Free space only shrinks within a phase, so once a request of some (size,
         # alignment) is placed, no later request with the same key can fit on the far
@@ -265,14 +323,20 @@ class LayoutBuilder:
         # turns a long run of identical requests from quadratic into linear.
         # sorted(reverse=True) keeps equal keys in insertion order (stable).
         key, cursor = None, FOUR_GIB
-        for request in by_alignment_then_size(self._mmio32):
+        for index, request in enumerate(by_alignment_then_size(self._mmio32)):
             if (request.size, request.alignment) != key:
                 key, cursor = (request.size, request.alignment), FOUR_GIB
             start = _highest_fit(free, request.size, request.alignment, 0, cursor)
-            place_single(request, PlacedRangeKind.MMIO32, start, 0, FOUR_GIB)
+            place_single(
+                request,
+                PlacedRangeKind.MMIO32,
+                start,
+                (0, FOUR_GIB),
+                (index + 1, len(self._mmio32)),
+            )
             cursor = request_end(request)
 
-        for request in self._ram:
+        for index, request in enumerate(self._ram):
             floor = ram_end
             extents = _lowest_splittable_fit(
                 free, request.size, request.alignment, floor, MAX_ADDRESS
@@ -283,22 +347,42 @@ class LayoutBuilder:
             request.slot.ranges = extents
             for extent in extents:
                 take(request.tag, PlacedRangeKind.RAM, extent)
+            record(
+                request.tag,
+                PlacedRangeKind.RAM,
+                tuple(extents),
+                request.alignment,
+                (index + 1, len(self._ram)),
+                (floor, MAX_ADDRESS),
+            )
 
         floor = max(ram_end, FOUR_GIB)
         key, cursor = None, floor
-        for request in by_alignment_then_size(self._mmio64):
+        for index, request in enumerate(by_alignment_then_size(self._mmio64)):
             if (request.size, request.alignment) != key:
                 key, cursor = (request.size, request.alignment), floor
             start = _lowest_fit(free, request.size, request.alignment, cursor, MAX_ADDRESS)
-            place_single(request, PlacedRangeKind.MMIO64, start, floor, MAX_ADDRESS)
+            place_single(
+                request,
+                PlacedRangeKind.MMIO64,
+                start,
+                (floor, MAX_ADDRESS),
+                (index + 1, len(self._mmio64)),
+            )
             cursor = request_end(request)
 
-        for request in self._post_mmio:
+        for index, request in enumerate(self._post_mmio):
             floor = top
             start = _lowest_fit(free, request.size, request.alignment, floor, MAX_ADDRESS)
-            place_single(request, PlacedRangeKind.POST_MMIO, start, floor, MAX_ADDRESS)
+            place_single(
+                request,
+                PlacedRangeKind.POST_MMIO,
+                start,
+                (floor, MAX_ADDRESS),
+                (index + 1, len(self._post_mmio)),
+            )
 
-        placed.sort(key=lambda p: p.range)
+        placed.sort(key=lambda p: (p.range.start, p.range.end))
         while placed and placed[-1].kind is PlacedRangeKind.RESERVED:
             placed.pop()
         return placed

@@ -45,6 +45,10 @@ class AddressType(Enum):
     PCI_MMIO = "pci_mmio"
 
 
+def _range_key(r: MemoryRange) -> tuple[int, int]:
+    return (r.start, r.end)
+
+
 def _bad_ranges(what: str) -> VmLayoutError:
     return VmLayoutError("invalid_layout", f"invalid memory or MMIO ranges: {what}")
 
@@ -55,7 +59,9 @@ def validate_ranges(ranges: Sequence[MemoryRange], what: str) -> None:
         if item.is_empty():
             raise _bad_ranges(f"{what}: empty range {item}")
     for first, second in pairwise(ranges):
-        if not first <= second or first.overlaps(second):
+        # first.end > second.start covers both "unsorted" and "overlapping" for
+        # non-empty ranges; plain int compares keep the resolver fast.
+        if first.end > second.start:
             raise _bad_ranges(f"{what}: {first} and {second} are unsorted or overlap")
 
 
@@ -117,7 +123,9 @@ def _build(
     if vtl2_range is not None:
         everything.append(vtl2_range)
     everything += list(pci_ecam) + list(pci_mmio)
-    validate_ranges(sorted(r for r in everything if not r.is_empty()), "layout")
+    validate_ranges(
+        sorted((r for r in everything if r.start != r.end), key=_range_key), "layout"
+    )
     if not ram:
         raise _bad_ranges("no RAM")
     end_of_ram = ram[-1].range.end

@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from vmlayout.allocator import LayoutBuilder, PlacedRange, Placement, RamSlot, RangeSlot
+from vmlayout.allocator import (
+    LayoutBuilder,
+    PlacedRange,
+    Placement,
+    PlacementRecord,
+    RamSlot,
+    RangeSlot,
+)
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import (
     ChipsetMmioRanges,
@@ -204,8 +211,11 @@ def _iommu_kind(config: VmConfig) -> IommuKind | None:
     return kinds[0]
 
 
-def resolve(config: VmConfig) -> ResolvedLayout:
-    """Resolve `config` to guest physical addresses (spec 02 §5-§6)."""
+def resolve(config: VmConfig, trace: list[PlacementRecord] | None = None) -> ResolvedLayout:
+    """Resolve `config` to guest physical addresses (spec 02 §5-§6).
+
+    `trace` collects how each request was placed (see `LayoutBuilder.allocate`).
+    """
     validate_node_mem_sizes(config.node_mem_sizes)
     builder = LayoutBuilder()
 
@@ -320,7 +330,7 @@ def resolve(config: VmConfig) -> ResolvedLayout:
         )
 
     try:
-        placed = builder.allocate()
+        placed = builder.allocate(trace)
     except VmLayoutError as error:
         raise VmLayoutError(error.kind, f"allocating memory layout ranges: {error}") from None
 

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Modules whose `register(groups)` adds subcommands, in help order.
-COMMAND_MODULES = ("vmlayout.commands.core",)
+COMMAND_MODULES = (
+    "vmlayout.commands.core",
+    "vmlayout.commands.tools",
+)
 
 #: Modules for `vmlayout inspect PATH`, each providing
 #:   sniff(path: Path, data: bytes | None) -> bool     (data is None for a directory)

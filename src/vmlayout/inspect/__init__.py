@@ -1,0 +1,1 @@
+"""Inspectors: decode artifacts back, cross-check, diff, explain and draw layouts."""
