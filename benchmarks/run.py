@@ -96,6 +96,23 @@ def resolve_all(configs: list[VmConfig]) -> None:
             resolve(config)
 
 
+def corpus_seconds(size: int) -> float:
+    """Check `size` saved layouts (the resolver vectors, repeated) with two workers."""
+    import tempfile
+
+    from vmlayout.inspect.corpus import check_corpus
+
+    lines = (VECTORS / "resolver.jsonl").read_text().splitlines()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "corpus.jsonl"
+        path.write_text("\n".join(lines[i % len(lines)] for i in range(size)) + "\n")
+        start = time.perf_counter()
+        summary = check_corpus(path, jobs=2, progress=False)
+        elapsed = time.perf_counter() - start
+    assert summary.ok, summary.failures[:1]
+    return elapsed
+
+
 def cold_start(args: list[str], repeat: int) -> float:
     def once() -> None:
         subprocess.run(args, check=True, capture_output=True)
@@ -150,6 +167,13 @@ def measure(quick: bool) -> tuple[list[Row], dict[str, Any]]:
     )
     rows.append(("CLI cold start / python -c pass", cli / base, "x"))
     summary["cli_cold_start_ratio"] = cli / base
+
+    corpus_size = 20_000 if quick else 100_000
+    seconds = corpus_seconds(corpus_size)
+    rows.append(
+        (f"diff --corpus, {corpus_size} configs, 2 jobs (100k target < 60 s)", seconds, "s")
+    )
+    rows.append(("diff --corpus throughput", corpus_size / seconds, "configs/s"))
 
     for name in EXTRA_MODULES:
         try:

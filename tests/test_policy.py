@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vmlayout.allocator import PlacedRangeKind
+from vmlayout.allocator import PlacedRangeKind, PlacementRecord
 from vmlayout.config import config_from_dict
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import AddressType, MemoryRangeWithNode
@@ -402,9 +402,11 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-def _try_resolve(data: dict[str, Any]) -> ResolvedLayout | None:
+def _try_resolve(
+    data: dict[str, Any], trace: list[PlacementRecord] | None = None
+) -> ResolvedLayout | None:
     try:
-        return resolve(config_from_dict(data))
+        return resolve(config_from_dict(data), trace)
     except VmLayoutError as error:
         assert error.kind in {
             "zero_ram",
@@ -419,9 +421,12 @@ def _try_resolve(data: dict[str, Any]) -> ResolvedLayout | None:
 @settings(max_examples=200, deadline=None)
 @given(configs())
 def test_resolved_layout_invariants(data: dict[str, Any]) -> None:
-    r = _try_resolve(data)
+    trace: list[PlacementRecord] = []
+    r = _try_resolve(data, trace)
     if r is None:
         return
+    for record in trace:
+        assert all(extent.start % record.alignment == 0 for extent in record.ranges), record
     config = r.config
     placed_ranges = [p for p in r.placed if p.kind is not PlacedRangeKind.RESERVED]
     for a, b in pairwise(placed_ranges):

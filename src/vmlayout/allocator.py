@@ -124,9 +124,15 @@ class _FreeList:
         index = bisect.bisect_right(self.starts, start) - 1
         free_start, free_end = self.starts[index], self.ends[index]
         assert index >= 0 and free_start <= start and end <= free_end, "range not free"
-        pieces = [(s, e) for s, e in ((free_start, start), (end, free_end)) if s < e]
-        self.starts[index : index + 1] = [s for s, _ in pieces]
-        self.ends[index : index + 1] = [e for _, e in pieces]
+        starts, ends = [], []
+        if free_start < start:
+            starts.append(free_start)
+            ends.append(start)
+        if end < free_end:
+            starts.append(end)
+            ends.append(free_end)
+        self.starts[index : index + 1] = starts
+        self.ends[index : index + 1] = ends
 
     def clamped(self, lo: int, hi: int, descending: bool = False) -> Iterator[tuple[int, int]]:
         """Free ranges clipped to `[lo, hi)`, lazily, so a first fit stops early."""
@@ -201,11 +207,12 @@ class LayoutBuilder:
 
     def request(self, tag: str, size: int, alignment: int, placement: Placement) -> RangeSlot:
         slot = RangeSlot()
-        target = {
-            Placement.MMIO32: self._mmio32,
-            Placement.MMIO64: self._mmio64,
-            Placement.POST_MMIO: self._post_mmio,
-        }[placement]
+        if placement is Placement.MMIO32:
+            target = self._mmio32
+        elif placement is Placement.MMIO64:
+            target = self._mmio64
+        else:
+            target = self._post_mmio
         target.append(_Request(tag, size, alignment, slot))
         return slot
 
