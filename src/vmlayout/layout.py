@@ -123,9 +123,7 @@ def _build(
     if vtl2_range is not None:
         everything.append(vtl2_range)
     everything += list(pci_ecam) + list(pci_mmio)
-    validate_ranges(
-        sorted((r for r in everything if r.start != r.end), key=_range_key), "layout"
-    )
+    validate_ranges(sorted((r for r in everything if r.start != r.end), key=_range_key), "layout")
     if not ram:
         raise _bad_ranges("no RAM")
     end_of_ram = ram[-1].range.end
