@@ -12,6 +12,7 @@ from typing import Any
 COMMAND_MODULES = (
     "vmlayout.commands.core",
     "vmlayout.commands.tools",
+    "vmlayout.commands.artifacts",
 )
 
 #: Modules for `vmlayout inspect PATH`, each providing

@@ -42,6 +42,11 @@ def register(groups: CommandGroups) -> None:
     )
     inspect.add_argument("path", metavar="PATH", help="an artifact file or directory")
     inspect.add_argument("--format", choices=("table", "json"), default="table")
+    inspect.add_argument(
+        "--strict",
+        action="store_true",
+        help="for an `emit all` directory: count memory-type findings as disagreements",
+    )
     inspect.set_defaults(handler=_inspect)
 
 
@@ -91,6 +96,12 @@ def _inspect(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.exists():
         raise VmLayoutError("invalid_input", f"{path}: no such file or directory")
+    if path.is_dir() and (path / "config.json").is_file():
+        from vmlayout.inspect.crosscheck import inspect_directory
+
+        text, status = inspect_directory(path, args.format, args.strict)
+        sys.stdout.write(text)
+        return status
     data = None
     if not path.is_dir():
         try:
