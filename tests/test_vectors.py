@@ -58,3 +58,14 @@ def test_mtrr_vector(case: dict[str, Any]) -> None:
         return {"mtrrs": [[w.msr, w.value] for w in writes]}
 
     _check(case["expect"], run)
+
+
+@pytest.mark.parametrize("case", vector_params("uefi.jsonl"))
+def test_uefi_vector(case: dict[str, Any]) -> None:
+    from vmlayout.firmware.uefi import encode_layout_blob
+
+    def run() -> dict[str, Any]:
+        resolved = resolve(config_from_dict(case["config"]))
+        return {"blob": encode_layout_blob(resolved.memory_layout.ram, resolved.chipset).hex()}
+
+    _check(case["expect"], run)
