@@ -12,6 +12,7 @@ from typing import Any
 COMMAND_MODULES = (
     "vmlayout.commands.core",
     "vmlayout.commands.tools",
+    "vmlayout.commands.x86",
     "vmlayout.commands.artifacts",
 )
 
@@ -20,7 +21,7 @@ COMMAND_MODULES = (
 #:   inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]
 #: (printed text, exit status; fmt is "table" or "json"). First whose sniff accepts wins;
 #: decoding errors raise VmLayoutError (one line, exit 2).
-INSPECTOR_MODULES: tuple[str, ...] = ()
+INSPECTOR_MODULES: tuple[str, ...] = ("vmlayout.inspect.uefi",)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,291 @@
+"""x86 firmware views: full MTRR state and its memory-type check, E820, PCAT, UEFI blob."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
+
+
+def _int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _mtrr_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--loader", choices=("linux", "uefi", "pcat"), default="uefi")
+    parser.add_argument(
+        "--mtrr-policy",
+        choices=("reference", "exact"),
+        default="reference",
+        help="reference: as OpenVMM computes them; exact: RAM WB, everything else UC",
+    )
+    parser.add_argument(
+        "--mtrr-count",
+        type=_int,
+        default=8,
+        metavar="N",
+        help="variable MTRR registers available to the exact policy (default 8)",
+    )
+    parser.add_argument(
+        "--mtrr-approximate",
+        action="store_true",
+        help="exact policy over budget: keep all non-RAM UC, leave some RAM UC",
+    )
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def register(groups: CommandGroups) -> None:
+    state = groups.emit.add_parser(
+        "mtrr-state",
+        help="the complete initial MTRR state (DEF_TYPE, fixed and variable MTRRs)",
+        description="Every MTRR MSR the chosen loader programs, with the variable pairs "
+        "of the chosen policy.",
+    )
+    add_config_arguments(state)
+    _mtrr_options(state)
+    state.set_defaults(handler=_emit_state)
+
+    check = groups.check.add_parser(
+        "mtrr",
+        help="effective memory types vs. the layout (exit 1 on violations)",
+        description="Evaluate the MTRR state with the Intel SDM rules and check that "
+        "every RAM byte is WB and every MMIO byte UC. Exit 0 when none is violated, 1 "
+        "otherwise.",
+    )
+    add_config_arguments(check)
+    _mtrr_options(check)
+    check.set_defaults(handler=_check_mtrr)
+
+    e820 = groups.emit.add_parser(
+        "e820",
+        help="the E820 map of a Linux direct boot",
+        description="E820 entries for a direct-booted Linux; -o writes the packed 20-byte "
+        "little-endian entries.",
+    )
+    add_config_arguments(e820)
+    e820.add_argument("--acpi-len", type=_int, default=0, help="ACPI table bytes (default 0)")
+    e820.add_argument("--smbios-len", type=_int, default=0, help="SMBIOS bytes (default 0)")
+    e820.add_argument("--additional-pages", type=_int, default=0, help="extra low pages")
+    e820.add_argument("--format", choices=("table", "json"), default="table")
+    e820.add_argument("-o", "--output", metavar="FILE", help="write raw entries to FILE")
+    e820.set_defaults(handler=_emit_e820)
+
+    pcat = groups.emit.add_parser(
+        "pcat",
+        help="PCAT BIOS config items, E820 helper replies and CMOS memory bytes",
+        description="The layout-derived PCAT BIOS values. Both chipset windows must exist.",
+    )
+    add_config_arguments(pcat)
+    pcat.add_argument("--format", choices=("table", "json"), default="table")
+    pcat.set_defaults(handler=_emit_pcat)
+
+    uefi = groups.emit.add_parser(
+        "uefi-config",
+        help="the UEFI config blob",
+        description="The UEFI config blob in the reference loader's structure order. "
+        "Settings that are not layout default to reproducible values (zero GUID and "
+        "entropy, 2 VPs, no SMT).",
+    )
+    add_config_arguments(uefi)
+    uefi.add_argument("-o", "--output", required=True, metavar="FILE")
+    uefi.add_argument(
+        "--layout-only",
+        action="store_true",
+        help="only StructureCount, MemoryMap and MmioRanges",
+    )
+    uefi.add_argument("--vp-count", type=_int, default=2)
+    uefi.add_argument("--vps-per-socket", type=_int, default=None, help="default: vp count")
+    uefi.add_argument("--smt", action="store_true")
+    uefi.add_argument("--bios-guid", default=None, help="GUID (default all zero)")
+    uefi.add_argument("--entropy", default=None, metavar="HEX", help="64 bytes as hex")
+    uefi.add_argument("--serial", action="store_true", help="enable serial controllers")
+    uefi.add_argument("--frontpage", action="store_true", help="do not disable the frontpage")
+    uefi.add_argument("--no-vmbus", action="store_true", help="set the vmbus_disabled flag")
+    uefi.set_defaults(handler=_emit_uefi)
+
+
+def _x86(args: argparse.Namespace) -> Any:
+    from vmlayout.errors import VmLayoutError
+
+    resolved = resolve_from_args(args)
+    if resolved.arch.value != "x86_64":
+        raise VmLayoutError("unsupported_arch", f"arch: `{args.what}` is an x86_64 view")
+    return resolved
+
+
+def _state(args: argparse.Namespace, resolved: Any) -> Any:
+    from vmlayout.errors import VmLayoutError
+    from vmlayout.firmware.memtype import Loader, mtrr_state
+
+    if not 1 <= args.mtrr_count <= 255:
+        raise VmLayoutError("invalid_argument", "--mtrr-count: must be between 1 and 255")
+    return mtrr_state(
+        resolved, Loader(args.loader), args.mtrr_policy, args.mtrr_count, args.mtrr_approximate
+    )
+
+
+def _msr_name(msr: int) -> str:
+    from vmlayout.firmware.memtype import FIXED_RANGES
+
+    if msr == 0x2FF:
+        return "DEF_TYPE"
+    for fixed, first, step in FIXED_RANGES:
+        if fixed == msr:
+            return f"FIX{step // 1024}K_{first:05X}"
+    n, is_mask = divmod(msr - 0x200, 2)
+    return f"PHYS{'MASK' if is_mask else 'BASE'}{n}"
+
+
+def _emit_state(args: argparse.Namespace) -> int:
+    from vmlayout.ranges import format_address
+
+    state = _state(args, _x86(args))
+    writes = state.to_msrs()
+    if args.format == "json":
+        out = {"loader": args.loader, "policy": args.mtrr_policy}
+        sys.stdout.write(json.dumps({**out, "msrs": [[w.msr, w.value] for w in writes]}) + "\n")
+        return 0
+    sys.stdout.write("msr     register        value\n")
+    for w in writes:
+        sys.stdout.write(f"{w.msr:#06x}  {_msr_name(w.msr):<14}  {format_address(w.value)}\n")
+    return 0
+
+
+def _check_mtrr(args: argparse.Namespace) -> int:
+    from vmlayout.firmware.memtype import (
+        check_layout,
+        effective_intervals,
+        layout_expectations,
+        type_name,
+    )
+    from vmlayout.ranges import format_address, format_size
+
+    resolved = _x86(args)
+    state = _state(args, resolved)
+    intervals = effective_intervals(state, resolved.config.physical_address_size)
+    violations = check_layout(intervals, layout_expectations(resolved))
+    if args.format == "json":
+        doc = {
+            "intervals": [[i.range.start, i.range.end, i.name] for i in intervals],
+            "violations": [
+                {
+                    "range": v.name,
+                    "start": v.range.start,
+                    "end": v.range.end,
+                    "expected": type_name(v.expected),
+                    "actual": type_name(v.actual),
+                }
+                for v in violations
+            ],
+        }
+        sys.stdout.write(json.dumps(doc) + "\n")
+    else:
+        sys.stdout.write(f"effective memory types ({args.mtrr_policy} MTRRs, {args.loader}):\n")
+        for i in intervals:
+            sys.stdout.write(
+                f"  {format_address(i.range.start):>22} - {format_address(i.range.end):<22} "
+                f"{format_size(i.range.size):>10}  {i.name}\n"
+            )
+        if violations:
+            sys.stdout.write(f"{len(violations)} violation(s):\n")
+            sys.stdout.writelines(f"  {v.describe()}\n" for v in violations)
+        else:
+            sys.stdout.write("no violations: all RAM is WB and all MMIO UC\n")
+    return 1 if violations else 0
+
+
+def _emit_e820(args: argparse.Namespace) -> int:
+    from vmlayout.firmware.e820 import build_e820, encode_e820
+    from vmlayout.output import write_atomic
+    from vmlayout.ranges import format_address, format_size
+
+    resolved = _x86(args)
+    entries = build_e820(
+        resolved.memory_layout, args.acpi_len, args.smbios_len, args.additional_pages
+    )
+    if args.output:
+        write_atomic(args.output, encode_e820(entries))
+    if args.format == "json":
+        doc = [{"addr": e.addr, "size": e.size, "type": e.type} for e in entries]
+        sys.stdout.write(json.dumps({"e820": doc}) + "\n")
+    else:
+        for n, e in enumerate(entries):
+            sys.stdout.write(
+                f"{n:>3}  {format_address(e.addr):>22}  {format_address(e.end):>22}  "
+                f"{format_size(e.size):>10}  {e.type} {e.type_name}\n"
+            )
+    return 0
+
+
+def _emit_pcat(args: argparse.Namespace) -> int:
+    from vmlayout.firmware.pcat import PcatConfig
+
+    resolved = _x86(args)
+    pcat = PcatConfig(resolved.memory_layout, resolved.chipset)
+    items = pcat.items()
+    # one reply triple per RAM range beyond the first (the BIOS reports ram[0] itself)
+    helper = [
+        [pcat.e820_helper(entry, count)[0] for count in range(3)]
+        for entry in range(max(len(resolved.memory_layout.ram) - 1, 1))
+    ]
+    cmos = pcat.cmos_memory_bytes()
+    if args.format == "json":
+        doc = {
+            "items": {f"{item.value:#04x}": value for item, value in items.items()},
+            "e820_helper": helper,
+            "cmos": {f"{k:#04x}": v for k, v in cmos.items()},
+        }
+        sys.stdout.write(json.dumps(doc) + "\n")
+        return 0
+    for item, value in items.items():
+        sys.stdout.write(f"{item.value:#04x}  {item.name:<28}  {value:#x} ({value})\n")
+    for entry, replies in enumerate(helper):
+        shown = " / ".join(f"{v:#x}" for v in replies)
+        sys.stdout.write(f"0x22  E820_ENTRY e820_entry={entry:<13}  {shown}\n")
+    sys.stdout.write("CMOS  " + " ".join(f"{k:#04x}={v:02x}" for k, v in cmos.items()) + "\n")
+    return 0
+
+
+def _emit_uefi(args: argparse.Namespace) -> int:
+    import uuid
+
+    from vmlayout.errors import VmLayoutError
+    from vmlayout.firmware.uefi import UefiOptions, encode_config_blob, encode_layout_blob
+    from vmlayout.output import write_atomic
+
+    resolved = resolve_from_args(args)
+    layout = resolved.memory_layout
+    if args.layout_only:
+        blob = encode_layout_blob(layout.ram, resolved.chipset)
+    else:
+        try:
+            guid = uuid.UUID(args.bios_guid) if args.bios_guid else uuid.UUID(int=0)
+        except ValueError:
+            raise VmLayoutError("invalid_argument", "--bios-guid: not a GUID") from None
+        try:
+            entropy = bytes.fromhex(args.entropy) if args.entropy else bytes(64)
+        except ValueError:
+            raise VmLayoutError("invalid_argument", "--entropy: not hex") from None
+        options = UefiOptions(
+            bios_guid=guid,
+            entropy=entropy,
+            vp_count=args.vp_count,
+            vps_per_socket=args.vps_per_socket or args.vp_count,
+            smt=args.smt,
+            serial=args.serial,
+            frontpage=args.frontpage,
+            vmbus=not args.no_vmbus,
+        )
+        blob = encode_config_blob(layout.ram, resolved.chipset, options)
+    write_atomic(args.output, blob)
+    sys.stdout.write(f"wrote {len(blob)} bytes to {args.output}\n")
+    return 0
