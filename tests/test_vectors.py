@@ -69,3 +69,17 @@ def test_uefi_vector(case: dict[str, Any]) -> None:
         return {"blob": encode_layout_blob(resolved.memory_layout.ram, resolved.chipset).hex()}
 
     _check(case["expect"], run)
+
+
+@pytest.mark.parametrize("case", vector_params("acpi.jsonl"))
+def test_acpi_vector(case: dict[str, Any]) -> None:
+    from vmlayout.acpi.dsdt import dsdt_table, pci0_device, vmod_device
+
+    def run() -> dict[str, Any]:
+        resolved = resolve(config_from_dict(case["config"]))
+        pci0 = None
+        if resolved.arch.value == "x86_64":
+            pci0 = dsdt_table([pci0_device(resolved.chipset)]).hex()
+        return {"dsdt_vmod": dsdt_table([vmod_device(resolved.chipset)]).hex(), "dsdt_pci0": pci0}
+
+    _check(case["expect"], run)
