@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "vmlayout.commands.core",
     "vmlayout.commands.tools",
     "vmlayout.commands.x86",
+    "vmlayout.commands.acpi",
     "vmlayout.commands.artifacts",
 )
 
@@ -21,7 +22,10 @@ COMMAND_MODULES = (
 #:   inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]
 #: (printed text, exit status; fmt is "table" or "json"). First whose sniff accepts wins;
 #: decoding errors raise VmLayoutError (one line, exit 2).
-INSPECTOR_MODULES: tuple[str, ...] = ("vmlayout.inspect.uefi",)
+INSPECTOR_MODULES: tuple[str, ...] = (
+    "vmlayout.inspect.uefi",
+    "vmlayout.inspect.acpi",
+)
 
 
 @dataclass(frozen=True)

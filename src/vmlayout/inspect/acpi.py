@@ -1,0 +1,125 @@
+"""`vmlayout inspect` for ACPI tables: one table file, or a directory of them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from vmlayout.acpi.decode import (
+    decode_definition_block,
+    decode_mcfg,
+    decode_rsdp,
+    decode_srat,
+    decode_table,
+    device_memory,
+)
+from vmlayout.errors import VmLayoutError
+from vmlayout.ranges import format_address, format_size
+
+SIGNATURES = {b"DSDT", b"SSDT", b"SRAT", b"MCFG", b"FACP", b"APIC", b"XSDT", b"SLIT"}
+
+
+def sniff(path: Path, data: bytes | None) -> bool:
+    if data is None:
+        return (
+            any((path / f"{s.decode()}.aml").is_file() for s in SIGNATURES)
+            or (path / "RSDP.bin").is_file()
+        )
+    return data[:8] == b"RSD PTR " or (len(data) >= 36 and data[:4] in SIGNATURES)
+
+
+def describe_table(name: str, data: bytes) -> dict[str, Any]:
+    """Header fields, checksum verdict and the layout a table carries."""
+    if data[:8] == b"RSD PTR ":
+        rsdp = decode_rsdp(data)
+        return {
+            "file": name,
+            "signature": "RSD PTR",
+            "checksum_ok": rsdp["checksum_ok"],
+            "xsdt_address": rsdp["xsdt_address"],
+        }
+    table = decode_table(data, name)
+    h = table.header
+    out: dict[str, Any] = {
+        "file": name,
+        "signature": table.signature,
+        "length": h["length"],
+        "revision": h["revision"],
+        "checksum": h["checksum"],
+        "checksum_ok": table.checksum_ok,
+        "oem_id": h["oem_id"].decode("latin-1").rstrip("\0"),
+        "oem_table_id": h["oem_table_id"].decode("latin-1").rstrip("\0"),
+        "creator_id": h["creator_id"].decode("latin-1"),
+    }
+    if table.signature == "SRAT":
+        memory, _ = decode_srat(table)
+        out["memory"] = [
+            {"start": m.range.start, "end": m.range.end, "vnode": m.vnode} for m in memory
+        ]
+    elif table.signature == "MCFG":
+        out["ecam"] = [
+            {
+                "base": e.base,
+                "segment": e.segment,
+                "start_bus": e.start_bus,
+                "end_bus": e.end_bus,
+                "start": e.ecam.start,
+                "end": e.ecam.end,
+            }
+            for e in decode_mcfg(table)
+        ]
+    elif table.signature in ("DSDT", "SSDT"):
+        out["devices"] = [
+            {
+                "path": d.path,
+                "memory": [[r.start, r.end] for r in device_memory(d, table.signature)],
+            }
+            for d in decode_definition_block(table)
+            if isinstance(d.names.get("_CRS"), bytes)
+        ]
+    return out
+
+
+def _text(doc: dict[str, Any]) -> list[str]:
+    if doc["signature"] == "RSD PTR":
+        verdict = "ok" if doc["checksum_ok"] else "BAD"
+        return [f"{doc['file']}: RSDP, checksums {verdict}, XSDT at {doc['xsdt_address']:#x}"]
+    verdict = "ok" if doc["checksum_ok"] else "BAD"
+    lines = [
+        f"{doc['file']}: {doc['signature']} rev {doc['revision']}, {doc['length']} bytes, "
+        f"checksum {doc['checksum']:#04x} {verdict}, {doc['oem_id']}/{doc['oem_table_id']}"
+    ]
+
+    def span(start: int, end: int) -> str:
+        return f"{format_address(start)} - {format_address(end)} ({format_size(end - start)})"
+
+    for m in doc.get("memory", []):
+        lines.append(f"  memory node {m['vnode']}: {span(m['start'], m['end'])}")
+    for e in doc.get("ecam", []):
+        lines.append(
+            f"  ECAM segment {e['segment']} buses {e['start_bus']}-{e['end_bus']} base "
+            f"{format_address(e['base'])}: {span(e['start'], e['end'])}"
+        )
+    for d in doc.get("devices", []):
+        for start, end in d["memory"]:
+            lines.append(f"  {d['path']} _CRS memory {span(start, end)}")
+    return lines
+
+
+def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
+    if data is None:
+        docs = []
+        for file in sorted(path.iterdir()):
+            if file.suffix in (".aml", ".bin") and file.is_file():
+                content = file.read_bytes()
+                if sniff(file, content):
+                    docs.append(describe_table(file.name, content))
+        if not docs:
+            raise VmLayoutError("unrecognised_input", f"{path}: no ACPI tables")
+    else:
+        docs = [describe_table(path.name, data)]
+    status = 0 if all(d["checksum_ok"] for d in docs) else 1
+    if fmt == "json":
+        return json.dumps({"kind": "acpi", "tables": docs}) + "\n", status
+    return "\n".join(line for d in docs for line in _text(d)) + "\n", status
