@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "vmlayout.commands.tools",
     "vmlayout.commands.x86",
     "vmlayout.commands.acpi",
+    "vmlayout.commands.devicetree",
     "vmlayout.commands.artifacts",
 )
 
@@ -25,6 +26,7 @@ COMMAND_MODULES = (
 INSPECTOR_MODULES: tuple[str, ...] = (
     "vmlayout.inspect.uefi",
     "vmlayout.inspect.acpi",
+    "vmlayout.inspect.dtb",
 )
 
 

@@ -1,0 +1,1 @@
+"""Device trees (spec 05): the arm64 Linux tree, the paravisor host tree, parse-back."""
