@@ -130,7 +130,8 @@ def build_artifact_set(resolved: Any, settings: EmitSettings) -> dict[str, bytes
     files: dict[str, bytes] = {
         "layout.json": (json.dumps(resolved_to_json(resolved), indent=1) + "\n").encode(),
     }
-    files.update(_emitter_files(resolved, settings))
+    emitted, settings = emitter_files(resolved, settings)
+    files.update(emitted)
     record = {
         "format": ARTIFACT_SET_FORMAT,
         "vmlayout_version": __version__,
@@ -141,5 +142,56 @@ def build_artifact_set(resolved: Any, settings: EmitSettings) -> dict[str, bytes
     return files
 
 
-def _emitter_files(resolved: Any, settings: EmitSettings) -> dict[str, bytes]:
-    return {}
+def mtrr_json(resolved: Any, settings: EmitSettings) -> bytes:
+    from vmlayout.firmware.memtype import Loader, mtrr_state
+
+    state = mtrr_state(
+        resolved, Loader(settings.mtrr_loader), settings.mtrr_policy, settings.mtrr_count
+    )
+    doc = {
+        "loader": settings.mtrr_loader,
+        "policy": settings.mtrr_policy,
+        "msrs": [[w.msr, w.value] for w in state.to_msrs()],
+    }
+    return (json.dumps(doc, indent=1) + "\n").encode()
+
+
+def pcat_json(resolved: Any) -> bytes:
+    from vmlayout.firmware.pcat import PcatConfig
+
+    items = PcatConfig(resolved.memory_layout, resolved.chipset).items()
+    doc = {"items": [[int(item), value] for item, value in items.items()]}
+    return (json.dumps(doc, indent=1) + "\n").encode()
+
+
+def emitter_files(resolved: Any, settings: EmitSettings) -> tuple[dict[str, bytes], EmitSettings]:
+    """The firmware artifacts; E820's ACPI size is taken from the emitted tables so the
+    E820 ACPI entry covers exactly the table blob."""
+    from vmlayout.acpi.dsdt import build_acpi_tables, tables_blob_size
+    from vmlayout.devicetree.linux import build_linux_dtb
+    from vmlayout.devicetree.paravisor import (
+        build_paravisor_dtb,
+        encode_mmio_ranges,
+        memory_map,
+    )
+    from vmlayout.firmware.e820 import build_e820, encode_e820
+    from vmlayout.firmware.uefi import encode_config_blob
+
+    layout = resolved.memory_layout
+    files = dict(build_acpi_tables(resolved))
+    files["uefi-config.bin"] = encode_config_blob(layout.ram, resolved.chipset)
+    if resolved.arch.value == "aarch64":
+        files["linux.dtb"] = build_linux_dtb(layout.ram, resolved.chipset)
+        return files, settings
+    settings = replace(settings, e820_acpi_len=tables_blob_size(files))
+    first = layout.ram[0].range
+    if first.start == 0 and first.end >= 0x100000:  # else no Linux direct boot, no E820
+        files["e820.bin"] = encode_e820(
+            build_e820(layout, settings.e820_acpi_len, settings.e820_smbios_len)
+        )
+    files["mtrr.json"] = mtrr_json(resolved, settings)
+    if not resolved.chipset.high.is_empty():  # PCAT cannot run without a high window
+        files["pcat.json"] = pcat_json(resolved)
+    files["paravisor.dtb"] = build_paravisor_dtb(memory_map(layout.ram), resolved.chipset)
+    files["igvm-mmio-ranges.bin"] = encode_mmio_ranges(resolved.chipset)
+    return files, settings

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vmlayout.artifacts import ArtifactSet, load_artifact_set
+from vmlayout.artifacts import ArtifactSet, EmitSettings, load_artifact_set
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout
-from vmlayout.ranges import MemoryRange, format_address
+from vmlayout.ranges import FOUR_GIB, MemoryRange, format_address
 
 #: A row's value: the merged non-empty ranges a view describes for it, or, for
 #: register rows, a tuple of (msr, value) pairs.
@@ -38,8 +38,14 @@ def merge_ranges(ranges: Any) -> tuple[MemoryRange, ...]:
     return tuple(out)
 
 
-def expected_rows(resolved: ResolvedLayout) -> dict[str, RowValue]:
-    """What every view must agree on, from the re-resolved layout."""
+REGISTER_ROWS = ("MTRR registers", "PCAT items")
+
+
+def expected_rows(
+    resolved: ResolvedLayout, settings: EmitSettings | None = None
+) -> dict[str, RowValue]:
+    """What every view must agree on, from the re-resolved layout (and, for register
+    rows, the recorded emitter settings)."""
     layout = resolved.memory_layout
     rows: dict[str, RowValue] = {}
     for vnode in sorted({r.vnode for r in layout.ram}):
@@ -50,7 +56,35 @@ def expected_rows(resolved: ResolvedLayout) -> dict[str, RowValue]:
     rows["chipset vtl2"] = merge_ranges([resolved.chipset.vtl2])
     for rc in resolved.pcie_root_complexes:
         rows[f"ECAM {rc.name}"] = merge_ranges([rc.ecam])
+        rows[f"{rc.name} low MMIO"] = merge_ranges([rc.low_mmio])
+        rows[f"{rc.name} high MMIO"] = merge_ranges([rc.high_mmio])
+    if settings is not None and "mtrr.json" in settings.artifacts:
+        rows["MTRR registers"] = _expected_mtrrs(resolved, settings)
+    if settings is not None and "pcat.json" in settings.artifacts:
+        rows["PCAT items"] = _expected_pcat(resolved)
     return rows
+
+
+def _expected_mtrrs(resolved: ResolvedLayout, settings: EmitSettings) -> RowValue:
+    from vmlayout.firmware.memtype import Loader, mtrr_state
+
+    try:
+        state = mtrr_state(
+            resolved, Loader(settings.mtrr_loader), settings.mtrr_policy, settings.mtrr_count
+        )
+    except VmLayoutError as error:
+        return (("error", error.message),)
+    return tuple((w.msr, w.value) for w in state.to_msrs())
+
+
+def _expected_pcat(resolved: ResolvedLayout) -> RowValue:
+    from vmlayout.firmware.pcat import PcatConfig
+
+    try:
+        items = PcatConfig(resolved.memory_layout, resolved.chipset).items()
+    except VmLayoutError as error:
+        return (("error", error.message),)
+    return tuple((int(k), v) for k, v in items.items())
 
 
 def ram_rows_by_node(pieces: Any) -> dict[str, RowValue]:
@@ -116,15 +150,15 @@ def describe(value: RowValue) -> str:
         if isinstance(item, MemoryRange):
             parts.append(f"{format_address(item.start)}-{format_address(item.end)}")
         else:
-            msr, reg = item
-            parts.append(f"{msr:#x}={reg:#x}")
+            key, reg = item
+            parts.append(f"{key:#x}={reg:#x}" if isinstance(reg, int) else f"{key}: {reg}")
     return ", ".join(parts)
 
 
 def compare(
     artifacts: ArtifactSet, resolved: ResolvedLayout, views: tuple[View, ...], strict: bool
 ) -> CrossCheckReport:
-    expected = expected_rows(resolved)
+    expected = expected_rows(resolved, artifacts.settings)
     cells: dict[tuple[str, str], Cell] = {}
     warnings: list[str] = []
     active: list[View] = []
@@ -182,7 +216,9 @@ def render_table(report: CrossCheckReport) -> str:
     header = ["range", "expected", *report.views]
     body = []
     for row in report.rows:
-        line = [row, describe(report.expected.get(row, ()))]
+        want = report.expected.get(row, ())
+        shown = f"{len(want)} values" if row in REGISTER_ROWS else describe(want)
+        line = [row, shown]
         for view in report.views:
             cell = report.cells.get((row, view))
             line.append("·" if cell is None else ("✓" if cell.status == "ok" else "✗"))
@@ -251,9 +287,14 @@ def read_layout_json(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[s
                 [_pair_range(data["chipset"][key], f"chipset.{key}")]
             )
         for i, rc in enumerate(data["pcie_root_complexes"]):
-            rows[f"ECAM {rc['name']}"] = merge_ranges(
-                [_pair_range(rc["ecam"], f"pcie_root_complexes[{i}].ecam")]
-            )
+            for key, row in (
+                ("ecam", "ECAM {}"),
+                ("low_mmio", "{} low MMIO"),
+                ("high_mmio", "{} high MMIO"),
+            ):
+                rows[row.format(rc["name"])] = merge_ranges(
+                    [_pair_range(rc[key], f"pcie_root_complexes[{i}].{key}")]
+                )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise VmLayoutError("invalid_artifact", f"layout.json: malformed ({error})") from None
     return rows
@@ -262,14 +303,224 @@ def read_layout_json(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[s
 LAYOUT_VIEW = View(
     name="layout.json",
     files=("layout.json",),
-    covers=lambda row: True,
+    covers=lambda row: row not in REGISTER_ROWS,
     read=read_layout_json,
 )
 
 
+def _is_chipset(row: str) -> bool:
+    return row in ("chipset low", "chipset high", "chipset other")
+
+
+def _is_ram(row: str) -> bool:
+    return row == "RAM" or row.startswith("RAM node ")
+
+
+def _is_rc(row: str) -> bool:
+    return row.startswith("ECAM ") or row.endswith(" low MMIO") or row.endswith(" high MMIO")
+
+
+def _split_chipset(ranges: Any) -> dict[str, RowValue]:
+    """Assign decoded windows by address, not by position: the low window is the one
+    ending at 4 GiB, the high one lies above it; anything else is a disagreement
+    (row `chipset other`, which the layout never has)."""
+    rows: dict[str, list[MemoryRange]] = {"chipset low": [], "chipset high": []}
+    for r in ranges:
+        if r.is_empty():
+            continue
+        key = (
+            "chipset low"
+            if r.end == FOUR_GIB
+            else "chipset high"
+            if r.start >= FOUR_GIB
+            else "chipset other"
+        )
+        rows.setdefault(key, []).append(r)
+    return {k: merge_ranges(v) for k, v in rows.items()}
+
+
+def _table(artifacts: ArtifactSet, name: str) -> Any:
+    from vmlayout.acpi.decode import decode_table, require_checksum
+
+    table = decode_table(artifacts.files[name], name)
+    require_checksum(table, name)
+    return table
+
+
+def read_dsdt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    from vmlayout.acpi.decode import chipset_from_dsdt
+
+    _, ranges = chipset_from_dsdt(artifacts.files["DSDT.aml"])
+    return _split_chipset(ranges)
+
+
+def read_srat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    from vmlayout.acpi.decode import decode_srat
+
+    memory, _ = decode_srat(_table(artifacts, "SRAT.aml"))
+    return ram_rows_by_node([(m.range, m.vnode) for m in memory])
+
+
+def _rc_names(resolved: ResolvedLayout, count: int, what: str) -> list[str]:
+    names = [rc.name for rc in resolved.pcie_root_complexes]
+    if count != len(names):
+        raise VmLayoutError(
+            "invalid_artifact", f"{what}: {count} root complexes, the layout has {len(names)}"
+        )
+    return names
+
+
+def read_mcfg(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    from vmlayout.acpi.decode import decode_mcfg
+
+    entries = decode_mcfg(_table(artifacts, "MCFG.aml"))
+    names = _rc_names(resolved, len(entries), "MCFG")
+    return {f"ECAM {n}": merge_ranges([e.ecam]) for n, e in zip(names, entries, strict=True)}
+
+
+def read_ssdt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    from vmlayout.acpi.decode import decode_definition_block, device_memory
+
+    devices = decode_definition_block(_table(artifacts, "SSDT.aml"))
+    complexes = [d for d in devices if d.path != "\\VMOD"]
+    names = _rc_names(resolved, len(complexes), "SSDT")
+    rows: dict[str, RowValue] = {}
+    for name, device in zip(names, complexes, strict=True):
+        ranges = device_memory(device, "SSDT")
+        if len(ranges) != 2:
+            raise VmLayoutError(
+                "invalid_artifact", f"SSDT: {device.path} has {len(ranges)} windows"
+            )
+        rows[f"{name} low MMIO"], rows[f"{name} high MMIO"] = (ranges[0],), (ranges[1],)
+    reservation = [d for d in devices if d.path == "\\VMOD"]
+    ecam = device_memory(reservation[0], "SSDT") if reservation else ()
+    if len(ecam) != len(names):
+        raise VmLayoutError("invalid_artifact", "SSDT: \\VMOD does not list one ECAM per complex")
+    rows.update({f"ECAM {n}": (r,) for n, r in zip(names, ecam, strict=True)})
+    return rows
+
+
+def read_e820(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    from vmlayout.firmware.e820 import decode_e820, e820_ranges
+
+    return {"RAM": merge_ranges(e820_ranges(decode_e820(artifacts.files["e820.bin"])))}
+
+
+def _json(artifacts: ArtifactSet, name: str) -> Any:
+    try:
+        return json.loads(artifacts.files[name])
+    except (ValueError, UnicodeDecodeError) as error:
+        raise VmLayoutError("invalid_artifact", f"{name}: not JSON ({error})") from None
+
+
+def _pairs(doc: Any, key: str, name: str) -> RowValue:
+    try:
+        pairs = tuple((int(a), int(b)) for a, b in doc[key])
+    except (KeyError, TypeError, ValueError):
+        raise VmLayoutError("invalid_artifact", f"{name}: {key} is not a list of pairs") from None
+    return pairs
+
+
+def read_mtrr(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    return {"MTRR registers": _pairs(_json(artifacts, "mtrr.json"), "msrs", "mtrr.json")}
+
+
+def mtrr_findings(artifacts: ArtifactSet, resolved: ResolvedLayout) -> list[str]:
+    """What the MTRRs really make of the layout (reference sets leave MMIO WB)."""
+    from vmlayout.firmware.memtype import (
+        MtrrState,
+        check_layout,
+        effective_intervals,
+        layout_expectations,
+    )
+    from vmlayout.firmware.mtrr import MsrWrite
+
+    msrs = read_mtrr(artifacts, resolved)["MTRR registers"]
+    state = MtrrState.from_msrs([MsrWrite(a, b) for a, b in msrs])
+    intervals = effective_intervals(state, resolved.config.physical_address_size)
+    return [v.describe() for v in check_layout(intervals, layout_expectations(resolved))]
+
+
+def read_pcat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    return {"PCAT items": _pairs(_json(artifacts, "pcat.json"), "items", "pcat.json")}
+
+
+def read_uefi(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    from vmlayout.firmware.uefi import decode_config_blob
+
+    blob = decode_config_blob(artifacts.files["uefi-config.bin"])
+    if blob.mmio_ranges is None:
+        raise VmLayoutError("invalid_artifact", "uefi-config.bin: no MmioRanges structure")
+    return {"RAM": merge_ranges(blob.memory_map), **_split_chipset(blob.mmio_ranges)}
+
+
+def read_linux_dtb(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    from vmlayout.devicetree.fdt import read_fdt
+    from vmlayout.devicetree.linux import chipset_from_linux_tree, ram_from_linux_tree
+
+    root = read_fdt(artifacts.files["linux.dtb"])
+    chipset = chipset_from_linux_tree(root)
+    return {
+        "RAM": merge_ranges(ram_from_linux_tree(root)),
+        **_split_chipset((chipset.low, chipset.high)),
+    }
+
+
+def read_paravisor_dtb(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    from vmlayout.devicetree.paravisor import chipset_from_host_tree, parse_host_tree
+
+    tree = parse_host_tree(artifacts.files["paravisor.dtb"])
+    chipset = chipset_from_host_tree(tree)
+    return {
+        **ram_rows_by_node([(e.range, e.vnode) for e in tree.memory]),
+        **_split_chipset((chipset.low, chipset.high)),
+        "chipset vtl2": merge_ranges([chipset.vtl2]),
+    }
+
+
+def read_igvm_mmio(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    from vmlayout.devicetree.paravisor import decode_mmio_ranges
+
+    return _split_chipset(decode_mmio_ranges(artifacts.files["igvm-mmio-ranges.bin"]))
+
+
 def all_views() -> tuple[View, ...]:
     """Every view, in column order; `compare` keeps those whose files the set records."""
-    return (LAYOUT_VIEW,)
+    return (
+        LAYOUT_VIEW,
+        View("DSDT", ("DSDT.aml",), _is_chipset, read_dsdt),
+        View("SSDT", ("SSDT.aml",), _is_rc, read_ssdt),
+        View("SRAT", ("SRAT.aml",), _is_ram, read_srat),
+        View("MCFG", ("MCFG.aml",), lambda row: row.startswith("ECAM "), read_mcfg),
+        View("E820", ("e820.bin",), lambda row: row == "RAM", read_e820),
+        View(
+            "MTRR",
+            ("mtrr.json",),
+            lambda row: row == "MTRR registers",
+            read_mtrr,
+            findings=mtrr_findings,
+        ),
+        View("PCAT", ("pcat.json",), lambda row: row == "PCAT items", read_pcat),
+        View(
+            "UEFI",
+            ("uefi-config.bin",),
+            lambda row: row == "RAM" or _is_chipset(row),
+            read_uefi,
+        ),
+        View(
+            "DT linux",
+            ("linux.dtb",),
+            lambda row: row == "RAM" or _is_chipset(row),
+            read_linux_dtb,
+        ),
+        View(
+            "DT paravisor",
+            ("paravisor.dtb",),
+            lambda row: _is_ram(row) or row.startswith("chipset "),
+            read_paravisor_dtb,
+        ),
+        View("IGVM", ("igvm-mmio-ranges.bin",), _is_chipset, read_igvm_mmio),
+    )
 
 
 def inspect_directory(directory: Path, fmt: str, strict: bool) -> tuple[str, int]:
