@@ -103,7 +103,7 @@ class McfgEntry:
         """The ECAM bytes of the listed buses (the bus-0 base rule undone)."""
         start = self.base + (self.start_bus << 20)
         end = self.base + ((self.end_bus + 1) << 20)
-        if end >= 1 << 64 or self.end_bus < self.start_bus:
+        if end >= 1 << 64 or self.end_bus < self.start_bus or self.base % PAGE_SIZE:
             raise _bad("MCFG", f"entry for segment {self.segment} has an impossible range")
         return MemoryRange(start, end)
 

@@ -1,0 +1,272 @@
+"""ACPI tables (spec 04 §2, §3): decoding recovers the layout, checksums hold, iasl
+accepts every table, and corrupted tables give one-line errors."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vmlayout.acpi.decode import (
+    chipset_from_dsdt,
+    decode_definition_block,
+    decode_mcfg,
+    decode_resources,
+    decode_rsdp,
+    decode_srat,
+    decode_table,
+    device_memory,
+)
+from vmlayout.acpi.dsdt import (
+    AcpiOptions,
+    build_acpi_tables,
+    processor_name,
+    root_complex_name,
+)
+from vmlayout.acpi.tables import build_mcfg
+from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict, load_config
+from vmlayout.errors import VmLayoutError
+from vmlayout.policy import resolve
+from vmlayout.ranges import GIB, MIB
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def rc(name: str, segment: int, start: int, end: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "segment": segment,
+        "start_bus": start,
+        "end_bus": end,
+        "low_mmio": {"size": 16 * MIB},
+        "high_mmio": {"size": 256 * MIB},
+    }
+
+
+CONFIGS = st.fixed_dictionaries(
+    {
+        "arch": st.sampled_from(["x86_64", "aarch64"]),
+        "node_mem_sizes": st.lists(
+            st.integers(1, 2048).map(lambda n: n * 4 * MIB), min_size=1, max_size=4
+        ),
+        "chipset_high_mmio_size": st.sampled_from([0, 2 * MIB, 512 * MIB]),
+        "pcie_root_complexes": st.sampled_from(
+            [[], [rc("rc0", 0, 0, 255)], [rc("a", 0, 0, 15), rc("b", 1, 16, 31)]]
+        ),
+        "virtio_mmio_count": st.sampled_from([0, 3]),
+    }
+)
+
+
+def all_checksums_ok(files: dict[str, bytes]) -> bool:
+    tables = [decode_table(v, k) for k, v in files.items() if k != "RSDP.bin"]
+    return all(t.checksum_ok for t in tables) and decode_rsdp(files["RSDP.bin"])["checksum_ok"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(CONFIGS, st.booleans())
+def test_decoding_the_tables_recovers_the_layout(config: dict[str, Any], pci0: bool) -> None:
+    r = resolve(config_from_dict(config))
+    x86 = r.arch.value == "x86_64"
+    files = build_acpi_tables(r, AcpiOptions(pci0=pci0 and x86, vp_count=3))
+    assert all_checksums_ok(files)
+    _, ranges = chipset_from_dsdt(files["DSDT.aml"])
+    windows = tuple(w for w in (r.chipset.low, r.chipset.high) if not w.is_empty())
+    assert ranges == windows  # a high range of size 0 never appears
+    memory, _ = decode_srat(decode_table(files["SRAT.aml"]))
+    assert [(m.range, m.vnode) for m in memory] == [(x.range, x.vnode) for x in r.memory_layout.ram]
+    if r.pcie_root_complexes:
+        mcfg = decode_mcfg(decode_table(files["MCFG.aml"]))
+        assert [e.ecam for e in mcfg] == [c.ecam for c in r.pcie_root_complexes]
+        assert [e.base for e in mcfg] == [c.ecam_bus0_base for c in r.pcie_root_complexes]
+    else:
+        assert "MCFG.aml" not in files and "SSDT.aml" not in files
+
+
+def test_mcfg_base_is_where_bus_0_would_be() -> None:
+    """Spec 04 §2.6: ECAM starting 0xE810_0000 for buses 1..0x10 -> base 0xE800_0000."""
+    table = build_mcfg([(0xE800_0000, 0, 1, 0x10)])
+    [entry] = decode_mcfg(decode_table(table))
+    assert entry.base == 0xE800_0000 and entry.ecam.start == 0xE810_0000
+
+
+def test_xsdt_points_at_every_table_but_the_dsdt_and_fadt_points_at_the_dsdt() -> None:
+    files = build_acpi_tables(resolve(DEFAULT_VM))
+    rsdp = decode_rsdp(files["RSDP.bin"])
+    base = 0x19000  # tables follow the RSDP page at 0x18000
+    offsets, offset = {}, 0
+    for name in ("DSDT.aml", "FACP.aml", "APIC.aml", "SRAT.aml", "MCFG.aml", "SSDT.aml"):
+        offsets[name] = base + offset
+        offset += len(files[name]) + (-len(files[name]) % 8)
+    assert rsdp["xsdt_address"] == base + offset
+    xsdt = decode_table(files["XSDT.aml"]).body
+    pointers = [int.from_bytes(xsdt[i : i + 8], "little") for i in range(0, len(xsdt), 8)]
+    assert pointers == [
+        offsets[n] for n in ("FACP.aml", "APIC.aml", "SRAT.aml", "MCFG.aml", "SSDT.aml")
+    ]
+    fadt = files["FACP.aml"]
+    assert int.from_bytes(fadt[140:148], "little") == offsets["DSDT.aml"]
+    assert len(fadt) == 276 and int.from_bytes(fadt[112:116], "little") == 0x85B5
+
+
+def test_ssdt_lists_each_root_complex_and_reserves_every_ecam() -> None:
+    config = config_to_dict(DEFAULT_VM)
+    config["pcie_root_complexes"] = [rc("a", 0, 0, 15), rc("b", 1, 16, 31)]
+    r = resolve(config_from_dict(config))
+    devices = decode_definition_block(decode_table(build_acpi_tables(r)["SSDT.aml"]))
+    assert [d.path for d in devices] == ["\\PCI0", "\\PCI1", "\\VMOD"]
+    assert devices[1].names["_SEG"] == 1 and devices[1].names["_BBN"] == 16
+    assert device_memory(devices[2], "SSDT") == tuple(c.ecam for c in r.pcie_root_complexes)
+    crs = decode_resources(devices[1].names["_CRS"], "SSDT")
+    assert crs[0].kind == "bus" and crs[0].fields == {"min": 16, "length": 16}
+
+
+@pytest.mark.parametrize(("index", "name"), [(0, "PCI0"), (5, "PCI5"), (12, "PC12"), (123, "P123")])
+def test_root_complex_device_names(index: int, name: str) -> None:
+    assert root_complex_name(index) == name
+
+
+@pytest.mark.parametrize(("index", "name"), [(1, "P001"), (999, "P999"), (1000, "Q000")])
+def test_processor_device_names(index: int, name: str) -> None:
+    assert processor_name(index) == name
+
+
+def iasl() -> str | None:
+    found = shutil.which("iasl")
+    if found is None and os.environ.get("CI") == "true":
+        pytest.fail("iasl (acpica-tools) is required in CI")
+    if found is None:
+        pytest.skip("iasl not installed")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("config_name", "options"),
+    [
+        ("default", AcpiOptions()),
+        ("default", AcpiOptions(pci0=True, serial=True, vp_count=4)),
+        ("aarch64", AcpiOptions(serial=True)),
+        ("numa-vtl2", AcpiOptions(vp_count=8)),
+        ("large-4tib", AcpiOptions()),
+    ],
+)
+def test_every_table_disassembles_cleanly_with_iasl(
+    tmp_path: Path, config_name: str, options: AcpiOptions
+) -> None:
+    tool = iasl()
+    r = resolve(load_config(EXAMPLES / f"{config_name}.toml"))
+    files = build_acpi_tables(r, options)
+    for name, data in files.items():
+        if name.endswith(".aml"):
+            (tmp_path / name).write_bytes(data)
+    names = sorted(n for n in files if n.endswith(".aml"))
+    result = subprocess.run(
+        [str(tool), "-d", *names], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Error" not in output and "Warning" not in output, output
+    dsdt = (tmp_path / "DSDT.dsl").read_text()
+    assert f"0x{r.chipset.low.start:016X}, // Range Minimum" in dsdt
+    if not r.chipset.high.is_empty():
+        assert f"0x{r.chipset.high.end - 1:016X}, // Range Maximum" in dsdt
+    if r.pcie_root_complexes:
+        ssdt = (tmp_path / "SSDT.dsl").read_text()
+        for c in r.pcie_root_complexes:
+            assert f"0x{c.ecam.start:016X}, // Range Minimum" in ssdt
+
+
+def test_the_spec_example_dsdt_disassembles_to_the_spec_asl(tmp_path: Path) -> None:
+    tool = iasl()
+    from tests.test_acpi_aml import HIGH, LOW
+    from vmlayout.acpi.dsdt import dsdt_table, vmod_device
+    from vmlayout.layout import ChipsetMmioRanges
+    from vmlayout.ranges import EMPTY
+
+    (tmp_path / "DSDT.aml").write_bytes(
+        dsdt_table([vmod_device(ChipsetMmioRanges(LOW, HIGH, EMPTY))])
+    )
+    subprocess.run([str(tool), "-d", "DSDT.aml"], cwd=tmp_path, capture_output=True, check=True)
+    asl = (tmp_path / "DSDT.dsl").read_text()
+    assert 'DefinitionBlock ("", "DSDT", 2, "MSFTVM", "DSDT01", 0x00000001)' in asl
+    assert "Device (\\_SB.VMOD)" in asl
+    assert 'Name (_HID, "ACPI0004" /* Module Device */)' in asl
+    assert "0x000000015FFFFFFF, // Range Maximum" in asl
+    assert "Checksum         0xF4" in asl
+
+
+def test_table_decoder_fuzz_gives_one_line_errors_only() -> None:
+    """Truncations, bit flips and random bodies of every table kind: 6k cases."""
+    rng = random.Random(7)
+    files = build_acpi_tables(resolve(DEFAULT_VM), AcpiOptions(serial=True))
+    files.update(
+        {
+            f"a-{k}": v
+            for k, v in build_acpi_tables(
+                resolve(
+                    config_from_dict(
+                        {
+                            **config_to_dict(DEFAULT_VM),
+                            "arch": "aarch64",
+                            "chipset_low_mmio_size": 0,
+                        }
+                    )
+                )
+            ).items()
+        }
+    )
+    seeds = [v for k, v in files.items() if not k.endswith("RSDP.bin")]
+    for i in range(6000):
+        seed = bytearray(rng.choice(seeds))
+        if i % 3 == 0:
+            seed = seed[: rng.randrange(len(seed))]
+        elif i % 3 == 1:
+            for _ in range(rng.randrange(1, 4)):
+                seed[rng.randrange(len(seed))] ^= 1 << rng.randrange(8)
+        else:
+            seed[36:] = rng.randbytes(rng.randrange(0, 200))
+            seed[4:8] = len(seed).to_bytes(4, "little")
+        data = bytes(seed)
+        try:
+            table = decode_table(data)
+            if table.signature in ("DSDT", "SSDT"):
+                for device in decode_definition_block(table):
+                    if isinstance(device.names.get("_CRS"), bytes):
+                        device_memory(device, "fuzz")
+            elif table.signature == "SRAT":
+                decode_srat(table)
+            elif table.signature == "MCFG":
+                for entry in decode_mcfg(table):
+                    entry.ecam  # noqa: B018 - decoding the range is the point
+        except VmLayoutError as error:
+            assert "\n" not in error.message
+
+
+def test_a_truncated_table_names_what_is_wrong() -> None:
+    dsdt = build_acpi_tables(resolve(DEFAULT_VM))["DSDT.aml"]
+    with pytest.raises(VmLayoutError) as caught:
+        decode_table(dsdt[:100])
+    assert "header length" in caught.value.message
+
+
+def test_a_dsdt_with_a_bad_checksum_is_rejected() -> None:
+    dsdt = bytearray(build_acpi_tables(resolve(DEFAULT_VM))["DSDT.aml"])
+    dsdt[9] ^= 0xFF
+    with pytest.raises(VmLayoutError) as caught:
+        chipset_from_dsdt(bytes(dsdt))
+    assert "checksum" in caught.value.message
+
+
+def test_large_vm_builds_within_aml_limits() -> None:
+    config = config_to_dict(DEFAULT_VM)
+    config["node_mem_sizes"] = [GIB] * 8
+    r = resolve(config_from_dict(config))
+    files = build_acpi_tables(r, AcpiOptions(vp_count=1500))
+    assert decode_table(files["DSDT.aml"]).checksum_ok
