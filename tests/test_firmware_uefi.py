@@ -164,10 +164,10 @@ def test_decoder_fuzz_only_raises_its_own_error() -> None:
         seed = rng.choice(seeds)
         cases.append(seed[: rng.randrange(0, len(seed))])
     for _ in range(4000):
-        seed = bytearray(rng.choice(seeds))
+        flipped = bytearray(rng.choice(seeds))
         for _ in range(rng.randrange(1, 4)):
-            seed[rng.randrange(len(seed))] ^= 1 << rng.randrange(8)
-        cases.append(bytes(seed))
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+        cases.append(bytes(flipped))
     decoded = 0
     for data in cases:
         try:
