@@ -118,7 +118,7 @@ def _x86(args: argparse.Namespace) -> Any:
 
     resolved = resolve_from_args(args)
     if resolved.arch.value != "x86_64":
-        raise VmLayoutError("unsupported_arch", f"arch: `{args.what}` is an x86_64 view")
+        raise VmLayoutError("unsupported_arch", "arch: this is an x86_64 firmware view")
     return resolved
 
 

@@ -119,8 +119,9 @@ def read_fdt(blob: bytes) -> Node:
         return walk(0, "", 0)
     except libfdt.FdtException as error:
         raise _bad(f"libfdt: {error}") from None
-    except (UnicodeDecodeError, ValueError) as error:
-        raise _bad(f"malformed tree: {error}") from None
+    except (UnicodeDecodeError, ValueError, SystemError) as error:
+        # pylibfdt surfaces undecodable names as SystemError from its C layer
+        raise _bad(f"malformed tree: {str(error).splitlines()[0]}") from None
 
 
 def _check_full(fdt: object, blob: bytes) -> None:

@@ -1,0 +1,378 @@
+"""Device trees and the paravisor view (spec 05): worked examples, round trips, the
+host parser's rules, paravisor functions, dtc acceptance and malformed blobs."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vmlayout.config import config_from_dict
+from vmlayout.devicetree.fdt import Node, build_fdt, read_fdt, string, to_dts, u32, u64s
+from vmlayout.devicetree.linux import build_linux_dtb, parse_linux_chipset
+from vmlayout.devicetree.paravisor import (
+    MEMORY,
+    MemoryMapEntry,
+    ParavisorMmio,
+    build_paravisor_dtb,
+    build_vtl0_memory_layout,
+    carve_vpci_relay,
+    decode_mmio_ranges,
+    encode_mmio_ranges,
+    memory_map,
+    parse_host_tree,
+    parse_paravisor_chipset,
+    reconstruct_chipset,
+    untrusted_mmio,
+    vpci_slot,
+)
+from vmlayout.errors import VmLayoutError
+from vmlayout.layout import ChipsetMmioRanges, MemoryRangeWithNode
+from vmlayout.policy import resolve
+from vmlayout.ranges import EMPTY, FOUR_GIB, GIB, MIB, MemoryRange
+
+RAM = (
+    MemoryRangeWithNode(MemoryRange(0, 0xE000_0000), 0),
+    MemoryRangeWithNode(MemoryRange(FOUR_GIB, 0x1_2000_0000), 0),
+)
+LOW = MemoryRange(0xE000_0000, FOUR_GIB)
+HIGH = MemoryRange(0x1_2000_0000, 0x1_4000_0000)
+EMPTY_HIGH = MemoryRange(FOUR_GIB, FOUR_GIB)
+VTL2 = MemoryRange(0x1_4000_0000, 0x1_4800_0000)
+
+
+def node(root: Node, path: str) -> Node:
+    current: Node | None = root
+    for part in path.strip("/").split("/"):
+        assert current is not None
+        current = current.child(part)
+    assert current is not None, path
+    return current
+
+
+# --- §9.1 / §9.2: Linux tree --------------------------------------------------------------
+
+
+def test_linux_tree_vmbus_ranges_are_the_32_byte_example() -> None:
+    root = read_fdt(build_linux_dtb(RAM, ChipsetMmioRanges(LOW, HIGH, EMPTY)))
+    vmbus = node(root, "/openvmm/vmbus")
+    assert vmbus.prop("ranges") == bytes.fromhex(
+        "00000000e0000000 0000000020000000 0000000120000000 0000000020000000"
+    )
+    assert [k for k, _ in vmbus.properties] == [
+        "#address-cells",
+        "#size-cells",
+        "dma-coherent",
+        "ranges",
+        "compatible",
+        "interrupt-parent",
+        "interrupts",
+    ]
+    assert vmbus.prop("interrupts") == bytes.fromhex("00000001 00000002 00000001")
+
+
+def test_linux_tree_has_one_memory_node_per_ram_range_in_order() -> None:
+    root = read_fdt(build_linux_dtb(RAM, ChipsetMmioRanges(LOW, HIGH, EMPTY)))
+    memory = [c for c in root.children if c.name.startswith("memory@")]
+    assert [m.name for m in memory] == ["memory@0", "memory@100000000"]
+    assert memory[1].prop("reg") == u64s(FOUR_GIB, 0x2000_0000)
+    assert memory[0].prop("device_type") == string("memory")
+    assert root.prop("model") == string("microsoft,openvmm")
+
+
+def test_linux_tree_with_empty_high_still_writes_the_pair() -> None:
+    blob = build_linux_dtb(RAM, ChipsetMmioRanges(LOW, EMPTY_HIGH, EMPTY))
+    ranges = node(read_fdt(blob), "/openvmm/vmbus").prop("ranges")
+    assert ranges is not None and ranges[16:] == u64s(FOUR_GIB, 0)
+    assert parse_linux_chipset(blob) == ChipsetMmioRanges(LOW, EMPTY_HIGH, EMPTY)
+
+
+def test_linux_dts_text_shows_the_spec_cells() -> None:
+    dts = to_dts(read_fdt(build_linux_dtb(RAM, ChipsetMmioRanges(LOW, HIGH, EMPTY))))
+    assert "ranges = <0x0 0xe0000000 0x0 0x20000000 0x1 0x20000000 0x0 0x20000000>;" in dts
+    assert "reg = <0x1 0x0 0x0 0x20000000>;" in dts
+    assert "dma-coherent;" in dts
+
+
+def test_linux_parse_back_rejects_a_tree_without_vmbus() -> None:
+    blob = build_fdt(Node("", (("model", string("x")),)))
+    with pytest.raises(VmLayoutError) as caught:
+        parse_linux_chipset(blob)
+    assert caught.value.kind == "missing_vmbus_node"
+
+
+def test_linux_parse_back_rejects_bad_ranges_length() -> None:
+    vmbus = Node(
+        "vmbus",
+        (
+            ("#address-cells", u32(2)),
+            ("#size-cells", u32(2)),
+            ("ranges", u64s(1, 2, 3)),
+            ("compatible", string("microsoft,vmbus")),
+        ),
+    )
+    blob = build_fdt(Node("", (), (Node("openvmm", (), (vmbus,)),)))
+    with pytest.raises(VmLayoutError) as caught:
+        parse_linux_chipset(blob)
+    assert caught.value.kind == "bad_ranges_length"
+
+
+# --- §9.3 / §9.4: paravisor host tree -------------------------------------------------------
+
+
+def test_igvm_mmio_ranges_parameter_is_the_32_byte_example() -> None:
+    data = encode_mmio_ranges(ChipsetMmioRanges(LOW, HIGH, VTL2))
+    assert data == bytes.fromhex(
+        "00000e0000000000 0000020000000000 0000120000000000 0000020000000000"
+    )
+    assert decode_mmio_ranges(data) == (LOW, HIGH)
+    empty = encode_mmio_ranges(ChipsetMmioRanges(LOW, EMPTY_HIGH, EMPTY))
+    assert empty[16:] == (0x100000).to_bytes(8, "little") + bytes(8)
+
+
+def test_host_tree_matches_the_worked_example() -> None:
+    root = read_fdt(build_paravisor_dtb(memory_map(RAM), ChipsetMmioRanges(LOW, HIGH, VTL2)))
+    assert [c.name for c in root.children if c.name.startswith("memory")] == [
+        "memory@100000000",
+        "memory@0",
+    ]
+    vtl0 = node(root, "/bus/vmbus-vtl0@e0000000")
+    assert vtl0.prop("ranges") == u64s(
+        0xE000_0000, 0xE000_0000, 0x2000_0000, 0x1_2000_0000, 0x1_2000_0000, 0x2000_0000
+    )
+    assert vtl0.prop("microsoft,message-connection-id") == u32(1)
+    vtl2 = node(root, "/bus/vmbus-vtl2@140000000")
+    assert vtl2.prop("ranges") == u64s(0x1_4000_0000, 0x1_4000_0000, 0x800_0000)
+    assert vtl2.prop("microsoft,message-connection-id") == u32(4)
+    assert node(root, "/memory@0").prop("microsoft,igvm-type") == u32(0)
+
+
+def test_host_tree_without_high_or_vtl2() -> None:
+    blob = build_paravisor_dtb(memory_map(RAM), ChipsetMmioRanges(LOW, EMPTY_HIGH, EMPTY))
+    root = read_fdt(blob)
+    vtl2 = node(root, "/bus/vmbus-vtl2")
+    assert vtl2.prop("ranges") == b""
+    assert node(root, "/bus/vmbus-vtl0@e0000000").prop("ranges") == u64s(
+        0xE000_0000, 0xE000_0000, 0x2000_0000, FOUR_GIB, FOUR_GIB, 0
+    )
+    assert parse_paravisor_chipset(blob) == ChipsetMmioRanges(LOW, EMPTY_HIGH, EMPTY)
+
+
+def test_a_high_given_as_zero_zero_is_reordered_by_the_swap_rule() -> None:
+    """The documented hazard: [0, 0) sorts first, so positions shift."""
+    blob = build_paravisor_dtb(memory_map(RAM), ChipsetMmioRanges(LOW, EMPTY, EMPTY))
+    chipset = parse_paravisor_chipset(blob)
+    assert (chipset.low, chipset.high) == (EMPTY, LOW)
+
+
+def vmbus_tree(ranges: bytes, vtl: int = 0) -> bytes:
+    vmbus = Node(
+        "vmbus",
+        (
+            ("#address-cells", u32(2)),
+            ("#size-cells", u32(2)),
+            ("compatible", string("microsoft,vmbus")),
+            ("ranges", ranges),
+            ("microsoft,vtl", u32(vtl)),
+            ("microsoft,message-connection-id", u32(1)),
+        ),
+    )
+    bus = Node("bus", (("compatible", string("simple-bus")), ("ranges", b"")), (vmbus,))
+    return build_fdt(Node("", (), (bus,)))
+
+
+@pytest.mark.parametrize(
+    ("ranges", "vtl", "kind"),
+    [
+        (u64s(0x1000, 0x1000, 0x1000) * 3, 0, "too_many_vmbus_mmio_ranges"),
+        (u64s(0x1000, 0x2000, 0x1000), 0, "vmbus_ranges_child_parent"),
+        (u64s(0x1001, 0x1001, 0x1000), 0, "vmbus_ranges_not_aligned"),
+        (u64s(0x1000, 0x1000, 0x1000), 1, "unexpected_vmbus_vtl"),
+        (u64s(0x1000, 0x1000, 0x2000, 0x2000, 0x2000, 0x1000), 0, "vmbus_mmio_overlaps_vmbus_mmio"),
+    ],
+)
+def test_host_parser_rules(ranges: bytes, vtl: int, kind: str) -> None:
+    with pytest.raises(VmLayoutError) as caught:
+        parse_host_tree(vmbus_tree(ranges, vtl))
+    assert caught.value.kind == kind
+
+
+def test_host_parser_ignores_trailing_bytes_and_swaps_windows() -> None:
+    ranges = u64s(0x2000, 0x2000, 0x1000, 0x1000, 0x1000, 0x1000) + b"\0" * 5
+    tree = parse_host_tree(vmbus_tree(ranges))
+    assert tree.vtl0 is not None
+    assert tree.vtl0.windows == (MemoryRange(0x1000, 0x2000), MemoryRange(0x2000, 0x3000))
+
+
+# --- §6: paravisor worker -------------------------------------------------------------------
+
+
+def test_reconstruction_is_positional_with_empty_defaults() -> None:
+    assert reconstruct_chipset([]) == ParavisorMmio(EMPTY, EMPTY)
+    assert reconstruct_chipset([LOW]) == ParavisorMmio(LOW, EMPTY)
+    assert reconstruct_chipset([LOW, HIGH, VTL2]) == ParavisorMmio(LOW, HIGH)
+
+
+def test_vpci_relay_takes_512_kib_from_the_top_of_high() -> None:
+    mmio, vpci = carve_vpci_relay(ParavisorMmio(LOW, HIGH), enabled=True)
+    assert mmio.high == MemoryRange(0x1_2000_0000, 0x1_3FF8_0000)
+    assert vpci == MemoryRange(0x1_3FF8_0000, 0x1_4000_0000)
+    assert vpci_slot(vpci, 63) == MemoryRange(0x1_3FFF_E000, 0x1_4000_0000)
+    with pytest.raises(VmLayoutError):
+        vpci_slot(vpci, 64)
+    assert carve_vpci_relay(ParavisorMmio(LOW, HIGH), enabled=False) == (
+        ParavisorMmio(LOW, HIGH),
+        EMPTY,
+    )
+
+
+def test_vpci_relay_fails_without_a_high_window() -> None:
+    with pytest.raises(VmLayoutError) as caught:
+        carve_vpci_relay(ParavisorMmio(LOW, EMPTY_HIGH), enabled=True)
+    assert "too little VTL0 MMIO space" in caught.value.message
+
+
+def test_untrusted_mmio_with_vtom_lists_shifted_copies_after_the_windows() -> None:
+    mmio, _ = carve_vpci_relay(ParavisorMmio(LOW, HIGH), enabled=True)
+    vtom = 1 << 46
+    assert untrusted_mmio(mmio, vtom, aarch64=False) == (
+        LOW,
+        MemoryRange(0x1_2000_0000, 0x1_3FF8_0000),
+        MemoryRange(0x4000_E000_0000, 0x4001_0000_0000),
+        MemoryRange(0x4001_2000_0000, 0x4001_3FF8_0000),
+    )
+    assert untrusted_mmio(mmio, 0, aarch64=True) is None
+    assert untrusted_mmio(ParavisorMmio(LOW, EMPTY_HIGH), 0, aarch64=False) == (LOW,)
+
+
+def test_vtl0_layout_takes_the_shared_pool_from_the_top_of_memory() -> None:
+    entries = (
+        MemoryMapEntry(MemoryRange(0, 0xE000_0000), MEMORY, 0),
+        MemoryMapEntry(MemoryRange(FOUR_GIB, 0x1_2000_0000), MEMORY, 0),
+    )
+    layout, complete, pool = build_vtl0_memory_layout(entries, ParavisorMmio(LOW, HIGH), 64 * MIB)
+    assert pool == (MemoryRangeWithNode(MemoryRange(0x1_1C00_0000, 0x1_2000_0000), 0),)
+    assert layout.ram[-1].range == MemoryRange(FOUR_GIB, 0x1_1C00_0000)
+    assert complete.ram[-1].range == MemoryRange(FOUR_GIB, 0x1_2000_0000)
+    assert layout.mmio == (LOW, HIGH)
+
+
+def test_vtl0_layout_pool_can_consume_whole_ranges_and_skips_other_types() -> None:
+    entries = (
+        MemoryMapEntry(MemoryRange(0, 0x1000_0000), MEMORY, 0),
+        MemoryMapEntry(MemoryRange(0x1000_0000, 0x1100_0000), 3, 0),
+    )
+    layout, _, pool = build_vtl0_memory_layout(entries, ParavisorMmio(LOW, EMPTY_HIGH), 0x1000_0000)
+    assert pool == (MemoryRangeWithNode(MemoryRange(0, 0x1000_0000), 0),)
+    assert [r.range for r in layout.ram] == [MemoryRange(0x1000_0000, 0x1100_0000)]
+    assert layout.mmio == (LOW,)  # the empty high window is filtered out
+    with pytest.raises(VmLayoutError) as caught:
+        build_vtl0_memory_layout(entries, ParavisorMmio(LOW, EMPTY_HIGH), 0x2000_0000)
+    assert "unable to allocate shared_pool" in caught.value.message
+
+
+# --- round trips (§8) ----------------------------------------------------------------------
+
+CONFIGS = st.fixed_dictionaries(
+    {
+        "node_mem_sizes": st.lists(
+            st.integers(1, 2048).map(lambda n: n * 4 * MIB), min_size=1, max_size=3
+        ),
+        "chipset_high_mmio_size": st.sampled_from([0, 2 * MIB, 512 * MIB]),
+        "vtl2_chipset_mmio_size": st.sampled_from([0, 2 * MIB, 128 * MIB]),
+        "pcie_root_complexes": st.just([]),
+    }
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(CONFIGS, st.sampled_from(["x86_64", "aarch64"]))
+def test_parse_of_emit_returns_the_chipset_ranges(config: dict[str, Any], arch: str) -> None:
+    try:
+        r = resolve(config_from_dict({**config, "arch": arch}))
+    except VmLayoutError:
+        return
+    c = r.chipset
+    linux = parse_linux_chipset(build_linux_dtb(r.memory_layout.ram, c))
+    assert linux == ChipsetMmioRanges(c.low, c.high, EMPTY)  # exact, empty start included
+    para = build_paravisor_dtb(memory_map(r.memory_layout.ram), c)
+    assert parse_paravisor_chipset(para) == c
+    assert decode_mmio_ranges(encode_mmio_ranges(c)) == (c.low, c.high)
+    tree = parse_host_tree(para)
+    assert [e.range for e in tree.memory] == [x.range for x in r.memory_layout.ram]
+
+
+# --- dtc and malformed blobs ----------------------------------------------------------------
+
+
+def dtc() -> str:
+    found = shutil.which("dtc")
+    if found is None and os.environ.get("CI") == "true":
+        pytest.fail("dtc (device-tree-compiler) is required in CI")
+    if found is None:
+        pytest.skip("dtc not installed")
+    return found
+
+
+@pytest.mark.parametrize(
+    "chipset",
+    [
+        ChipsetMmioRanges(LOW, HIGH, VTL2),
+        ChipsetMmioRanges(LOW, EMPTY_HIGH, EMPTY),
+    ],
+)
+def test_dtc_accepts_every_emitted_blob(tmp_path: Path, chipset: ChipsetMmioRanges) -> None:
+    tool = dtc()
+    blobs = {
+        "linux.dtb": build_linux_dtb(RAM, chipset),
+        "paravisor.dtb": build_paravisor_dtb(memory_map(RAM), chipset),
+    }
+    for name, blob in blobs.items():
+        (tmp_path / name).write_bytes(blob)
+        result = subprocess.run(
+            [tool, "-I", "dtb", "-O", "dts", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "microsoft,vmbus" in result.stdout
+
+
+def test_malformed_and_truncated_dtbs_give_one_line_errors() -> None:
+    rng = random.Random(5)
+    seeds = [
+        build_linux_dtb(RAM, ChipsetMmioRanges(LOW, HIGH, EMPTY)),
+        build_paravisor_dtb(memory_map(RAM), ChipsetMmioRanges(LOW, HIGH, VTL2)),
+    ]
+    for i in range(3000):
+        blob = bytearray(rng.choice(seeds))
+        if i % 2:
+            blob = blob[: rng.randrange(len(blob))]
+        else:
+            for _ in range(rng.randrange(1, 4)):
+                blob[rng.randrange(len(blob))] ^= 1 << rng.randrange(8)
+        for parse in (parse_linux_chipset, parse_paravisor_chipset):
+            try:
+                parse(bytes(blob))
+            except VmLayoutError as error:
+                assert "\n" not in error.message
+
+
+def test_a_non_dtb_is_rejected_by_magic() -> None:
+    with pytest.raises(VmLayoutError) as caught:
+        read_fdt(b"\0" * 64)
+    assert "magic" in caught.value.message
+
+
+def test_big_ram_layouts_still_fit() -> None:
+    r = resolve(config_from_dict({"arch": "aarch64", "node_mem_sizes": [GIB] * 64}))
+    blob = build_linux_dtb(r.memory_layout.ram, r.chipset)
+    assert parse_linux_chipset(blob).low == r.chipset.low
