@@ -39,7 +39,7 @@ from vmlayout.ranges import GIB, MIB  # noqa: E402
 VECTORS = ROOT.parent / "shared" / "vectors"
 Row = tuple[str, float, str]
 #: Benchmark modules of the emitter stages, each with `bench_rows() -> list[Row]`.
-EXTRA_MODULES = ("benchmarks.x86", "benchmarks.acpi", "benchmarks.devicetree")
+EXTRA_MODULES = ("benchmarks.emitters",)
 
 
 def median_seconds(fn: Callable[[], object], repeat: int, inner: int = 1) -> float:
@@ -176,11 +176,7 @@ def measure(quick: bool) -> tuple[list[Row], dict[str, Any]]:
     rows.append(("diff --corpus throughput", corpus_size / seconds, "configs/s"))
 
     for name in EXTRA_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-        rows.extend(module.bench_rows())
+        rows.extend(importlib.import_module(name).bench_rows())
     for label, value, unit in rows:
         summary[label] = {"value": value, "unit": unit}
     return rows, summary
