@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 
+from benchmarks.timing import median_seconds
 from vmlayout.acpi.decode import chipset_from_dsdt
 from vmlayout.acpi.dsdt import build_acpi_tables
 from vmlayout.artifacts import ArtifactSet, EmitSettings, build_artifact_set, settings_from_json
@@ -34,13 +33,7 @@ Row = tuple[str, float, str]
 
 
 def _us(fn: Callable[[], object], repeat: int = 15, inner: int = 20) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - start) / inner)
-    return statistics.median(samples) * 1e6
+    return median_seconds(fn, repeat, inner) * 1e6
 
 
 def bench_rows() -> list[Row]:

@@ -11,11 +11,9 @@ import contextlib
 import importlib
 import json
 import math
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from benchmarks.timing import median_seconds  # noqa: E402
 from vmlayout.allocator import LayoutBuilder, Placement  # noqa: E402
 from vmlayout.config import DEFAULT_VM, config_from_dict  # noqa: E402
 from vmlayout.errors import VmLayoutError  # noqa: E402
@@ -40,16 +39,6 @@ VECTORS = ROOT.parent / "shared" / "vectors"
 Row = tuple[str, float, str]
 #: Benchmark modules of the emitter stages, each with `bench_rows() -> list[Row]`.
 EXTRA_MODULES = ("benchmarks.emitters",)
-
-
-def median_seconds(fn: Callable[[], object], repeat: int, inner: int = 1) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - start) / inner)
-    return statistics.median(samples)
 
 
 def large_vm() -> VmConfig:

@@ -3,9 +3,7 @@ accepts every table, and corrupted tables give one-line errors."""
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.tools import require_tool
 from vmlayout.acpi.decode import (
     chipset_from_dsdt,
     decode_definition_block,
@@ -138,13 +137,8 @@ def test_processor_device_names(index: int, name: str) -> None:
     assert processor_name(index) == name
 
 
-def iasl() -> str | None:
-    found = shutil.which("iasl")
-    if found is None and os.environ.get("CI") == "true":
-        pytest.fail("iasl (acpica-tools) is required in CI")
-    if found is None:
-        pytest.skip("iasl not installed")
-    return found
+def iasl() -> str:
+    return require_tool("iasl", "acpica-tools")
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,7 @@ host parser's rules, paravisor functions, dtc acceptance and malformed blobs."""
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.tools import require_tool
 from vmlayout.config import config_from_dict
 from vmlayout.devicetree.fdt import Node, build_fdt, read_fdt, string, to_dts, u32, u64s
 from vmlayout.devicetree.linux import build_linux_dtb, parse_linux_chipset
@@ -313,12 +312,7 @@ def test_parse_of_emit_returns_the_chipset_ranges(config: dict[str, Any], arch: 
 
 
 def dtc() -> str:
-    found = shutil.which("dtc")
-    if found is None and os.environ.get("CI") == "true":
-        pytest.fail("dtc (device-tree-compiler) is required in CI")
-    if found is None:
-        pytest.skip("dtc not installed")
-    return found
+    return require_tool("dtc", "device-tree-compiler")
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
+from vmlayout.commands.x86 import add_mtrr_policy_arguments
 
 
 def register(groups: CommandGroups) -> None:
@@ -17,25 +18,7 @@ def register(groups: CommandGroups) -> None:
     )
     add_config_arguments(emit_all)
     emit_all.add_argument("-o", "--output", required=True, metavar="DIR")
-    emit_all.add_argument(
-        "--mtrr-policy",
-        choices=("reference", "exact"),
-        default="reference",
-        help="MTRR set to write (default: reference, as OpenVMM programs them)",
-    )
-    emit_all.add_argument(
-        "--mtrr-count",
-        type=int,
-        default=8,
-        metavar="N",
-        help="variable MTRR registers available to the exact policy (default 8)",
-    )
-    emit_all.add_argument(
-        "--loader",
-        choices=("linux", "uefi", "pcat"),
-        default="uefi",
-        help="x86 loader whose fixed MTRRs and default type are written (default uefi)",
-    )
+    add_mtrr_policy_arguments(emit_all)
     emit_all.set_defaults(handler=_emit_all)
 
 

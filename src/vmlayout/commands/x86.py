@@ -20,8 +20,14 @@ def _int(text: str) -> int:
     return value
 
 
-def _mtrr_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--loader", choices=("linux", "uefi", "pcat"), default="uefi")
+def add_mtrr_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    """--loader, --mtrr-policy and --mtrr-count (shared with `emit all`)."""
+    parser.add_argument(
+        "--loader",
+        choices=("linux", "uefi", "pcat"),
+        default="uefi",
+        help="x86 loader whose DEF_TYPE and fixed MTRRs are written (default uefi)",
+    )
     parser.add_argument(
         "--mtrr-policy",
         choices=("reference", "exact"),
@@ -35,6 +41,10 @@ def _mtrr_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="variable MTRR registers available to the exact policy (default 8)",
     )
+
+
+def _mtrr_options(parser: argparse.ArgumentParser) -> None:
+    add_mtrr_policy_arguments(parser)
     parser.add_argument(
         "--mtrr-approximate",
         action="store_true",

@@ -10,6 +10,7 @@ of aligned blocks — and reports the true type of every byte, so a layout can b
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from dataclasses import dataclass
 from enum import Enum
@@ -26,7 +27,7 @@ from vmlayout.firmware.mtrr import (
     physbase_msr,
     physmask_msr,
 )
-from vmlayout.ranges import PAGE_SIZE, MemoryRange, subtract_ranges
+from vmlayout.ranges import MAX_ADDRESS, PAGE_SIZE, MemoryRange, subtract_ranges
 
 UC, WC, WT, WP, WB = 0x00, 0x01, 0x04, 0x05, 0x06
 TYPE_NAMES = {UC: "UC", WC: "WC", WT: "WT", WP: "WP", WB: "WB"}
@@ -299,6 +300,20 @@ def _target(resolved: Any, width: int) -> tuple[MemoryRange, ...]:
     return tuple(sorted(out))
 
 
+def _wb_uc_bytes(target: tuple[MemoryRange, ...], start: int, end: int) -> tuple[int, int]:
+    """(bytes that must be WB, bytes that must be UC) in [start, end); below 1 MiB is
+    "don't care". `target` is sorted and disjoint."""
+    start_c = max(start, ONE_MIB)
+    if start_c >= end:
+        return 0, 0
+    wb = 0
+    i = max(bisect.bisect_right(target, MemoryRange(start_c, MAX_ADDRESS)) - 1, 0)
+    while i < len(target) and target[i].start < end:
+        wb += max(0, min(end, target[i].end) - max(start_c, target[i].start))
+        i += 1
+    return wb, (end - start_c) - wb
+
+
 def exact_variable_mtrrs(
     resolved: Any, count: int = 8, approximate: bool = False
 ) -> list[MsrWrite]:
@@ -315,21 +330,9 @@ def exact_variable_mtrrs(
     target = _target(resolved, width)
     if target and target[-1].end > 1 << width:
         raise VmLayoutError("mtrr_unrepresentable", "RAM lies beyond MAXPHYADDR")
-    starts = [r.start for r in target]
 
     def classify(start: int, end: int) -> tuple[int, int]:
-        """(WB-target bytes, UC-target bytes) in [start, end), ignoring below 1 MiB."""
-        import bisect
-
-        start_c = max(start, ONE_MIB)
-        if start_c >= end:
-            return 0, 0
-        wb = 0
-        i = max(bisect.bisect_right(starts, start_c) - 1, 0)
-        while i < len(target) and target[i].start < end:
-            wb += max(0, min(end, target[i].end) - max(start_c, target[i].start))
-            i += 1
-        return wb, (end - start_c) - wb
+        return _wb_uc_bytes(target, start, end)
 
     Plan = tuple[int, tuple[tuple[int, int, int], ...]]  # (cost, ((start, size, type), ...))
 
@@ -382,20 +385,9 @@ def _approximate(
     """Most WB RAM bytes with at most `count` registers, never WB outside RAM: a
     budgeted version of the tree programme (UC registers are not worth a slot here —
     a WB block may only cover RAM or below-1-MiB space)."""
-    starts = [r.start for r in target]
 
     def wb_uc(start: int, end: int) -> tuple[int, int]:
-        import bisect
-
-        start_c = max(start, ONE_MIB)
-        if start_c >= end:
-            return 0, 0
-        wb = 0
-        i = max(bisect.bisect_right(starts, start_c) - 1, 0)
-        while i < len(target) and target[i].start < end:
-            wb += max(0, min(end, target[i].end) - max(start_c, target[i].start))
-            i += 1
-        return wb, (end - start_c) - wb
+        return _wb_uc_bytes(target, start, end)
 
     Result = list[tuple[int, tuple[tuple[int, int, int], ...]]]  # index = registers used
 
