@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.cli import assert_one_line_error, run_cli
 from vmlayout.artifacts import (
@@ -19,6 +21,7 @@ from vmlayout.artifacts import (
     settings_from_json,
 )
 from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict, load_config
+from vmlayout.errors import VmLayoutError
 from vmlayout.inspect.crosscheck import (
     REGISTER_ROWS,
     Cell,
@@ -314,3 +317,44 @@ def test_the_exact_mtrr_policy_gives_a_set_without_findings(tmp_path: Path) -> N
     result = run_cli("inspect", out, "--strict")
     assert result.returncode == 0, result.stdout
     assert "warning" not in result.stdout and "error" not in result.stdout
+
+
+RANDOM_CONFIGS = st.fixed_dictionaries(
+    {
+        "arch": st.sampled_from(["x86_64", "aarch64"]),
+        "node_mem_sizes": st.lists(
+            st.integers(1, 1024).map(lambda n: n * 8 * MIB), min_size=1, max_size=3
+        ),
+        "chipset_high_mmio_size": st.sampled_from([0, 2 * MIB, 512 * MIB]),
+        "vtl2_chipset_mmio_size": st.sampled_from([0, 64 * MIB]),
+        "virtio_mmio_count": st.sampled_from([0, 2]),
+        "pcie_root_complexes": st.sampled_from(
+            [
+                [],
+                [
+                    {
+                        "name": "rc0",
+                        "segment": 0,
+                        "start_bus": 0,
+                        "end_bus": 63,
+                        "low_mmio": {"size": 16 * MIB},
+                        "high_mmio": {"size": 256 * MIB},
+                    }
+                ],
+            ]
+        ),
+    }
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(RANDOM_CONFIGS)
+def test_every_fresh_artifact_set_is_consistent(config: dict[str, object]) -> None:
+    """All twelve views, for random layouts of both architectures, agree."""
+    try:
+        resolved = resolve(config_from_dict(config))
+    except VmLayoutError:
+        return
+    files = build_artifact_set(resolved, SETTINGS)
+    cells = check_files(resolved, files)
+    assert {k: c for k, c in cells.items() if c.status != "ok"} == {}
