@@ -29,7 +29,10 @@ from vmlayout.devicetree.paravisor import (
     parse_host_tree,
     parse_paravisor_chipset,
     reconstruct_chipset,
+    select_vtl2_mmio,
+    shim_kernel_dtb,
     untrusted_mmio,
+    usermode_vtl0_mmio,
     vpci_slot,
 )
 from vmlayout.errors import VmLayoutError
@@ -306,6 +309,8 @@ def test_parse_of_emit_returns_the_chipset_ranges(config: dict[str, Any], arch: 
     assert decode_mmio_ranges(encode_mmio_ranges(c)) == (c.low, c.high)
     tree = parse_host_tree(para)
     assert [e.range for e in tree.memory] == [x.range for x in r.memory_layout.ram]
+    full_chain = reconstruct_chipset(usermode_vtl0_mmio(shim_kernel_dtb(para)))
+    assert full_chain == ParavisorMmio(c.low, c.high)
 
 
 # --- dtc and malformed blobs ----------------------------------------------------------------
@@ -370,3 +375,66 @@ def test_big_ram_layouts_still_fit() -> None:
     r = resolve(config_from_dict({"arch": "aarch64", "node_mem_sizes": [GIB] * 64}))
     blob = build_linux_dtb(r.memory_layout.ram, r.chipset)
     assert parse_linux_chipset(blob).low == r.chipset.low
+
+
+# --- the full chain: host tree -> shim -> usermode -> worker (§4.2, §4.3, §5, §6.1, §8) ---
+
+
+def chain(chipset: ChipsetMmioRanges, vtl2_allocation: bool = False) -> ParavisorMmio:
+    host = build_paravisor_dtb(memory_map(RAM), chipset)
+    return reconstruct_chipset(usermode_vtl0_mmio(shim_kernel_dtb(host, vtl2_allocation)))
+
+
+@pytest.mark.parametrize("high", [HIGH, EMPTY_HIGH])
+def test_host_mode_chain_gives_back_low_and_high_exactly(high: MemoryRange) -> None:
+    assert chain(ChipsetMmioRanges(LOW, high, VTL2)) == ParavisorMmio(LOW, high)
+
+
+def test_chain_with_the_vpci_relay_shrinks_high_from_the_top() -> None:
+    mmio, vpci = carve_vpci_relay(chain(ChipsetMmioRanges(LOW, HIGH, EMPTY)), enabled=True)
+    assert mmio == ParavisorMmio(LOW, MemoryRange(HIGH.start, HIGH.end - 0x80000))
+    assert vpci == MemoryRange(HIGH.end - 0x80000, HIGH.end)
+
+
+def test_vtl2_allocation_takes_vtl2_mmio_from_the_top_of_high() -> None:
+    """No host VTL2 window: size = clamp(high / 2, 128 MiB, 1 GiB) = 256 MiB here."""
+    high = MemoryRange(0x1_2000_0000, 0x1_4000_0000)
+    vtl0, vtl2 = select_vtl2_mmio((LOW, high), (), vtl2_allocation=True)
+    assert vtl2 == (MemoryRange(0x1_3000_0000, 0x1_4000_0000),)
+    assert vtl0 == (LOW, MemoryRange(0x1_2000_0000, 0x1_3000_0000))
+    assert chain(ChipsetMmioRanges(LOW, high, EMPTY), vtl2_allocation=True) == ParavisorMmio(
+        LOW, MemoryRange(0x1_2000_0000, 0x1_3000_0000)
+    )
+
+
+def test_vtl2_allocation_keeps_a_host_vtl2_window() -> None:
+    assert select_vtl2_mmio((LOW, HIGH), (VTL2,), vtl2_allocation=True) == ((LOW, HIGH), (VTL2,))
+    with pytest.raises(VmLayoutError) as caught:
+        select_vtl2_mmio((LOW, HIGH), (VTL2,), host_mmio_size=GIB, vtl2_allocation=True)
+    assert caught.value.kind == "not_enough_vtl2_mmio"
+
+
+def test_vtl2_allocation_without_a_high_window_fails_in_the_shim() -> None:
+    """Spec 05 §9.4: empty high and no host VTL2 MMIO -> NotEnoughVtl0Mmio."""
+    with pytest.raises(VmLayoutError) as caught:
+        chain(ChipsetMmioRanges(LOW, EMPTY_HIGH, EMPTY), vtl2_allocation=True)
+    assert caught.value.kind == "not_enough_vtl0_mmio"
+
+
+def test_usermode_parser_sorts_entries_and_keeps_empty_windows() -> None:
+    from vmlayout.devicetree.paravisor import kernel_openhcl_node
+
+    node_ = kernel_openhcl_node(
+        memory_map(RAM), (HIGH, LOW), (VTL2,)
+    )  # emitted out of order on purpose
+    blob = build_fdt(Node("", (), (node_,)))
+    assert usermode_vtl0_mmio(blob) == (LOW, HIGH)
+    empty = build_fdt(Node("", (), (kernel_openhcl_node((), (LOW, EMPTY_HIGH), ()),)))
+    assert usermode_vtl0_mmio(empty) == (LOW, EMPTY_HIGH)
+
+
+def test_usermode_parser_requires_the_memory_type() -> None:
+    bad = Node("openhcl", (), (Node("memory@0", (("reg", u64s(0, 4096)),)),))
+    with pytest.raises(VmLayoutError) as caught:
+        usermode_vtl0_mmio(build_fdt(Node("", (), (bad,))))
+    assert "missing openhcl,memory-type" in caught.value.message

@@ -462,3 +462,133 @@ def untrusted_mmio(mmio: ParavisorMmio, vtom: int, aarch64: bool) -> tuple[Memor
     base = [r for r in (mmio.low, mmio.high) if not r.is_empty()]
     shifted = [MemoryRange(r.start + vtom, r.end + vtom) for r in base] if vtom else []
     return tuple(base + shifted)
+
+
+# --- the boot shim and the usermode parser (§4.2, §4.3, §5) -----------------------------
+
+VTL0_MMIO = 5
+VTL2_MMIO = 6
+MIN_VTL2_MMIO = 128 * 1024 * 1024
+MAX_VTL2_MMIO = 1024 * 1024 * 1024
+
+
+def select_vtl2_mmio(
+    vtl0: tuple[MemoryRange, ...],
+    vtl2: tuple[MemoryRange, ...],
+    host_mmio_size: int = 0,
+    vtl2_allocation: bool = False,
+) -> tuple[tuple[MemoryRange, ...], tuple[MemoryRange, ...]]:
+    """§4.2: the (VTL0, VTL2) windows the shim hands on. In VTL2-allocation mode with no
+    host VTL2 window, VTL2 takes the top of the highest VTL0 window above 4 GiB, sized
+    from the high window (positional [1], as the reference does)."""
+    if not vtl2_allocation:
+        return vtl0, vtl2
+    if sum(w.size for w in vtl2):
+        if sum(w.size for w in vtl2) < host_mmio_size:
+            raise _bad("not_enough_vtl2_mmio", "host VTL2 MMIO is smaller than mmio-size")
+        return vtl0, vtl2
+    if len(vtl0) < 2:
+        raise _bad("not_enough_vtl0_mmio", "VTL2 MMIO sizing needs a second VTL0 window")
+    size = max(host_mmio_size, min(max(vtl0[1].size // 2, MIN_VTL2_MMIO), MAX_VTL2_MMIO))
+    for window in reversed(vtl0):
+        if window.start < 1 << 32:
+            continue
+        if window.size < size:
+            raise _bad("not_enough_vtl0_mmio", f"VTL0 window {window} is smaller than {size:#x}")
+        taken = MemoryRange(window.end - size, window.end)
+        remaining: list[MemoryRange] = []
+        for w in vtl0:
+            if w != window:
+                remaining.append(w)  # empty windows are kept
+            elif taken.start > w.start:
+                remaining.append(MemoryRange(w.start, taken.start))
+        if len(remaining) != 2:
+            raise _bad("not_enough_vtl0_mmio", "VTL2 MMIO would consume a whole VTL0 window")
+        return tuple(remaining), (taken,)
+    raise _bad("not_enough_vtl0_mmio", "no VTL0 window above 4 GiB to take VTL2 MMIO from")
+
+
+def kernel_openhcl_node(
+    memory: tuple[MemoryMapEntry, ...],
+    vtl0: tuple[MemoryRange, ...],
+    vtl2: tuple[MemoryRange, ...],
+    allocation_mode: str = "host",
+) -> Node:
+    """§4.3: `/openhcl` with RAM pieces, then VTL0 and VTL2 MMIO windows (empty ones
+    included), each a `memory-openhcl` node."""
+    children = [
+        Node(
+            unit_name("memory", e.range.start),
+            (
+                ("device_type", string("memory-openhcl")),
+                ("reg", u64s(e.range.start, e.range.size)),
+                ("numa-node-id", u32(e.vnode)),
+                ("microsoft,igvm-type", u32(e.entry_type)),
+                ("openhcl,memory-type", u32(0)),
+            ),
+        )
+        for e in memory
+    ]
+    for kind, windows in ((VTL0_MMIO, vtl0), (VTL2_MMIO, vtl2)):
+        children += [
+            Node(
+                unit_name("memory", w.start),
+                (
+                    ("device_type", string("memory-openhcl")),
+                    ("reg", u64s(w.start, w.size)),
+                    ("openhcl,memory-type", u32(kind)),
+                ),
+            )
+            for w in windows
+        ]
+    return Node(
+        "openhcl",
+        (
+            ("isolation-type", string("none")),
+            ("memory-allocation-mode", string(allocation_mode)),
+        ),
+        tuple(children),
+    )
+
+
+def shim_kernel_dtb(host_blob: bytes, vtl2_allocation: bool = False) -> bytes:
+    """Host DT -> the kernel DT's layout part, as the boot shim writes it."""
+    host = parse_host_tree(host_blob)
+    root = read_fdt(host_blob)
+    openhcl = root.child("openhcl")
+    size_prop = None if openhcl is None else openhcl.prop("mmio-size")
+    host_mmio = u64_array(size_prop, "mmio-size")[0] if size_prop and len(size_prop) == 8 else 0
+    vtl0, vtl2 = select_vtl2_mmio(
+        host.vtl0.windows if host.vtl0 else (),
+        host.vtl2.windows if host.vtl2 else (),
+        host_mmio,
+        vtl2_allocation,
+    )
+    mode = "vtl2" if vtl2_allocation else "host"
+    return build_fdt(Node("", (), (kernel_openhcl_node(host.memory, vtl0, vtl2, mode),)))
+
+
+def usermode_vtl0_mmio(kernel_blob: bytes) -> tuple[MemoryRange, ...]:
+    """§5: every `/openhcl/memory@*` entry, stably sorted by start; the VTL0 MMIO ones."""
+    root = read_fdt(kernel_blob)
+    openhcl = root.child("openhcl")
+    if openhcl is None:
+        raise _bad("invalid_dtb", "kernel device tree has no /openhcl node")
+    entries: list[tuple[MemoryRange, int]] = []
+    for node in openhcl.children:
+        if not node.name.startswith("memory@"):
+            continue
+        kind_prop = node.prop("openhcl,memory-type")
+        if kind_prop is None or len(kind_prop) != 4:
+            raise _bad("invalid_dtb", f"missing openhcl,memory-type on node {node.name}")
+        kind = int.from_bytes(kind_prop, "big")
+        reg = u64_array(node.prop("reg") or b"", f"{node.name} reg")
+        if len(reg) != 2:
+            what = "mmio" if kind in (VTL0_MMIO, VTL2_MMIO) else "memory"
+            raise _bad("invalid_dtb", f"{what} node {node.name} does not have 2 u64s")
+        start, length = reg
+        if start % PAGE_SIZE or length % PAGE_SIZE or start + length >= 1 << 64:
+            raise _bad("invalid_dtb", f"invalid mmio range on node {node.name}")
+        entries.append((MemoryRange(start, start + length), kind))
+    entries.sort(key=lambda e: e[0].start)  # stable: equal starts keep emission order
+    return tuple(r for r, kind in entries if kind == VTL0_MMIO)
