@@ -168,21 +168,23 @@ def emitter_files(resolved: Any, settings: EmitSettings) -> tuple[dict[str, byte
     """The firmware artifacts; E820's ACPI size is taken from the emitted tables so the
     E820 ACPI entry covers exactly the table blob."""
     from vmlayout.acpi.dsdt import build_acpi_tables, tables_blob_size
-    from vmlayout.devicetree.linux import build_linux_dtb
+    from vmlayout.devicetree.linux import GICD_BASE, GICR_BASE, build_linux_dtb
     from vmlayout.devicetree.paravisor import (
         build_paravisor_dtb,
         encode_mmio_ranges,
         memory_map,
     )
     from vmlayout.firmware.e820 import build_e820, encode_e820
-    from vmlayout.firmware.uefi import encode_config_blob
+    from vmlayout.firmware.uefi import UefiOptions, encode_config_blob
 
     layout = resolved.memory_layout
     files = dict(build_acpi_tables(resolved))
-    files["uefi-config.bin"] = encode_config_blob(layout.ram, resolved.chipset)
     if resolved.arch.value == "aarch64":
+        options = UefiOptions(gic=(GICD_BASE, GICR_BASE))
+        files["uefi-config.bin"] = encode_config_blob(layout.ram, resolved.chipset, options)
         files["linux.dtb"] = build_linux_dtb(layout.ram, resolved.chipset)
         return files, settings
+    files["uefi-config.bin"] = encode_config_blob(layout.ram, resolved.chipset)
     settings = replace(settings, e820_acpi_len=tables_blob_size(files))
     first = layout.ram[0].range
     if first.start == 0 and first.end >= 0x100000:  # else no Linux direct boot, no E820

@@ -268,6 +268,7 @@ def _emit_pcat(args: argparse.Namespace) -> int:
 def _emit_uefi(args: argparse.Namespace) -> int:
     import uuid
 
+    from vmlayout.devicetree.linux import GICD_BASE, GICR_BASE
     from vmlayout.errors import VmLayoutError
     from vmlayout.firmware.uefi import UefiOptions, encode_config_blob, encode_layout_blob
     from vmlayout.output import write_atomic
@@ -294,6 +295,7 @@ def _emit_uefi(args: argparse.Namespace) -> int:
             serial=args.serial,
             frontpage=args.frontpage,
             vmbus=not args.no_vmbus,
+            gic=(GICD_BASE, GICR_BASE) if resolved.arch.value == "aarch64" else None,
         )
         blob = encode_config_blob(layout.ram, resolved.chipset, options)
     write_atomic(args.output, blob)

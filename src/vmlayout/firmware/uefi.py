@@ -63,6 +63,7 @@ PROCESSOR_INFORMATION = Struct(
     ),
 )
 FLAGS = Struct("Flags", (("flags", "Q"),))
+GIC = Struct("Gic", (("distributor_base", "Q"), ("redistributors_base", "Q")))
 GUID = Struct("GUID", (("data1", "I"), ("data2", "H"), ("data3", "H"), ("data4", "8s")))
 
 BIOS_SIZE_PAGES = 0x600000 // PAGE_SIZE
@@ -93,6 +94,8 @@ class UefiOptions:
     serial: bool = False
     frontpage: bool = False
     vmbus: bool = True
+    #: AArch64 only: (GIC distributor base, redistributors base) for the Gic structure.
+    gic: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if len(self.entropy) != ENTROPY_SIZE:
@@ -186,6 +189,13 @@ def encode_config_blob(
         ),
         _structure(StructureType.FLAGS, FLAGS.pack(flags=options.flags)),
     ]
+    if options.gic is not None:
+        structures.append(
+            _structure(
+                StructureType.GIC,
+                GIC.pack(distributor_base=options.gic[0], redistributors_base=options.gic[1]),
+            )
+        )
     structures += [_structure(StructureType.ACPI_TABLE, table) for table in acpi_tables]
     return _complete(structures)
 
@@ -247,6 +257,8 @@ def _decode_payload(kind: int, payload: bytes, offset: int) -> dict[str, Any]:
         return PROCESSOR_INFORMATION.unpack(payload, 0, what)
     if kind == StructureType.FLAGS:
         return FLAGS.unpack(payload, 0, what)
+    if kind == StructureType.GIC:
+        return GIC.unpack(payload, 0, what)
     if kind in (StructureType.BIOS_GUID, StructureType.VPCI_INSTANCE_FILTER):
         g = GUID.unpack(payload, 0, what)
         return {"guid": str(uuid.UUID(bytes_le=payload[:16])), **{k: g[k] for k in ("data1",)}}
