@@ -33,7 +33,7 @@ from vmlayout.acpi.tables import build_mcfg
 from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict, load_config
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import resolve
-from vmlayout.ranges import GIB, MIB
+from vmlayout.ranges import GIB, MIB, MemoryRange
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -264,3 +264,87 @@ def test_large_vm_builds_within_aml_limits() -> None:
     r = resolve(config_from_dict(config))
     files = build_acpi_tables(r, AcpiOptions(vp_count=1500))
     assert decode_table(files["DSDT.aml"]).checksum_ok
+
+
+def test_x86_dsdt_object_order() -> None:
+    """Spec 04 §3.1: APIC, serial ports, virtio slots, the chipset device, VMBus, RTC,
+    processors."""
+    config = {**config_to_dict(DEFAULT_VM), "virtio_mmio_count": 2}
+    r = resolve(config_from_dict(config))
+    dsdt = build_acpi_tables(r, AcpiOptions(serial=True, vp_count=2))["DSDT.aml"]
+    assert dsdt[36:58] == bytes.fromhex("085C5F53305F1204020000085C5F53355F1204020000")
+    paths = [d.path for d in decode_definition_block(decode_table(dsdt))]
+    assert paths == [
+        "\\_SB.APIC",
+        "\\_SB.UAR1",
+        "\\_SB.UAR2",
+        "\\_SB.UAR3",
+        "\\_SB.UAR4",
+        "\\_SB.VI00",
+        "\\_SB.VI01",
+        "\\_SB.VMOD",
+        "\\_SB.VMOD.VMBS",
+        "\\_SB.RTC0",
+        "\\P001",
+        "\\P002",
+    ]
+    virtio = decode_definition_block(decode_table(dsdt))[6]
+    assert device_memory(virtio, "DSDT") == (
+        MemoryRange(r.virtio_mmio.start + 0x1000, r.virtio_mmio.start + 0x2000),
+    )
+
+
+def test_aarch64_dsdt_has_vmod_vmbus_uarts_and_processors_only() -> None:
+    r = resolve(load_config(EXAMPLES / "aarch64.toml"))
+    dsdt = build_acpi_tables(r, AcpiOptions(serial=True, vp_count=1))["DSDT.aml"]
+    devices = decode_definition_block(decode_table(dsdt))
+    assert [d.path for d in devices] == [
+        "\\_SB.VMOD",
+        "\\_SB.VMOD.VMBS",
+        "\\_SB.UAR0",
+        "\\_SB.UAR1",
+        "\\P001",
+    ]
+    [interrupt] = decode_resources(devices[1].names["_CRS"], "DSDT")
+    assert interrupt.kind == "interrupt" and interrupt.fields["number"] == 18
+
+
+@pytest.mark.parametrize(
+    ("vp_count", "kinds"), [(2, [(0, 16)] * 2), (256, [(0, 16)] * 255 + [(2, 24)])]
+)
+def test_srat_processor_entries_switch_to_x2apic_above_apic_id_0xfe(
+    vp_count: int, kinds: list[tuple[int, int]]
+) -> None:
+    files = build_acpi_tables(resolve(DEFAULT_VM), AcpiOptions(vp_count=vp_count))
+    _, others = decode_srat(decode_table(files["SRAT.aml"]))
+    assert others == kinds
+
+
+def test_aarch64_srat_uses_gicc_affinity_and_fadt_is_hardware_reduced() -> None:
+    files = build_acpi_tables(resolve(load_config(EXAMPLES / "aarch64.toml")))
+    _, others = decode_srat(decode_table(files["SRAT.aml"]))
+    assert others == [(3, 18), (3, 18)]
+    fadt = files["FACP.aml"]
+    assert int.from_bytes(fadt[112:116], "little") == 1 << 20
+    assert int.from_bytes(fadt[129:131], "little") == 3 and fadt[131] == 3
+
+
+def test_srat_memory_entries_carry_each_ranges_vnode() -> None:
+    r = resolve(load_config(EXAMPLES / "numa-vtl2.toml"))
+    memory, _ = decode_srat(decode_table(build_acpi_tables(r)["SRAT.aml"]))
+    assert [(m.range, m.vnode, m.flags) for m in memory] == [
+        (x.range, x.vnode, 1) for x in r.memory_layout.ram
+    ]
+    assert {m.vnode for m in memory} == {0, 1}
+
+
+def test_madt_lists_ioapic_overrides_nmi_and_one_local_apic_per_vp() -> None:
+    madt = build_acpi_tables(resolve(DEFAULT_VM), AcpiOptions(vp_count=3))["APIC.aml"]
+    body = madt[44:]
+    kinds = []
+    offset = 0
+    while offset < len(body):
+        kinds.append((body[offset], body[offset + 1]))
+        offset += body[offset + 1]
+    assert kinds == [(1, 12), (2, 10), (4, 6), (0, 8), (0, 8), (0, 8)]
+    assert int.from_bytes(madt[36:40], "little") == 0xFEE0_0000
