@@ -44,6 +44,16 @@ def test_without_smbios_the_reserved_entry_disappears() -> None:
     assert (entries[2].addr, entries[2].size, entries[2].type) == (0x1B000, 0xC5000, 1)
 
 
+def test_additional_pages_are_reserved_after_smbios() -> None:
+    entries = build_e820(
+        case(2 * GIB).memory_layout, acpi_len=0x1800, smbios_len=0x100, additional_page_count=2
+    )
+    assert [(e.addr, e.size, e.type) for e in entries[3:5]] == [
+        (0x1C000, 0x2000, 2),
+        (0x1E000, 0xC2000, 1),
+    ]
+
+
 def test_chipset_windows_never_appear_in_e820() -> None:
     r = case(16 * GIB)
     entries = build_e820(r.memory_layout)
@@ -121,9 +131,23 @@ def test_e820_helper_reports_the_second_range(ram: int, replies: tuple[int, ...]
 def test_e820_helper_with_one_range_is_silent() -> None:
     r = case(2 * GIB)
     assert PcatConfig(r.memory_layout, r.chipset).e820_helper(0, 0) == (0, False)
+    assert PcatConfig(r.memory_layout, r.chipset).e820_helper(1, 0) == (0, True)
 
 
-@pytest.mark.parametrize(("ram", "msb"), [(2 * GIB, 0x08), (4 * GIB, 0x0C)])
+def test_e820_helper_read_counts_past_the_start_high_word_warn() -> None:
+    r = case(4 * GIB)
+    assert PcatConfig(r.memory_layout, r.chipset).e820_helper(0, 3) == (0, True)
+
+
+def test_cmos_of_the_reference_unit_test_with_1_gib_first_range() -> None:
+    """§5.6: ram[0] = [0, 1 GiB) gives extended memory 1024 MiB: 0x17 = 0x00, 0x18 = 0x04."""
+    low = MemoryRange(FOUR_GIB - 128 * MIB, FOUR_GIB)
+    high = MemoryRange(FOUR_GIB, FOUR_GIB + 512 * MIB)
+    cmos = PcatConfig(new(GIB, [low, high]), ChipsetMmioRanges(low, high, EMPTY))
+    assert cmos.cmos_memory_bytes()[0x17] == 0x00 and cmos.cmos_memory_bytes()[0x18] == 0x04
+
+
+@pytest.mark.parametrize(("ram", "msb"), [(2 * GIB, 0x08), (4 * GIB, 0x0C), (16 * GIB, 0x0C)])
 def test_cmos_memory_bytes(ram: int, msb: int) -> None:
     r = case(ram)
     cmos = PcatConfig(r.memory_layout, r.chipset).cmos_memory_bytes()

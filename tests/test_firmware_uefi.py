@@ -182,3 +182,42 @@ def test_memory_ranges_decode_to_page_ranges() -> None:
     r = case(4 * GIB)
     blob = decode_config_blob(encode_layout_blob(r.memory_layout.ram, r.chipset))
     assert blob.memory_map[1] == MemoryRange(FOUR_GIB, FOUR_GIB + GIB)
+
+
+def test_vmbus_disabled_sets_its_flag_but_keeps_mmio_ranges() -> None:
+    """§7.4 item 6: MmioRanges is always emitted; §7.5 bit 30 is vmbus_disabled."""
+    r = case(2 * GIB)
+    data = encode_config_blob(r.memory_layout.ram, r.chipset, UefiOptions(vmbus=False))
+    blob = decode_config_blob(data)
+    flags = next(s for s in blob.structures if s.name == "FLAGS").fields["flags"]
+    assert flags == 0x9000_4040 | 1 << 30
+    assert blob.mmio_ranges == (r.chipset.low, r.chipset.high)
+
+
+def test_processor_information_counts_threads_per_processor_from_smt() -> None:
+    r = case(2 * GIB)
+    options = UefiOptions(vp_count=8, vps_per_socket=4, smt=True)
+    blob = decode_config_blob(encode_config_blob(r.memory_layout.ram, r.chipset, options))
+    info = next(s for s in blob.structures if s.name == "PROCESSOR_INFORMATION").fields
+    assert info == {
+        "max_processor_count": 8,
+        "processor_count": 8,
+        "processors_per_virtual_socket": 4,
+        "threads_per_processor": 2,
+    }
+
+
+def test_structures_follow_the_reference_loader_order() -> None:
+    r = case(2 * GIB)
+    data = encode_config_blob(r.memory_layout.ram, r.chipset, acpi_tables=(b"APIC" + bytes(40),))
+    assert [s.structure_type for s in decode_config_blob(data).structures] == [
+        0x00,
+        0x01,
+        0x03,
+        0x05,
+        0x04,
+        0x14,
+        0x13,
+        0x12,
+        0x16,
+    ]

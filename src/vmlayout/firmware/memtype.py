@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
@@ -27,7 +28,7 @@ from vmlayout.firmware.mtrr import (
     physbase_msr,
     physmask_msr,
 )
-from vmlayout.ranges import MAX_ADDRESS, PAGE_SIZE, MemoryRange, subtract_ranges
+from vmlayout.ranges import MAX_ADDRESS, MemoryRange, subtract_ranges
 
 UC, WC, WT, WP, WB = 0x00, 0x01, 0x04, 0x05, 0x06
 TYPE_NAMES = {UC: "UC", WC: "WC", WT: "WT", WP: "WP", WB: "WB"}
@@ -109,7 +110,14 @@ def loader_state(loader: Loader, variable: list[MsrWrite]) -> MtrrState:
 
 
 def _mask_blocks(base: int, mask: int, width: int) -> list[tuple[int, int]]:
-    """The aligned blocks [start, end) a pair matches under the AND rule."""
+    """The aligned blocks [start, end) a pair matches under the AND rule.
+
+    A mask whose set bits run contiguously up to MAXPHYADDR matches one block. The AND
+    rule also gives meaning to masks with clear bits in between (the SDM only discourages
+    them): each such hole doubles the number of matched blocks, so they are enumerated,
+    up to MAX_MASK_BLOCKS; beyond that an interval list would itself be unreasonably
+    large and the pair is rejected (`effective_type` still evaluates it per address).
+    """
     space = 1 << width
     m = mask & (space - 1) & ~0xFFF
     if m == 0:
@@ -172,16 +180,23 @@ def effective_intervals(state: MtrrState, physical_address_width: int) -> list[T
                 start = first + i * step
                 pieces.append((start, start + step, value >> (8 * i) & 0xFF))
         variable_start = ONE_MIB
-    blocks: list[tuple[int, int, int]] = []
+    # Sweep the block boundaries, keeping a count of live blocks per type: linear in the
+    # number of blocks instead of testing every block against every interval.
+    deltas: dict[int, dict[int, int]] = {}
     for base, mask in state.variable:
-        if mask & MTRR_VALID:
-            blocks += [(s, e, base & 0xFF) for s, e in _mask_blocks(base, mask, width)]
-    points = {variable_start, space}
-    for s, e, _ in blocks:
-        points.update(p for p in (s, e) if variable_start < p < space)
-    ordered = sorted(points)
-    for start, end in itertools.pairwise(ordered):
-        types = {t for s, e, t in blocks if s <= start and end <= e}
+        if not mask & MTRR_VALID:
+            continue
+        for s, e in _mask_blocks(base, mask, width):
+            s, e = max(s, variable_start), min(e, space)
+            if s < e:
+                for point, step in ((s, 1), (e, -1)):
+                    per_type = deltas.setdefault(point, {})
+                    per_type[base & 0xFF] = per_type.get(base & 0xFF, 0) + step
+    live: dict[int, int] = {}
+    for start, end in itertools.pairwise(sorted({variable_start, space, *deltas})):
+        for mtype, step in deltas.get(start, {}).items():
+            live[mtype] = live.get(mtype, 0) + step
+        types = {mtype for mtype, n in live.items() if n > 0}
         pieces.append((start, end, _combine(types) if types else default))
     merged: list[TypedInterval] = []
     for start, end, kind in sorted(pieces, key=lambda p: p[0]):
@@ -289,14 +304,20 @@ def check_layout(
 # --- the exact policy -----------------------------------------------------------------
 
 
-def _target(resolved: Any, width: int) -> tuple[MemoryRange, ...]:
+Block = tuple[int, int, int]  # (start, size, memory type) of one variable pair
+
+
+def _target(ram: Sequence[MemoryRange], width: int) -> tuple[MemoryRange, ...]:
     """RAM above 1 MiB (below it the fixed-range MTRRs decide)."""
-    space = 1 << width
     out = []
-    for r in resolved.memory_layout.ram:
-        start, end = max(r.range.start, ONE_MIB), min(r.range.end, space)
-        if start < end:
-            out.append(MemoryRange(start, end))
+    for r in ram:
+        if r.end > 1 << width:
+            raise VmLayoutError(
+                "mtrr_unrepresentable",
+                f"RAM [{r.start:#x}, {r.end:#x}) lies beyond MAXPHYADDR ({width} bits)",
+            )
+        if r.end > ONE_MIB:
+            out.append(MemoryRange(max(r.start, ONE_MIB), r.end))
     return tuple(sorted(out))
 
 
@@ -314,42 +335,26 @@ def _wb_uc_bytes(target: tuple[MemoryRange, ...], start: int, end: int) -> tuple
     return wb, (end - start_c) - wb
 
 
-def exact_variable_mtrrs(
-    resolved: Any, count: int = 8, approximate: bool = False
-) -> list[MsrWrite]:
-    """Fewest power-of-two aligned WB/UC pairs making RAM WB and everything else UC.
+def _fewest_blocks(target: tuple[MemoryRange, ...], width: int) -> tuple[Block, ...]:
+    """The smallest exact register set.
 
-    Aligned blocks nest or are disjoint, so any register set is a laminar family and
-    a dynamic programme over the binary block tree is exact: a block is either left to
-    its children, or covered by one WB register (then children only need UC holes;
-    UC wins). Below 1 MiB is "don't care" because the fixed-range MTRRs take over.
-    With `approximate`, a register budget too small for the exact set yields the set
-    covering the most RAM without ever making non-RAM WB.
+    Aligned blocks nest or are disjoint, so any register set is a laminar family and a
+    programme over the binary block tree is exact: a block is either left to its
+    children, or covered by one WB register (then its children only need UC holes,
+    since UC wins). This is the "sum of aligned blocks" versus "larger WB block minus UC
+    holes" choice, made optimally at every level.
     """
-    width = clamp_width(resolved.config.physical_address_size)
-    target = _target(resolved, width)
-    if target and target[-1].end > 1 << width:
-        raise VmLayoutError("mtrr_unrepresentable", "RAM lies beyond MAXPHYADDR")
-
-    def classify(start: int, end: int) -> tuple[int, int]:
-        return _wb_uc_bytes(target, start, end)
-
-    Plan = tuple[int, tuple[tuple[int, int, int], ...]]  # (cost, ((start, size, type), ...))
 
     @cache
-    def best(start: int, size: int, covered: bool) -> Plan:
-        wb, uc = classify(start, start + size)
-        if covered and uc == 0:
-            return 0, ()
-        if not covered and wb == 0:
+    def best(start: int, size: int, covered: bool) -> tuple[int, tuple[Block, ...]]:
+        wb, uc = _wb_uc_bytes(target, start, start + size)
+        if (covered and uc == 0) or (not covered and wb == 0):
             return 0, ()
         if covered and wb == 0:
             return 1, ((start, size, UC),)
         if not covered and uc == 0:
             return 1, ((start, size, WB),)
-        half = size // 2
-        if half < PAGE_SIZE:  # cannot happen for page-aligned layouts
-            raise VmLayoutError("mtrr_unrepresentable", f"{start:#x}: below page granularity")
+        half = size // 2  # mixed blocks are at least two pages: the layout is page-aligned
         lc, lp = best(start, half, covered)
         rc, rp = best(start + half, half, covered)
         options = [(lc + rc, lp + rp)]
@@ -359,16 +364,100 @@ def exact_variable_mtrrs(
             options.append((1 + lc2 + rc2, ((start, size, WB), *lp2, *rp2)))
         return min(options, key=lambda o: o[0])
 
-    cost, plan = best(0, 1 << width, False)
+    plan = best(0, 1 << width, False)[1]
     best.cache_clear()
-    if cost > count:
+    return plan
+
+
+#: A budget table: entry b is the best (WB RAM bytes, blocks) using at most b registers;
+#: None where no set of that size is acceptable.
+Table = tuple[tuple[int, tuple[Block, ...]] | None, ...]
+
+
+def _merge(left: Table, right: Table) -> list[tuple[int, tuple[Block, ...]] | None]:
+    """Best split of each budget between two sibling blocks."""
+    out: list[tuple[int, tuple[Block, ...]] | None] = [None] * len(left)
+    for budget in range(len(left)):
+        for k in range(budget + 1):
+            a, b = left[k], right[budget - k]
+            if a is not None and b is not None:
+                current = out[budget]
+                if current is None or a[0] + b[0] > current[0]:
+                    out[budget] = (a[0] + b[0], a[1] + b[1])
+    return out
+
+
+def _most_wb_ram(target: tuple[MemoryRange, ...], width: int, count: int) -> tuple[Block, ...]:
+    """At most `count` registers making the most RAM WB while every non-RAM byte above
+    1 MiB stays UC: the same block tree with a register budget per subtree. Under a WB
+    block every non-RAM byte must get a UC hole, so a covered subtree without enough
+    registers for its holes is infeasible (None) rather than lossy."""
+
+    def wb_only(start: int, size: int, wb: int) -> Table:
+        return ((0, ()), *(((wb, ((start, size, WB),)),) * count))
+
+    @cache
+    def free(start: int, size: int) -> Table:
+        wb, uc = _wb_uc_bytes(target, start, start + size)
+        if wb == 0:
+            return ((0, ()),) * (count + 1)
+        if uc == 0:
+            return wb_only(start, size, wb)
+        half = size // 2
+        split = _merge(free(start, half), free(start + half, half))
+        under = _merge(covered(start, half), covered(start + half, half))
+        for budget in range(1, count + 1):
+            option = under[budget - 1]
+            current = split[budget]
+            if option is not None and (current is None or option[0] > current[0]):
+                split[budget] = (option[0], ((start, size, WB), *option[1]))
+        return tuple(split)
+
+    @cache
+    def covered(start: int, size: int) -> Table:
+        wb, uc = _wb_uc_bytes(target, start, start + size)
+        if uc == 0:
+            return ((wb, ()),) * (count + 1)
+        hole: Table = (None, *(((0, ((start, size, UC),)),) * count))
+        if wb == 0:
+            return hole
+        half = size // 2
+        split = _merge(covered(start, half), covered(start + half, half))
+        return tuple(
+            h if s is None or (h is not None and h[0] > s[0]) else s
+            for h, s in zip(hole, split, strict=True)
+        )
+
+    result = free(0, 1 << width)[count]
+    free.cache_clear()
+    covered.cache_clear()
+    assert result is not None  # zero registers (all UC) is always acceptable
+    return result[1]
+
+
+def exact_variable_pairs(
+    ram: Sequence[MemoryRange],
+    physical_address_width: int,
+    count: int = 8,
+    approximate: bool = False,
+) -> list[MsrWrite]:
+    """Fewest power-of-two aligned WB/UC pairs making `ram` WB and everything else UC
+    (default type UC; below 1 MiB is left to the fixed-range MTRRs).
+
+    More registers than `count` is an error naming how many are needed, unless
+    `approximate` asks for the set covering the most RAM that never makes non-RAM WB.
+    """
+    width = clamp_width(physical_address_width)
+    target = _target(ram, width)
+    plan = _fewest_blocks(target, width)
+    if len(plan) > count:
         if not approximate:
             raise VmLayoutError(
                 "mtrr_budget_exceeded",
-                f"an exact MTRR set for this layout needs {cost} variable registers, "
+                f"an exact MTRR set for this layout needs {len(plan)} variable registers, "
                 f"only {count} available (raise --mtrr-count, or ask for --mtrr-approximate)",
             )
-        plan = _approximate(target, width, count)
+        plan = _most_wb_ram(target, width, count)
     mask_bits = (1 << width) - 1
     out: list[MsrWrite] = []
     for n, (start, size, kind) in enumerate(sorted(plan, key=lambda p: (p[2] == UC, p[0]))):
@@ -379,40 +468,16 @@ def exact_variable_mtrrs(
     return out
 
 
-def _approximate(
-    target: tuple[MemoryRange, ...], width: int, count: int
-) -> tuple[tuple[int, int, int], ...]:
-    """Most WB RAM bytes with at most `count` registers, never WB outside RAM: a
-    budgeted version of the tree programme (UC registers are not worth a slot here —
-    a WB block may only cover RAM or below-1-MiB space)."""
-
-    def wb_uc(start: int, end: int) -> tuple[int, int]:
-        return _wb_uc_bytes(target, start, end)
-
-    Result = list[tuple[int, tuple[tuple[int, int, int], ...]]]  # index = registers used
-
-    @cache
-    def gain(start: int, size: int) -> tuple[tuple[int, tuple[tuple[int, int, int], ...]], ...]:
-        wb, uc = wb_uc(start, start + size)
-        table: Result = [(0, ())] * (count + 1)
-        if wb == 0:
-            return tuple(table)
-        if uc == 0:
-            return tuple([(0, ())] + [(wb, ((start, size, WB),))] * count)
-        if size // 2 < PAGE_SIZE:
-            return tuple(table)
-        left = gain(start, size // 2)
-        right = gain(start + size // 2, size // 2)
-        for budget in range(count + 1):
-            for k in range(budget + 1):
-                value = left[k][0] + right[budget - k][0]
-                if value > table[budget][0]:
-                    table[budget] = (value, left[k][1] + right[budget - k][1])
-        return tuple(table)
-
-    result = gain(0, 1 << width)[count][1]
-    gain.cache_clear()
-    return result
+def exact_variable_mtrrs(
+    resolved: Any, count: int = 8, approximate: bool = False
+) -> list[MsrWrite]:
+    """`exact_variable_pairs` for a resolved layout's RAM and address width."""
+    return exact_variable_pairs(
+        [r.range for r in resolved.memory_layout.ram],
+        resolved.config.physical_address_size,
+        count,
+        approximate,
+    )
 
 
 def reference_state(resolved: Any, loader: Loader) -> MtrrState:

@@ -5,12 +5,31 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vmlayout.firmware.uefi import UefiBlob, decode_config_blob, looks_like_config_blob
+from vmlayout.firmware.uefi import (
+    UefiBlob,
+    UefiStructure,
+    decode_config_blob,
+    has_config_blob_header,
+)
 from vmlayout.ranges import format_address, format_size
 
 
 def sniff(path: Path, data: bytes | None) -> bool:
-    return data is not None and looks_like_config_blob(data)
+    return data is not None and has_config_blob_header(data)
+
+
+def _summary(s: UefiStructure) -> str:
+    """Scalar fields as name=value; lists (memory entries, MMIO ranges) by count, since
+    their addresses are printed in full below."""
+    parts = []
+    for name, value in s.fields.items():
+        if isinstance(value, int):
+            parts.append(f"{name}={value:#x}")
+        elif isinstance(value, str):
+            parts.append(f"{name}={value}")
+        elif isinstance(value, list):
+            parts.append(f"{len(value)} {name}")
+    return " ".join(parts)
 
 
 def blob_to_json(blob: UefiBlob) -> dict[str, object]:
@@ -49,7 +68,7 @@ def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
         return json.dumps(blob_to_json(blob)) + "\n", 0
     lines = [f"UEFI config blob, {len(data)} bytes, {len(blob.structures)} structures"]
     for s in blob.structures:
-        lines.append(f"  {s.offset:#06x}  {s.name:<24} length {s.length}")
+        lines.append(f"  {s.offset:#06x}  {s.name:<24} length {s.length:<4} {_summary(s)}")
     for r in blob.memory_map:
         lines.append(
             f"memory  {format_address(r.start):>22} - {format_address(r.end):<22} "
