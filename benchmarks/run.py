@@ -35,7 +35,7 @@ from vmlayout.policy import (  # noqa: E402
 )
 from vmlayout.ranges import GIB, MIB  # noqa: E402
 
-VECTORS = ROOT.parent / "shared" / "vectors"
+VECTORS = ROOT / "tests" / "vectors"
 Row = tuple[str, float, str]
 #: Benchmark modules of the emitter stages, each with `bench_rows() -> list[Row]`.
 EXTRA_MODULES = ("benchmarks.emitters",)
