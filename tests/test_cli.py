@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import assert_one_line_error, run_cli
-from tests.vectors import SHARED_VECTORS
+from tests.vectors import PROJECT_VECTORS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +25,7 @@ def test_resolve_default_vm_table_lists_ranges_by_address_and_chipset() -> None:
 
 
 def test_resolve_json_matches_a_resolver_vector(tmp_path: Path) -> None:
-    line = (SHARED_VECTORS / "resolver.jsonl").read_text().splitlines()[0]
+    line = (PROJECT_VECTORS / "resolver.jsonl").read_text().splitlines()[0]
     case = json.loads(line)
     path = tmp_path / "vm.json"
     path.write_text(json.dumps(case["config"]))
@@ -40,7 +40,7 @@ def test_arch_flag_overrides_and_uses_that_architectures_default_low_window() ->
 
 
 def test_emit_mtrr_json_matches_an_mtrr_vector(tmp_path: Path) -> None:
-    case = json.loads((SHARED_VECTORS / "mtrr.jsonl").read_text().splitlines()[2])
+    case = json.loads((PROJECT_VECTORS / "mtrr.jsonl").read_text().splitlines()[2])
     path = tmp_path / "vm.json"
     path.write_text(json.dumps(case["config"]))
     result = run_cli("emit", "mtrr", path, "--format", "json")

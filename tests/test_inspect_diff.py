@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cli import assert_one_line_error, run_cli
-from tests.vectors import SHARED_VECTORS
+from tests.vectors import PROJECT_VECTORS
 from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict
 from vmlayout.inspect.corpus import check_case, check_corpus
 from vmlayout.inspect.diff import Change, diff_layouts
@@ -77,7 +77,7 @@ def _corpus(tmp_path: Path, lines: list[str]) -> Path:
 
 
 def test_corpus_of_reference_vectors_is_all_same() -> None:
-    summary = check_corpus(SHARED_VECTORS / "resolver.jsonl", jobs=2, progress=False)
+    summary = check_corpus(PROJECT_VECTORS / "resolver.jsonl", jobs=2, progress=False)
     assert summary.total == 1000 and summary.ok, summary.failures[:3]
 
 

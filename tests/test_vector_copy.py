@@ -13,7 +13,9 @@ def test_project_copy_has_every_vector_file_the_tests_read() -> None:
     assert (PROJECT_VECTORS / "README.md").is_file()
 
 
-@pytest.mark.skipif(not UPSTREAM_VECTORS.is_dir(), reason="no published vectors beside the checkout")
+@pytest.mark.skipif(
+    not UPSTREAM_VECTORS.is_dir(), reason="no published vectors beside the checkout"
+)
 def test_project_copy_holds_exactly_the_published_cases() -> None:
     upstream = sorted(p.name for p in UPSTREAM_VECTORS.glob("*.jsonl"))
     assert sorted(p.name for p in PROJECT_VECTORS.glob("*.jsonl")) == upstream

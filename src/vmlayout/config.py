@@ -42,7 +42,18 @@ TOP_LEVEL_KEYS = (
     "vtl2_framebuffer_size",
     "physical_address_size",
 )
-RC_KEYS = ("name", "segment", "start_bus", "end_bus", "low_mmio", "high_mmio", "cxl", "iommu")
+RC_KEYS = (
+    "name",
+    "segment",
+    "start_bus",
+    "end_bus",
+    "low_mmio",
+    "high_mmio",
+    "cxl",
+    "iommu",
+    "numa_node",
+    "preserve_bars",
+)
 
 #: The built-in default VM (`vmlayout resolve` with no CONFIG); `examples/default.toml`
 #: spells out the same machine.
@@ -140,6 +151,12 @@ def _root_complex(value: object, path: str, index: int, arch: Arch) -> RootCompl
         kind = _enum(iommu, f"{path}.iommu", {k.value: k for k in IommuKind})
         if kind.arch is not arch:
             raise _error(f"{path}.iommu", f"{kind.value} is not available on {arch.value}")
+    numa_node = data.get("numa_node")
+    if numa_node is not None:
+        numa_node = _int(numa_node, f"{path}.numa_node", 0, 0xFFFF_FFFF)
+    preserve_bars = data.get("preserve_bars", False)
+    if not isinstance(preserve_bars, bool):
+        raise _error(f"{path}.preserve_bars", f"expected true or false, got {preserve_bars!r}")
     return RootComplexConfig(
         name=name,
         segment=_int(data.get("segment", 0), f"{path}.segment", 0, 0xFFFF),
@@ -149,6 +166,8 @@ def _root_complex(value: object, path: str, index: int, arch: Arch) -> RootCompl
         high_mmio=_window(data.get("high_mmio", {"size": GIB}), f"{path}.high_mmio"),
         cxl_hdm_size=hdm_size,
         iommu=kind,
+        numa_node=numa_node,
+        preserve_bars=preserve_bars,
     )
 
 
@@ -291,6 +310,8 @@ def config_to_dict(config: VmConfig) -> dict[str, Any]:
                 "high_mmio": window(rc.high_mmio),
                 "cxl": None if rc.cxl_hdm_size is None else {"hdm_size": rc.cxl_hdm_size},
                 "iommu": None if rc.iommu is None else rc.iommu.value,
+                **({} if rc.numa_node is None else {"numa_node": rc.numa_node}),
+                **({"preserve_bars": True} if rc.preserve_bars else {}),
             }
             for rc in config.pcie_root_complexes
         ],

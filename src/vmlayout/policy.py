@@ -95,6 +95,11 @@ class RootComplexConfig:
     high_mmio: MmioWindow = DynamicMmio(GIB)
     cxl_hdm_size: int | None = None
     iommu: IommuKind | None = None
+    #: Firmware only (the layout ignores them): the vNUMA node the root complex is
+    #: attached to (ACPI `_PXM`), and whether the guest must keep the BARs the VMM
+    #: assigned (`_DSM` "ignore boot configuration", DT `linux,pci-probe-only`).
+    numa_node: int | None = None
+    preserve_bars: bool = False
 
 
 @dataclass(frozen=True, slots=True)
