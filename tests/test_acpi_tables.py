@@ -124,7 +124,7 @@ def test_ssdt_lists_each_root_complex_and_reserves_every_ecam() -> None:
     assert devices[1].names["_SEG"] == 1 and devices[1].names["_BBN"] == 16
     assert device_memory(devices[2], "SSDT") == tuple(c.ecam for c in r.pcie_root_complexes)
     crs = decode_resources(devices[1].names["_CRS"], "SSDT")
-    assert crs[0].kind == "bus" and crs[0].fields == {"min": 16, "length": 16}
+    assert crs[0].kind == "bus" and crs[0].fields == {"min": 16, "max": 31, "length": 16}
 
 
 @pytest.mark.parametrize(("index", "name"), [(0, "PCI0"), (5, "PCI5"), (12, "PC12"), (123, "P123")])

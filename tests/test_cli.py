@@ -20,8 +20,10 @@ def test_resolve_default_vm_table_lists_ranges_by_address_and_chipset() -> None:
     assert lines[0].split() == ["name", "kind", "start", "end", "size", "vnode"]
     assert lines[2].split() == ["ram0", "ram", "0x0", "0xc000_0000", "3", "GiB", "0"]
     assert "chipset-low-mmio    fixed     0xf800_0000  0x1_0000_0000  128 MiB" in result.stdout
-    assert "  low   0xf800_0000 - 0x1_0000_0000  128 MiB" in result.stdout
-    assert "  high  0x1_8000_0000 - 0x1_a000_0000  512 MiB" in result.stdout
+    assert "ram0-extent1        ram     0x1_0000_0000  0x1_4000_0000    1 GiB  0" in result.stdout
+    assert "low = chipset-low-mmio, high = chipset-high-mmio, vtl2 = (none)" in result.stdout
+    # One name per range: the chipset windows are not listed a second time.
+    assert result.stdout.count("0x1_8000_0000  0x1_a000_0000") == 1
 
 
 def test_resolve_json_matches_a_resolver_vector(tmp_path: Path) -> None:

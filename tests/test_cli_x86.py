@@ -35,13 +35,58 @@ def config_file(tmp_path: Path, ram: int, high: int = 512 * MIB, **extra: Any) -
 def test_emit_mtrr_state_table_names_every_register_of_case_b(tmp_path: Path) -> None:
     result = run_cli("emit", "mtrr-state", config_file(tmp_path, 4 * GIB), "--loader", "linux")
     assert result.returncode == 0, result.stderr
-    lines = [line.split() for line in result.stdout.splitlines()[1:]]
+    lines = [line.split() for line in result.stdout.splitlines()[1:] if line.startswith("0x")]
     assert ["0x02ff", "DEF_TYPE", "0xc00"] in lines
     assert ["0x0250", "FIX64K_00000", "0x606_0606_0606_0606"] in lines
     assert ["0x026c", "FIX4K_E0000", "0x0"] in lines  # Linux leaves E0000.. UC
     assert ["0x0204", "PHYSBASE2", "0x1_0000_0006"] in lines
     assert ["0x0205", "PHYSMASK2", "0x3ffe_0000_0800"] in lines
     assert len(lines) == 1 + 11 + 2 * 3
+
+
+def test_mtrr_pairs_are_decoded_and_the_unaligned_reference_base_is_linted(
+    tmp_path: Path,
+) -> None:
+    """Spec 03: the reference's PHYSBASE1 0x800_0006 under a 4 GiB mask covers [0, 4 GiB)."""
+    result = run_cli("emit", "mtrr-state", config_file(tmp_path, 4 * GIB))
+    assert "pair 1: WB [0x0, 0x1_0000_0000) 4 GiB" in result.stdout
+    assert (
+        "lint: PHYSBASE1 0x800_0006 is not aligned to PHYSMASK1 0x3fff_0000_0800: "
+        "base bits 0x800_0000 are ignored; it covers [0x0, 0x1_0000_0000)"
+    ) in result.stdout
+    doc = json.loads(
+        run_cli("check", "mtrr", config_file(tmp_path, 4 * GIB), "--format", "json").stdout
+    )
+    pair = doc["pairs"][1]
+    assert (pair["type"], pair["covers"], pair["ignored_base_bits"]) == (
+        "WB",
+        [[0, 4 * GIB]],
+        0x800_0000,
+    )
+    assert len(doc["lint"]) == 2  # PHYSBASE1 and PHYSBASE2 are both unaligned
+
+
+def test_check_mtrr_sizes_read_as_round_sizes(tmp_path: Path) -> None:
+    result = run_cli("check", "mtrr", config_file(tmp_path, 4 * GIB))
+    assert "8191 MiB (8 GiB - 1 MiB)  WB" in result.stdout
+
+
+def test_options_the_reference_policy_ignores_are_warned_about(tmp_path: Path) -> None:
+    result = run_cli("emit", "mtrr-state", config_file(tmp_path, 4 * GIB), "--mtrr-count", "4")
+    assert result.returncode == 0
+    assert "warning: --mtrr-count has no effect with --mtrr-policy reference" in result.stderr
+    exact = ("--mtrr-policy", "exact", "--mtrr-count", "4")
+    assert run_cli("emit", "mtrr-state", config_file(tmp_path, 4 * GIB), *exact).stderr == ""
+
+
+def test_emit_all_accepts_and_records_mtrr_approximate(tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    args = ("--mtrr-policy", "exact", "--mtrr-count", "1", "--mtrr-approximate")
+    result = run_cli("emit", "all", config_file(tmp_path, 4 * GIB), "-o", out, *args)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / "config.json").read_text())
+    assert record["settings"]["mtrr"]["approximate"] is True
+    assert run_cli("inspect", out).returncode == 0
 
 
 def test_emit_mtrr_state_json_exact_policy(tmp_path: Path) -> None:
@@ -118,7 +163,7 @@ def test_emit_e820_json_and_raw_file_are_the_spec_table(tmp_path: Path) -> None:
     args = ("--acpi-len", "0x1800", "--smbios-len", "0x100", "--format", "json", "-o", out)
     result = run_cli("emit", "e820", config_file(tmp_path, 16 * GIB), *args)
     assert result.returncode == 0, result.stderr
-    entries = [(e["addr"], e["size"], e["type"]) for e in json.loads(result.stdout)["e820"]]
+    entries = [tuple(e) for e in json.loads(result.stdout)["e820"]]
     assert entries == SPEC_9_3_C
     assert list(struct.iter_unpack("<QQI", out.read_bytes())) == SPEC_9_3_C
 
@@ -152,14 +197,14 @@ def test_emit_pcat_json_of_case_c(tmp_path: Path) -> None:
         "0x23": 0xC00,
     }
     assert doc["e820_helper"] == [[0x1_A001, 0x0, 0x1]]
-    assert doc["cmos"] == {"0x15": 0x80, "0x16": 0x02, "0x17": 0x00, "0x18": 0x0C}
+    assert bytes.fromhex(doc["cmos"])[0x15:0x19] == bytes([0x80, 0x02, 0x00, 0x0C])
 
 
 def test_emit_pcat_table_of_case_a(tmp_path: Path) -> None:
     result = run_cli("emit", "pcat", config_file(tmp_path, 2 * GIB))
     assert "0x00  FIRST_MEMORY_BLOCK_SIZE       0x200000 (2097152)" in result.stdout
     assert "0x21  HIGH_MMIO_GAP_LENGTH_IN_MB    0x1ff (511)" in result.stdout
-    assert "CMOS  0x15=80 0x16=02 0x17=00 0x18=08" in result.stdout
+    assert "  10: 40 00 00 20 1f 80 02 00 08 30 30" in result.stdout
 
 
 # --- emit uefi-config / inspect ----------------------------------------------------------------

@@ -12,13 +12,35 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.cli import assert_one_line_error, run_cli
 from tests.tools import require_tool
+from tests.vectors import PROJECT_VECTORS, read_cases
+from vmlayout.acpi.tables import GicPlatform
 from vmlayout.config import config_from_dict
-from vmlayout.devicetree.fdt import Node, build_fdt, read_fdt, string, to_dts, u32, u64s
-from vmlayout.devicetree.linux import build_linux_dtb, parse_linux_chipset
+from vmlayout.devicetree.fdt import (
+    Node,
+    build_fdt,
+    decoded_tree,
+    read_fdt,
+    string,
+    to_dts,
+    u32,
+    u32s,
+    u64s,
+)
+from vmlayout.devicetree.linux import (
+    LinuxDtOptions,
+    build_linux_dtb,
+    linux_dtb_of,
+    linux_tree_of,
+    parse_linux_chipset,
+    pci_ranges,
+    pcie_from_linux_tree,
+)
 from vmlayout.devicetree.paravisor import (
     MEMORY,
     MemoryMapEntry,
+    ParavisorDtOptions,
     ParavisorMmio,
     build_paravisor_dtb,
     build_vtl0_memory_layout,
@@ -26,6 +48,7 @@ from vmlayout.devicetree.paravisor import (
     decode_mmio_ranges,
     encode_mmio_ranges,
     memory_map,
+    paravisor_dtb_of,
     parse_host_tree,
     parse_paravisor_chipset,
     reconstruct_chipset,
@@ -126,7 +149,165 @@ def test_linux_parse_back_rejects_bad_ranges_length() -> None:
     assert caught.value.kind == "bad_ranges_length"
 
 
+# --- the reference's whole tree: initrd, GIC, timer, PCIe, SMMU --------------------------------
+
+
+def rc(name: str, segment: int, buses: tuple[int, int], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "segment": segment,
+        "start_bus": buses[0],
+        "end_bus": buses[1],
+        "low_mmio": {"size": 2 * MIB},
+        "high_mmio": {"size": GIB},
+        **extra,
+    }
+
+
+def arm(**config: Any) -> Any:
+    return resolve(config_from_dict({"arch": "aarch64", "node_mem_sizes": [4 * GIB], **config}))
+
+
+def test_initrd_sits_16_mib_above_the_first_ram_address() -> None:
+    """The loader places the initrd at RAM start + 16 MiB; with no initrd the start and
+    end are equal (both written), with one the end is start + its size."""
+    r = arm(ram_start_address=GIB)
+    assert r.memory_layout.ram[0].range.start == GIB
+    for size, end in ((0, GIB + 16 * MIB), (0x12345, GIB + 16 * MIB + 0x12345)):
+        chosen = node(linux_tree_of(r, LinuxDtOptions(initrd_size=size)), "/chosen")
+        assert chosen.prop("linux,initrd-start") == u64s(GIB + 16 * MIB)
+        assert chosen.prop("linux,initrd-end") == u64s(end)
+
+
+def test_smmu_spis_are_dealt_top_down_two_per_smmu_in_root_complex_order() -> None:
+    """992 interrupts: INTIDs 991/990 for the first SMMU (event, gerror), 989/988 for the
+    second; DT SPI cells are INTID - 32. A v2m block of 64 takes 928..991 first."""
+    r = arm(
+        pcie_root_complexes=[
+            rc("a", 0, (0, 15), iommu="smmu"),
+            rc("b", 1, (0, 15)),
+            rc("c", 2, (0, 15), iommu="smmu"),
+        ]
+    )
+    expected = {"its": [(991, 990), (989, 988)], "v2m": [(927, 926), (925, 924)]}
+    for msi, intids in expected.items():
+        root = linux_tree_of(r, LinuxDtOptions(gic=GicPlatform(msi=msi)))
+        smmus = [c for c in root.children if c.name.startswith("smmu@")]
+        assert [c.name for c in smmus] == [f"smmu@{x.start:x}" for x in r.iommu_ranges]
+        for smmu, (event, gerror) in zip(smmus, intids, strict=True):
+            assert smmu.prop("interrupts") == u32s(0, event - 32, 4, 0, gerror - 32, 4)
+        bridges = [c for c in root.children if c.name.startswith("pcie@")]
+        maps = [b.prop("iommu-map") for b in bridges]
+        assert maps == [u32s(0, 5, 0, 0x10000), None, u32s(0, 6, 0, 0x10000)]
+        parent = {"its": 4, "v2m": 3}[msi]
+        assert all(b.prop("msi-parent") == u32(parent) for b in bridges)
+
+
+def test_v2m_frame_replaces_the_its_under_the_gic() -> None:
+    root = linux_tree_of(arm(), LinuxDtOptions(gic=GicPlatform(msi="v2m")))
+    gic = node(root, "/intc@ffff0000")
+    assert [c.name for c in gic.children] == ["v2m@effe8000"]
+    v2m = gic.children[0]
+    assert (v2m.prop("arm,msi-base-spi"), v2m.prop("arm,msi-num-spis")) == (u32(928), u32(64))
+    its = linux_tree_of(arm())
+    assert node(its, "/intc@ffff0000/its@effc0000").prop("reg") == u64s(0xEFFC_0000, 0x20000)
+
+
+def test_gic_redistributors_cover_every_vp_and_may_not_reach_the_distributor() -> None:
+    root = linux_tree_of(arm(), LinuxDtOptions(vp_count=3))
+    reg = node(root, "/intc@ffff0000").prop("reg")
+    assert reg == u64s(0xFFFF_0000, 0x1_0000, 0xEFFF_0000, 3 * 0x2_0000)
+    cpus = node(root, "/cpus").children
+    assert [c.prop("status") for c in cpus] == [string("okay")] + [string("disabled")] * 2
+    assert all(c.prop("enable-method") == string("psci") for c in cpus)
+    with pytest.raises(VmLayoutError) as caught:
+        LinuxDtOptions(vp_count=2049)
+    assert "overlap the distributor" in caught.value.message
+
+
+def test_timer_is_the_virtual_timer_ppi() -> None:
+    timer = node(linux_tree_of(arm(), LinuxDtOptions(gic=GicPlatform(virt_timer_ppi=27))), "/timer")
+    assert timer.prop("interrupts") == u32s(1, 27 - 16, 8)
+    assert timer.prop("interrupt-names") == string("virt")
+
+
+def test_pcie_node_carries_ecam_buses_domain_and_identity_windows() -> None:
+    r = arm(pcie_root_complexes=[rc("a", 3, (16, 47), preserve_bars=True)])
+    (ranges,) = r.pcie_root_complexes
+    bridge = node(linux_tree_of(r), f"/pcie@{ranges.ecam.start:x}")
+    assert bridge.prop("reg") == u64s(ranges.ecam.start, 32 * MIB)  # 32 buses x 1 MiB
+    assert bridge.prop("bus-range") == u32s(16, 47)
+    assert bridge.prop("linux,pci-domain") == u32(3)
+    assert bridge.prop("linux,pci-probe-only") == u32(1)
+    low, high = ranges.low_mmio, ranges.high_mmio
+    assert bridge.prop("ranges") == (
+        u32s(0x0200_0000, 0, low.start)
+        + u64s(low.start, low.size)
+        + u32s(0x0300_0000)
+        + u64s(high.start, high.start, high.size)
+    )
+    plain = linux_tree_of(arm(pcie_root_complexes=[rc("a", 0, (0, 1))]))
+    assert all(c.prop("linux,pci-probe-only") is None for c in plain.children)
+
+
+def test_pci_ranges_leave_out_an_empty_window() -> None:
+    high = MemoryRange(0x40_0000_0000, 0x40_4000_0000)
+    assert pci_ranges(EMPTY, high) == u32s(0x0300_0000) + u64s(high.start, high.start, GIB)
+    assert pci_ranges(EMPTY, EMPTY) == b""
+
+
+RC_CONFIGS = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(0, 7), st.booleans()), min_size=1, max_size=4
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(RC_CONFIGS)
+def test_pcie_nodes_read_back_as_the_resolved_root_complexes(rcs: Any) -> None:
+    complexes = [
+        rc(f"rc{i}", seg, (32 * block, 32 * block + 31), **({"iommu": "smmu"} if smmu else {}))
+        for i, (seg, block, smmu) in enumerate(rcs)
+    ]
+    try:
+        r = arm(pcie_root_complexes=complexes)
+    except VmLayoutError:
+        return  # e.g. two complexes on one bus: not this test's subject
+    bridges = pcie_from_linux_tree(read_fdt(linux_dtb_of(r)))
+    smmus = iter(r.iommu_ranges)
+    for b, want, cfg in zip(bridges, r.pcie_root_complexes, complexes, strict=True):
+        assert (b.segment, b.start_bus, b.end_bus) == (want.segment, want.start_bus, want.end_bus)
+        assert (b.ecam, b.low_mmio, b.high_mmio) == (want.ecam, want.low_mmio, want.high_mmio)
+        assert b.smmu == (next(smmus) if "iommu" in cfg else None)
+
+
 # --- §9.3 / §9.4: paravisor host tree -------------------------------------------------------
+
+
+def x86(**config: Any) -> Any:
+    return resolve(config_from_dict({"node_mem_sizes": [2 * GIB, 2 * GIB], **config}))
+
+
+def test_the_vtl2_range_is_a_vtl2_protectable_memory_node_of_vnode_0() -> None:
+    r = x86(vtl2_layout={"size": 64 * MIB, "alignment": 2 * MIB})
+    vtl2 = r.memory_layout.vtl2_range
+    assert vtl2 is not None
+    tree = parse_host_tree(paravisor_dtb_of(r))
+    assert [(e.range, e.entry_type, e.vnode) for e in tree.memory if e.entry_type] == [(vtl2, 3, 0)]
+    assert [e.range for e in tree.memory if not e.entry_type] == [
+        x.range for x in r.memory_layout.ram
+    ]
+
+
+@pytest.mark.parametrize(
+    ("vps_per_socket", "vnodes"), [(None, [0, 0, 0, 0]), (1, [0, 1, 0, 1]), (2, [0, 0, 1, 1])]
+)
+def test_paravisor_cpus_sit_in_the_vnode_of_their_socket(
+    vps_per_socket: int | None, vnodes: list[int]
+) -> None:
+    """VP v in node (v // vps_per_socket) % nodes; by default one socket holds all VPs."""
+    options = ParavisorDtOptions(vp_count=4, vps_per_socket=vps_per_socket)
+    cpus = node(read_fdt(paravisor_dtb_of(x86(), options)), "/cpus").children
+    assert [c.prop("numa-node-id") for c in cpus] == [u32(v) for v in vnodes]
 
 
 def test_igvm_mmio_ranges_parameter_is_the_32_byte_example() -> None:
@@ -345,6 +526,34 @@ def test_dtc_accepts_every_emitted_blob(tmp_path: Path, chipset: ChipsetMmioRang
         assert "microsoft,vmbus" in result.stdout
 
 
+def test_dtc_is_clean_on_whole_trees_but_for_the_reference_vmbus_ranges(tmp_path: Path) -> None:
+    """PCIe host bridges, SMMUs, GIC children and UARTs pass every dtc check; the only
+    warnings are the VMBus node's (start, length) ranges, which is the reference's
+    deliberate format (§2.3)."""
+    tool = dtc()
+    complexes = [rc("a", 0, (0, 63), iommu="smmu", preserve_bars=True), rc("b", 1, (0, 7))]
+    r = arm(pcie_root_complexes=complexes, node_mem_sizes=[2 * GIB, 2 * GIB])
+    blobs = {
+        "its.dtb": linux_dtb_of(r, LinuxDtOptions(vp_count=4, serial=True, initrd_size=4096)),
+        "v2m.dtb": linux_dtb_of(r, LinuxDtOptions(gic=GicPlatform(msi="v2m"))),
+        "paravisor.dtb": paravisor_dtb_of(
+            x86(vtl2_layout={"size": 64 * MIB, "alignment": 2 * MIB}, vtl2_chipset_mmio_size=GIB),
+            ParavisorDtOptions(vp_count=4, vps_per_socket=1),
+        ),
+    }
+    for name, blob in blobs.items():
+        (tmp_path / name).write_bytes(blob)
+        result = subprocess.run(
+            [tool, "-I", "dtb", "-O", "dts", "-o", "/dev/null", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        warnings = [line for line in result.stderr.splitlines() if line.strip()]
+        assert all("/openvmm/vmbus" in line for line in warnings), warnings
+
+
 def test_malformed_and_truncated_dtbs_give_one_line_errors() -> None:
     rng = random.Random(5)
     seeds = [
@@ -438,3 +647,93 @@ def test_usermode_parser_requires_the_memory_type() -> None:
     with pytest.raises(VmLayoutError) as caught:
         usermode_vtl0_mmio(build_fdt(Node("", (), (bad,))))
     assert "missing openhcl,memory-type" in caught.value.message
+
+
+# --- the CLI: default options are the reference's inputs -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "vectors"), [("dt-linux", "dt-linux.jsonl"), ("dt-paravisor", "dt-paravisor.jsonl")]
+)
+def test_emit_with_default_options_decodes_to_the_vector_tree(
+    tmp_path: Path, command: str, vectors: str
+) -> None:
+    import json
+
+    case = max(read_cases(PROJECT_VECTORS / vectors), key=lambda c: len(c["expect"]["tree"]))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(case["config"]))
+    out = tmp_path / "out.dtb"
+    result = run_cli("emit", command, config, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert decoded_tree(read_fdt(out.read_bytes())) == case["expect"]["tree"]
+
+
+def test_emit_dt_linux_platform_options(tmp_path: Path) -> None:
+    out = tmp_path / "linux.dtb"
+    args = ("--vp-count", "2", "--gic-msi", "v2m", "--timer-ppi", "30", "--initrd-size", "0x1000")
+    result = run_cli("emit", "dt-linux", "--arch", "aarch64", "-o", out, *args)
+    assert result.returncode == 0, result.stderr
+    root = read_fdt(out.read_bytes())
+    assert node(root, "/timer").prop("interrupts") == u32s(1, 14, 8)
+    assert node(root, "/intc@ffff0000").child("v2m@effe8000") is not None
+    assert len(node(root, "/cpus").children) == 2
+    chosen = node(root, "/chosen")
+    start, end = (
+        int.from_bytes(chosen.prop(k) or b"", "big")
+        for k in ("linux,initrd-start", "linux,initrd-end")
+    )
+    assert end - start == 0x1000
+
+
+def test_emit_dt_linux_refuses_a_timer_outside_the_ppis(tmp_path: Path) -> None:
+    result = run_cli(
+        "emit", "dt-linux", "--arch", "aarch64", "-o", tmp_path / "x.dtb", "--timer-ppi", "40"
+    )
+    assert_one_line_error(result, "invalid_argument", "PPI")
+
+
+# --- emit all + inspect DIR: the trees' new windows are cross-checked -----------------------
+
+
+def crosscheck_cells(tmp_path: Path, made_from: Any, checked_against: Any) -> dict[Any, Any]:
+    from vmlayout.artifacts import EmitSettings, build_artifact_set, load_artifact_set
+    from vmlayout.inspect.crosscheck import all_views, compare
+    from vmlayout.output import write_directory_atomic
+
+    tmp_path.mkdir(exist_ok=True)
+    write_directory_atomic(tmp_path / "set", build_artifact_set(made_from, EmitSettings()))
+    artifacts = load_artifact_set(tmp_path / "set")
+    return dict(compare(artifacts, checked_against, all_views(), strict=False).cells)
+
+
+def test_crosscheck_reads_pcie_windows_and_smmus_back_from_the_linux_tree(tmp_path: Path) -> None:
+    import dataclasses
+
+    r = arm(pcie_root_complexes=[rc("a", 0, (0, 63), iommu="smmu"), rc("b", 1, (0, 7))])
+    cells = crosscheck_cells(tmp_path, r, r)
+    for row in ("ECAM a", "a low MMIO", "a high MMIO", "IOMMU a", "ECAM b", "b high MMIO"):
+        assert cells[(row, "DT linux")].status == "ok", row
+    assert all(cell.status == "ok" for cell in cells.values())
+    smmu = r.iommu_ranges[0]
+    moved = dataclasses.replace(r, iommu_ranges=(MemoryRange(smmu.start - MIB, smmu.end - MIB),))
+    cells = crosscheck_cells(tmp_path / "moved", r, moved)
+    assert cells[("IOMMU a", "DT linux")].status == "bad"
+    assert cells[("ECAM a", "DT linux")].status == "ok"
+
+
+def test_crosscheck_reads_the_vtl2_range_back_from_the_paravisor_tree(tmp_path: Path) -> None:
+    import dataclasses
+
+    r = x86(vtl2_layout={"size": 64 * MIB, "alignment": 2 * MIB})
+    cells = crosscheck_cells(tmp_path, r, r)
+    assert cells[("VTL2 memory", "DT paravisor")].status == "ok"
+    assert cells[("RAM", "DT paravisor")].status == "ok"  # the VTL2 range is not RAM
+    assert cells[("PCAT CMOS", "PCAT")].status == "ok"
+    vtl2 = r.memory_layout.vtl2_range
+    assert vtl2 is not None
+    layout = dataclasses.replace(
+        r.memory_layout, vtl2_range=MemoryRange(vtl2.start, vtl2.end + 2 * MIB)
+    )
+    cells = crosscheck_cells(tmp_path / "moved", r, dataclasses.replace(r, memory_layout=layout))
+    assert cells[("VTL2 memory", "DT paravisor")].status == "bad"

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.cli import assert_one_line_error, run_cli
+from tests.vectors import PROJECT_VECTORS, read_cases
 from vmlayout.config import config_from_dict
 from vmlayout.errors import VmLayoutError
 from vmlayout.firmware.e820 import ENTRY, build_e820, decode_e820, encode_e820
-from vmlayout.firmware.pcat import PcatConfig, PcatItem
+from vmlayout.firmware.pcat import PcatConfig, PcatItem, cmos_checksums, decode_cmos
 from vmlayout.layout import ChipsetMmioRanges, new
 from vmlayout.policy import ResolvedLayout, resolve
 from vmlayout.ranges import EMPTY, FOUR_GIB, GIB, MIB, MemoryRange
@@ -163,3 +170,96 @@ def test_legacy_layout_e_counts_ram_above_the_high_window() -> None:
     assert items[PcatItem.HIGH_MMIO_GAP_BASE_IN_MB] == 4096
     assert items[PcatItem.MEMORY_AMOUNT_ABOVE_4GB] == 4224
     assert items[PcatItem.INITIAL_MEGABYTES_BELOW_GAP] == 3968
+
+
+# --- the initial CMOS image (§5.6) -----------------------------------------------------------
+
+#: The reference's unit-test image (`default_cmos_values` with ram[0] = [0, 1 GiB)).
+REFERENCE_CMOS_1_GIB = bytes.fromhex(
+    "00000000000000000000000000000000400000201f8002000430300000000000"
+    "0000000000000030302607070707020700000000000000000000108600400b97"
+    "00000000000000000000000000481a1971a91800a8f14976140180930040030000"
+    "085aacfe1032547698bae400000000000003"
+).ljust(256, b"\0")
+
+
+def legacy_pcat(first_ram: int) -> PcatConfig:
+    low = MemoryRange(FOUR_GIB - 128 * MIB, FOUR_GIB)
+    high = MemoryRange(FOUR_GIB, FOUR_GIB + 512 * MIB)
+    return PcatConfig(new(first_ram, [low, high]), ChipsetMmioRanges(low, high, EMPTY))
+
+
+def test_cmos_image_of_the_reference_unit_test() -> None:
+    assert legacy_pcat(GIB).cmos_image() == REFERENCE_CMOS_1_GIB
+
+
+def test_cmos_checksum_is_the_byte_sum_of_0x10_to_0x2d_stored_msb_first() -> None:
+    """Basic: Σ bytes 0x10..0x2D at 0x2E (MSB), 0x2F (LSB); extended: Σ 0x37..0x3D and
+    0x40..0x7F at 0x3E/0x3F. The reference image: 0x0207 and 0x0B97."""
+    image = REFERENCE_CMOS_1_GIB
+    assert sum(image[0x10:0x2E]) == 0x0207 and image[0x2E:0x30] == b"\x02\x07"
+    assert sum(image[0x37:0x3E]) + sum(image[0x40:0x80]) == 0x0B97
+    assert image[0x3E:0x40] == b"\x0b\x97"
+    assert cmos_checksums(image) == (0x0207, 0x0B97)
+
+
+@given(st.integers(1, 3 * 1024).map(lambda mib: mib * MIB))
+def test_every_cmos_image_carries_valid_checksums_and_the_first_range(first: int) -> None:
+    fields = decode_cmos(legacy_pcat(first).cmos_image())
+    assert fields["checksum_ok"] and fields["extended_checksum_ok"]
+    assert fields["extended_memory_mib"] == first >> 20
+    assert fields["base_memory_kib"] == 640
+
+
+def test_a_first_ram_range_of_64_gib_does_not_fit_the_cmos() -> None:
+    """Extended memory is a 16-bit MiB count: 64 GiB is 0x10000 MiB, one too many."""
+    # a low chipset window reaching down to 256 MiB leaves no 1 GiB-aligned RAM below it
+    config = {"node_mem_sizes": [80 * GIB], "chipset_low_mmio_size": 0xF000_0000}
+    r = resolve(config_from_dict(config))
+    assert r.memory_layout.ram[0].range.size >= 64 * GIB
+    with pytest.raises(VmLayoutError) as caught:
+        PcatConfig(r.memory_layout, r.chipset)
+    assert caught.value.kind == "pcat_first_ram_too_large"
+    assert "64 GiB" in caught.value.message
+
+
+def test_a_corrupted_cmos_byte_breaks_its_checksum() -> None:
+    image = bytearray(legacy_pcat(GIB).cmos_image())
+    image[0x17] ^= 1
+    assert not decode_cmos(bytes(image))["checksum_ok"]
+
+
+def test_e820_refuses_a_layout_without_ram_at_zero() -> None:
+    config = {"node_mem_sizes": [2 * GIB], "chipset_low_mmio_size": 0xF000_0000}
+    r = resolve(config_from_dict(config))
+    assert r.memory_layout.ram[0].range.start == FOUR_GIB
+    with pytest.raises(VmLayoutError) as caught:
+        build_e820(r.memory_layout)
+    assert caught.value.kind == "e820_requires_low_ram"
+    assert "first RAM range" in caught.value.message
+
+
+@pytest.mark.parametrize("view", ["e820", "pcat"])
+def test_emit_json_prints_exactly_a_vector_expect(tmp_path: Path, view: str) -> None:
+    cases = read_cases(PROJECT_VECTORS / f"{view}.jsonl")
+    case = next(
+        c for c in cases if "error" not in c["expect"] and len(c["config"]["node_mem_sizes"]) > 1
+    )
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(case["config"]))
+    result = run_cli("emit", view, config, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == case["expect"]
+
+
+@pytest.mark.parametrize(
+    ("view", "kind"), [("e820", "e820_requires_low_ram"), ("pcat", "pcat_first_ram_too_large")]
+)
+def test_configs_the_reference_panics_on_are_one_line_errors(
+    tmp_path: Path, view: str, kind: str
+) -> None:
+    cases = read_cases(PROJECT_VECTORS / f"{view}.jsonl")
+    case = next(c for c in cases if c["expect"].get("error") == "reference_panicked")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(case["config"]))
+    assert_one_line_error(run_cli("emit", view, config, "--format", "json"), kind)

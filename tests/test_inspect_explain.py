@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from tests.cli import assert_one_line_error, run_cli
-from vmlayout.config import DEFAULT_VM
+from vmlayout.config import DEFAULT_VM, config_from_dict
 from vmlayout.errors import VmLayoutError
 from vmlayout.inspect.explain import explain
+from vmlayout.policy import resolve
 from vmlayout.ranges import MemoryRange
+from vmlayout.report import range_names
 
 
 def test_root_complex_low_window_is_explained_as_top_down_mmio32() -> None:
@@ -42,8 +45,43 @@ def test_split_ram_lists_every_extent() -> None:
 
 
 def test_unknown_name_lists_the_placed_names() -> None:
-    with pytest.raises(VmLayoutError, match="nope: no such range; placed ranges are: chipset-low"):
+    with pytest.raises(VmLayoutError, match="nope: no such range; ranges are: ram0, pcie-rc0"):
         explain("nope", DEFAULT_VM)
+
+
+def test_a_near_miss_gets_did_you_mean() -> None:
+    with pytest.raises(VmLayoutError, match="did you mean chipset-high-mmio\\?"):
+        explain("chipset-hihg-mmio", DEFAULT_VM)
+
+
+def test_every_name_resolve_prints_is_accepted() -> None:
+    config = replace(DEFAULT_VM, node_mem_sizes=(8 << 30, 2 << 30))
+    for name in range_names(resolve(config)):
+        assert explain(name, config).to_json()["name"] == name
+
+
+def test_a_split_ram_extent_is_explained_as_part_of_its_request() -> None:
+    result = explain("ram0-extent1", DEFAULT_VM).to_json()
+    assert result["request"] == "ram0"
+    assert result["range"] == [1 << 32, 0x1_4000_0000]
+    assert result["config_fields"] == ["node_mem_sizes[0]"]
+
+
+def test_chain_lists_the_phase_before_and_the_fields_behind_the_address() -> None:
+    result = explain("chipset-high-mmio", DEFAULT_VM).to_json()
+    assert [(c["name"], c["size"], c["alignment"]) for c in result["previous_phase"]] == [
+        ("ram0", 4 << 30, 1 << 30)
+    ]
+    assert [c["name"] for c in result["earlier_in_phase"]] == ["pcie-rc0-high-mmio"]
+    assert result["config_fields"] == ["chipset_high_mmio_size"]
+    assert "node_mem_sizes[0]" in result["depends_on"]
+    assert "pcie_root_complexes[0].high_mmio" in result["depends_on"]
+    assert "vtl2_chipset_mmio_size" not in result["depends_on"]
+
+
+def test_search_window_is_clipped_to_the_address_width() -> None:
+    config = replace(DEFAULT_VM, physical_address_size=40)
+    assert explain("chipset-high-mmio", config).to_json()["search_region"][1] == 1 << 40
 
 
 def test_cli_explain_text_and_json() -> None:
@@ -54,3 +92,20 @@ def test_cli_explain_text_and_json() -> None:
     data = json.loads(run_cli("explain", "ram0", "--format", "json").stdout)
     assert data["phase"] == "Ram"
     assert_one_line_error(run_cli("explain", "missing"), "unknown_range")
+
+
+def test_a_root_complex_ecam_share_is_explained_by_its_segment_block() -> None:
+    config = config_from_dict(
+        {
+            "pcie_root_complexes": [
+                {"name": "a", "segment": 0, "start_bus": 0, "end_bus": 15},
+                {"name": "b", "segment": 0, "start_bus": 16, "end_bus": 31},
+            ]
+        }
+    )
+    names = range_names(resolve(config))
+    assert {"pcie-seg0-ecam", "pcie-a-ecam", "pcie-b-ecam"} <= set(names)
+    result = explain("pcie-b-ecam", config).to_json()
+    assert result["request"] == "pcie-seg0-ecam"
+    block = explain("pcie-seg0-ecam", config).to_json()["ranges"][0]
+    assert result["range"] == [block[0] + (16 << 20), block[1]]

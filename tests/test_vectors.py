@@ -83,3 +83,123 @@ def test_acpi_vector(case: dict[str, Any]) -> None:
         return {"dsdt_vmod": dsdt_table([vmod_device(resolved.chipset)]).hex(), "dsdt_pci0": pci0}
 
     _check(case["expect"], run)
+
+
+@pytest.mark.parametrize("case", vector_params("acpi-tables.jsonl"))
+def test_acpi_tables_vector(case: dict[str, Any]) -> None:
+    """Every table but DSDT/XSDT/RSDP byte for byte, and exactly the reference's set."""
+    from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables
+
+    def run() -> dict[str, Any]:
+        files = build_acpi_tables(resolve(config_from_dict(case["config"])), AcpiOptions())
+        skip = ("DSDT.aml", "XSDT.aml", "RSDP.bin")
+        return {
+            "tables": {n.removesuffix(".aml"): t.hex() for n, t in files.items() if n not in skip}
+        }
+
+    _check(case["expect"], run)
+
+
+#: The reference's failure names in the firmware-view vectors, as vmlayout's error kinds.
+#: `reference_panicked` is an assertion in the reference: for PCAT either the first RAM
+#: range overflowing the CMOS field or (spec 03 §1.4) an item overflowing its u32.
+FIRMWARE_VIEW_ERRORS: dict[str, dict[str, frozenset[str]]] = {
+    "e820": {"reference_panicked": frozenset({"e820_requires_low_ram"})},
+    "pcat": {
+        "reference_panicked": frozenset({"pcat_first_ram_too_large", "pcat_value_overflow"}),
+        "incorrect_mmio_holes": frozenset({"incorrect_mmio_holes"}),
+    },
+}
+
+
+def _check_view(view: str, expect: dict[str, Any], run: Any) -> None:
+    if "error" not in expect:
+        assert run() == expect
+        return
+    with pytest.raises(VmLayoutError) as caught:
+        run()
+    assert caught.value.kind in FIRMWARE_VIEW_ERRORS[view][expect["error"]], caught.value.message
+
+
+@pytest.mark.parametrize("case", vector_params("e820.jsonl"))
+def test_e820_vector(case: dict[str, Any]) -> None:
+    from vmlayout.firmware.e820 import build_e820, e820_to_json
+
+    def run() -> dict[str, Any]:
+        return e820_to_json(build_e820(resolve(config_from_dict(case["config"])).memory_layout))
+
+    _check_view("e820", case["expect"], run)
+
+
+@pytest.mark.parametrize("case", vector_params("pcat.jsonl"))
+def test_pcat_vector(case: dict[str, Any]) -> None:
+    from vmlayout.firmware.pcat import PcatConfig
+
+    def run() -> dict[str, Any]:
+        resolved = resolve(config_from_dict(case["config"]))
+        return PcatConfig(resolved.memory_layout, resolved.chipset).to_json()
+
+    _check_view("pcat", case["expect"], run)
+
+
+def _decoded_tree(blob: bytes) -> dict[str, dict[str, str]]:
+    from vmlayout.devicetree.fdt import decoded_tree, read_fdt
+
+    return decoded_tree(read_fdt(blob))
+
+
+@pytest.mark.parametrize("case", vector_params("dt-paravisor.jsonl"))
+def test_dt_paravisor_vector(case: dict[str, Any]) -> None:
+    from vmlayout.devicetree.paravisor import ParavisorDtOptions, paravisor_dtb_of
+
+    def run() -> dict[str, Any]:
+        resolved = resolve(config_from_dict(case["config"]))
+        return {"tree": _decoded_tree(paravisor_dtb_of(resolved, ParavisorDtOptions()))}
+
+    _check(case["expect"], run)
+
+
+@pytest.mark.parametrize("case", vector_params("dt-linux.jsonl"))
+def test_dt_linux_vector(case: dict[str, Any]) -> None:
+    from vmlayout.devicetree.linux import LinuxDtOptions, linux_dtb_of
+
+    def run() -> dict[str, Any]:
+        resolved = resolve(config_from_dict(case["config"]))
+        return {"tree": _decoded_tree(linux_dtb_of(resolved, LinuxDtOptions()))}
+
+    _check(case["expect"], run)
+
+
+#: The reference's error variants and vmlayout's kinds, one to one.
+PCI_ERROR_KINDS = {
+    "BusExhaustion": "bus_exhaustion",
+    "SriovBusConflict": "sriov_bus_conflict",
+    "PinnedBarMisaligned": "pinned_bar_misaligned",
+    "PinnedBarOverlap": "pinned_bar_overlap",
+    "PinnedBarOutOfAperture": "pinned_bar_out_of_aperture",
+    "MmioExhaustion": "mmio_exhaustion",
+}
+
+
+@pytest.mark.parametrize("case", vector_params("pci.jsonl"))
+def test_pci_vector(case: dict[str, Any]) -> None:
+    from vmlayout.devices import devices_from_vector
+    from vmlayout.pci import AssignmentParams, assign_functions
+
+    data = case["input"]
+    params = AssignmentParams(
+        start_bus=data["start_bus"],
+        end_bus=data["end_bus"],
+        low_mmio=MemoryRange(*data["low_mmio"]),
+        high_mmio=MemoryRange(*data["high_mmio"]),
+        preserve_bars=data["preserve_bars"],
+    )
+    functions = devices_from_vector(data["topology"])
+    expect = case["expect"]
+    if "error" in expect:
+        with pytest.raises(VmLayoutError) as caught:
+            assign_functions(functions, params)
+        assert caught.value.kind == PCI_ERROR_KINDS[expect["error"]], caught.value.message
+        assert caught.value.message == expect["message"]
+    else:
+        assert assign_functions(functions, params).to_json() == expect

@@ -1,3 +1,87 @@
-"""vmlayout: where everything lives in a VM's guest physical address space."""
+"""vmlayout: where everything lives in a VM's guest physical address space.
+
+The stable library surface is listed in `__all__`; names resolve lazily so that
+`import vmlayout` (and the CLI's cold start) stays cheap. See docs/api.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: Public name -> module defining it.
+_EXPORTS = {
+    "load_config": "vmlayout.api",
+    "resolve": "vmlayout.api",
+    "layout_json": "vmlayout.api",
+    "config_json": "vmlayout.api",
+    "VmConfig": "vmlayout.policy",
+    "RootComplexConfig": "vmlayout.policy",
+    "DynamicMmio": "vmlayout.policy",
+    "FixedMmio": "vmlayout.policy",
+    "Vtl2Layout": "vmlayout.policy",
+    "Arch": "vmlayout.policy",
+    "IommuKind": "vmlayout.policy",
+    "ResolvedLayout": "vmlayout.policy",
+    "RootComplexRanges": "vmlayout.policy",
+    "ChipsetMmioRanges": "vmlayout.layout",
+    "MemoryLayout": "vmlayout.layout",
+    "MemoryRange": "vmlayout.ranges",
+    "VmLayoutError": "vmlayout.errors",
+    "VpTopology": "vmlayout.topology",
+}
+
+__all__ = [
+    "Arch",
+    "ChipsetMmioRanges",
+    "DynamicMmio",
+    "FixedMmio",
+    "IommuKind",
+    "MemoryLayout",
+    "MemoryRange",
+    "ResolvedLayout",
+    "RootComplexConfig",
+    "RootComplexRanges",
+    "VmConfig",
+    "VmLayoutError",
+    "VpTopology",
+    "Vtl2Layout",
+    "__version__",
+    "config_json",
+    "layout_json",
+    "load_config",
+    "resolve",
+]
+
+if TYPE_CHECKING:
+    from vmlayout.api import config_json, layout_json, load_config, resolve
+    from vmlayout.errors import VmLayoutError
+    from vmlayout.layout import ChipsetMmioRanges, MemoryLayout
+    from vmlayout.policy import (
+        Arch,
+        DynamicMmio,
+        FixedMmio,
+        IommuKind,
+        ResolvedLayout,
+        RootComplexConfig,
+        RootComplexRanges,
+        VmConfig,
+        Vtl2Layout,
+    )
+    from vmlayout.ranges import MemoryRange
+    from vmlayout.topology import VpTopology
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vmlayout' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

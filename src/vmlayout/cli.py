@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from vmlayout import __version__
 from vmlayout.commands import COMMAND_MODULES, CommandGroups
 from vmlayout.errors import VmLayoutError
+from vmlayout.inputs import escape_control
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         """Usage errors follow the same one-line contract as every other error."""
-        sys.stderr.write(f"error: usage: {self.prog}: {message}\n")
+        sys.stderr.write(f"error: usage: {escape_control(self.prog)}: {escape_control(message)}\n")
         raise SystemExit(2)
 
 
@@ -47,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(args)
         return result
     except VmLayoutError as error:
-        sys.stderr.write(f"error: {error.kind}: {error.message}\n")
+        # User text echoed in a message must not split the one-line contract.
+        sys.stderr.write(f"error: {escape_control(error.kind)}: {escape_control(error.message)}\n")
         return 2
     except BrokenPipeError:
         return 0

@@ -7,13 +7,14 @@ so a user can find the line; nothing invalid may reach the allocator as a crash.
 
 from __future__ import annotations
 
-import json
-import tomllib
-from collections.abc import Callable, Mapping
+import bisect
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vmlayout.devices import devices_from_data, devices_to_data
 from vmlayout.errors import VmLayoutError
+from vmlayout.inputs import STDIN_NAME, parse_json, parse_toml, read_text, shown
 from vmlayout.policy import (
     Arch,
     DynamicMmio,
@@ -41,6 +42,7 @@ TOP_LEVEL_KEYS = (
     "ram_start_address",
     "vtl2_framebuffer_size",
     "physical_address_size",
+    "numa_distances",
 )
 RC_KEYS = (
     "name",
@@ -53,6 +55,7 @@ RC_KEYS = (
     "iommu",
     "numa_node",
     "preserve_bars",
+    "devices",
 )
 
 #: The built-in default VM (`vmlayout resolve` with no CONFIG); `examples/default.toml`
@@ -84,7 +87,9 @@ def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...], path: str) ->
     for key in data:
         if key not in allowed:
             prefix = f"{path}." if path else ""
-            raise _error(f"{prefix}{key}", f"unknown key (expected one of: {', '.join(allowed)})")
+            raise _error(
+                f"{prefix}{shown(key)}", f"unknown key (expected one of: {', '.join(allowed)})"
+            )
 
 
 def _size(value: object, path: str, limit: int = U64_LIMIT) -> int:
@@ -168,12 +173,45 @@ def _root_complex(value: object, path: str, index: int, arch: Arch) -> RootCompl
         iommu=kind,
         numa_node=numa_node,
         preserve_bars=preserve_bars,
+        devices=devices_from_data(data.get("devices", []), f"{path}.devices"),
     )
+
+
+def _claim_buses(
+    claimed: list[tuple[int, int, int]],
+    rc: RootComplexConfig,
+    index: int,
+    rcs: list[RootComplexConfig],
+) -> None:
+    """Add `rc`'s buses to its segment's sorted, disjoint (start, end, index) claims, or
+    refuse naming the earliest root complex it overlaps.
+
+    Claims stay disjoint and a segment has 256 buses, so each list holds at most 256
+    entries: n root complexes cost O(n log 256), not the O(n²) of comparing pairs."""
+    at = bisect.bisect_left(claimed, (rc.start_bus, -1, -1))
+    if at and claimed[at - 1][1] >= rc.start_bus:
+        at -= 1  # the claim starting before rc may reach into it
+    hits = []
+    while at < len(claimed) and claimed[at][0] <= rc.end_bus:
+        if claimed[at][1] >= rc.start_bus:
+            hits.append(claimed[at][2])
+        at += 1
+    if hits:
+        other_index = min(hits)
+        other = rcs[other_index]
+        raise _error(
+            f"pcie_root_complexes[{index}]",
+            f"buses {rc.start_bus}..{rc.end_bus} overlap buses "
+            f"{other.start_bus}..{other.end_bus} of pcie_root_complexes[{other_index}] "
+            f"in segment {rc.segment}",
+        )
+    bisect.insort(claimed, (rc.start_bus, rc.end_bus, index))
 
 
 def _check_root_complexes(rcs: list[RootComplexConfig]) -> None:
     names: dict[str, int] = {}
     kinds: dict[IommuKind, int] = {}
+    claimed: dict[int, list[tuple[int, int, int]]] = {}
     for index, rc in enumerate(rcs):
         path = f"pcie_root_complexes[{index}]"
         if rc.name in names:
@@ -191,16 +229,7 @@ def _check_root_complexes(rcs: list[RootComplexConfig]) -> None:
                     f"{rc.iommu.value} differs from {first.value} of "
                     f"pcie_root_complexes[{kinds[first]}]; all IOMMUs must be one kind",
                 )
-        for other_index, other in enumerate(rcs[:index]):
-            if other.segment == rc.segment and not (
-                rc.end_bus < other.start_bus or rc.start_bus > other.end_bus
-            ):
-                raise _error(
-                    path,
-                    f"buses {rc.start_bus}..{rc.end_bus} overlap buses "
-                    f"{other.start_bus}..{other.end_bus} of pcie_root_complexes[{other_index}] "
-                    f"in segment {rc.segment}",
-                )
+        _claim_buses(claimed.setdefault(rc.segment, []), rc, index, rcs)
 
 
 def config_from_dict(data: Mapping[str, Any], arch: str | None = None) -> VmConfig:
@@ -258,33 +287,62 @@ def config_from_dict(data: Mapping[str, Any], arch: str | None = None) -> VmConf
         physical_address_size=_int(
             data.get("physical_address_size", 46), "physical_address_size", 1, 63
         ),
+        numa_distances=_numa_distances(data.get("numa_distances", []), len(node_sizes)),
     )
 
 
+def _numa_distances(value: object, node_count: int) -> tuple[tuple[int, int, int], ...]:
+    """`[[from, to, distance], ...]` or `[{from, to, distance}, ...]`: SLIT overrides.
+    A node's distance to itself must stay 10 (ACPI); 0..9 are reserved, 255 means
+    unreachable."""
+    if not isinstance(value, list):
+        raise _error("numa_distances", f"expected a list, got {type(value).__name__}")
+    entries = []
+    for index, item in enumerate(value):
+        path = f"numa_distances[{index}]"
+        if isinstance(item, Mapping):
+            _check_keys(item, ("from", "to", "distance"), path)
+            missing = [k for k in ("from", "to", "distance") if k not in item]
+            if missing:
+                raise _error(f"{path}.{missing[0]}", "missing")
+            triple = [item["from"], item["to"], item["distance"]]
+        elif isinstance(item, list) and len(item) == 3:
+            triple = item
+        else:
+            raise _error(path, "expected [from, to, distance] or {from, to, distance}")
+        src = _int(triple[0], f"{path}.from", 0, node_count - 1)
+        dst = _int(triple[1], f"{path}.to", 0, node_count - 1)
+        distance = _int(triple[2], f"{path}.distance", 10, 255)
+        if src == dst and distance != 10:
+            raise _error(f"{path}.distance", f"{distance}: a node's distance to itself is 10")
+        entries.append((src, dst, distance))
+    return tuple(entries)
+
+
 def _parse_text(path: Path, text: str) -> Mapping[str, Any]:
-    loaders: dict[str, Callable[[str], Any]] = {".json": json.loads, ".toml": tomllib.loads}
-    loader = loaders.get(path.suffix.lower())
+    """TOML or JSON by suffix (other suffixes and stdin: TOML, then JSON); every parser
+    failure, however hostile the text, is one `invalid_config` error."""
+    where = "<stdin>" if str(path) == STDIN_NAME else shown(path)
+    suffix = "" if str(path) == STDIN_NAME else path.suffix.lower()
+    if suffix == ".json":
+        return _mapping(parse_json(text, where), where)
+    if suffix == ".toml":
+        return _mapping(parse_toml(text, where), where)
     try:
-        if loader is not None:
-            return _mapping(loader(text), str(path))
+        return _mapping(parse_toml(text, where), where)
+    except VmLayoutError as toml_error:
         try:
-            return _mapping(tomllib.loads(text), str(path))
-        except tomllib.TOMLDecodeError:
-            return _mapping(json.loads(text), str(path))
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
-        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
-        raise VmLayoutError("invalid_config", f"{path}: malformed {kind}: {error}") from None
+            return _mapping(parse_json(text, where), where)
+        except VmLayoutError as json_error:
+            # Report the parser the text looks meant for.
+            raise json_error if text.lstrip()[:1] in ("{", "[") else toml_error from None
 
 
 def load_config(path: str | Path, arch: str | None = None) -> VmConfig:
-    """Read a `.toml` or `.json` config file (other suffixes: TOML, then JSON)."""
+    """Read a `.toml` or `.json` config file (other suffixes: TOML, then JSON); `-` reads
+    standard input. Only regular files up to the input size limit are read."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise VmLayoutError("invalid_config", f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise VmLayoutError("invalid_config", f"{path}: cannot read: {error}") from None
+    text = read_text(path, "invalid_config")
     return config_from_dict(_parse_text(path, text), arch)
 
 
@@ -312,6 +370,7 @@ def config_to_dict(config: VmConfig) -> dict[str, Any]:
                 "iommu": None if rc.iommu is None else rc.iommu.value,
                 **({} if rc.numa_node is None else {"numa_node": rc.numa_node}),
                 **({"preserve_bars": True} if rc.preserve_bars else {}),
+                **({"devices": devices_to_data(rc.devices)} if rc.devices else {}),
             }
             for rc in config.pcie_root_complexes
         ],
@@ -323,4 +382,9 @@ def config_to_dict(config: VmConfig) -> dict[str, Any]:
         "ram_start_address": config.ram_start_address,
         "vtl2_framebuffer_size": config.vtl2_framebuffer_size,
         "physical_address_size": config.physical_address_size,
+        **(
+            {"numa_distances": [list(d) for d in config.numa_distances]}
+            if config.numa_distances
+            else {}
+        ),
     }

@@ -18,6 +18,7 @@ from vmlayout.allocator import (
     RamSlot,
     RangeSlot,
 )
+from vmlayout.devices import PciFunction
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import (
     ChipsetMmioRanges,
@@ -100,6 +101,9 @@ class RootComplexConfig:
     #: assigned (`_DSM` "ignore boot configuration", DT `linux,pci-probe-only`).
     numa_node: int | None = None
     preserve_bars: bool = False
+    #: The functions on the root bus (bridges nest theirs); the layout ignores them,
+    #: the PCI assignment stage (`vmlayout.pci`) places their BARs in the windows.
+    devices: tuple[PciFunction, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,9 @@ class VmConfig:
     ram_start_address: int = 0
     vtl2_framebuffer_size: int = 0
     physical_address_size: int = 46
+    #: Firmware only (the layout ignores it): (from node, to node, distance) entries
+    #: overriding the ACPI SLIT defaults of 10 local / 20 remote.
+    numa_distances: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,11 @@ _ACCEPTED = (
 )
 
 
+#: Longer than any size below 2**64 can be written ("0x" and 16 digits, or 20 digits,
+#: a fraction and a unit), with room for leading zeros.
+_MAX_SIZE_CHARS = 64
+
+
 def parse_size(value: object, field: str) -> int:
     """Parse a byte count as QEMU does (units are powers of 1024), naming `field` on error."""
     if isinstance(value, bool):
@@ -135,6 +140,13 @@ def parse_size(value: object, field: str) -> int:
             "invalid_config", f"{field}: expected {_ACCEPTED}, got {type(value).__name__}"
         )
     text = value.strip().replace("_", "")
+    if len(text) > _MAX_SIZE_CHARS:
+        # Every valid size is below 2**64 (20 digits); refuse long digit strings before
+        # converting (int() of thousands of digits is slow, and refused past 4,300).
+        raise VmLayoutError(
+            "invalid_config",
+            f"{field}: a size string of {len(text)} characters is too long; expected {_ACCEPTED}",
+        )
     if re.fullmatch(r"0[xX][0-9a-fA-F]+", text):
         return int(text, 16)
     match = _SIZE_RE.match(text)

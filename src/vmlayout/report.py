@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from vmlayout.allocator import PlacedRange
@@ -21,8 +23,12 @@ def placed_to_json(placed: tuple[PlacedRange, ...] | list[PlacedRange]) -> list[
 
 
 def resolved_to_json(resolved: ResolvedLayout) -> dict[str, Any]:
-    """Exactly the `expect` object of resolver vectors."""
+    """Exactly the `expect` object of resolver vectors; a root complex that lists devices
+    also gets `pci`, exactly a `pci.jsonl` RESULT (assignment errors raise)."""
+    from vmlayout.pci.layout import assign_resolved
+
     layout = resolved.memory_layout
+    pci = assign_resolved(resolved)
     return {
         "ram": [{"start": r.range.start, "end": r.range.end, "vnode": r.vnode} for r in layout.ram],
         "chipset": {
@@ -38,6 +44,7 @@ def resolved_to_json(resolved: ResolvedLayout) -> dict[str, Any]:
                 "high_mmio": _pair(rc.high_mmio),
                 "cxl_hdm": _pair(rc.cxl_hdm),
                 "cxl_chbcr": _pair(rc.cxl_chbcr),
+                **({"pci": pci[rc.name].to_json()} if rc.name in pci else {}),
             }
             for rc in resolved.pcie_root_complexes
         ],
@@ -58,21 +65,116 @@ def resolved_to_json(resolved: ResolvedLayout) -> dict[str, Any]:
     }
 
 
-def resolved_to_table(resolved: ResolvedLayout) -> str:
-    """One row per placed range by address, then the chipset windows and totals."""
-    vnode_of = {r.range: r.vnode for r in resolved.memory_layout.ram}
-    header = ("name", "kind", "start", "end", "size", "vnode")
-    rows = [
-        (
-            p.tag,
-            p.kind.value,
-            format_address(p.range.start),
-            format_address(p.range.end),
-            format_size(p.range.size),
-            str(vnode_of[p.range]) if p.range in vnode_of else "",
+#: The one naming scheme for ranges (resolve, diff, explain, map, corpus): the
+#: allocator's placement tags; the second and later extents of a split RAM request get
+#: `<tag>-extent<N>` (N from 1), so the first extent keeps its plain name whether or not
+#: the request is split and every name is stable across configs that do not re-split.
+EXTENT_SUFFIX = "-extent"
+
+
+def extent_name(tag: str, index: int) -> str:
+    return tag if index == 0 else f"{tag}{EXTENT_SUFFIX}{index}"
+
+
+def split_extent_name(name: str) -> tuple[str, int]:
+    """(request tag, extent index) of a range name; index 0 for an unsplit name."""
+    tag, sep, index = name.rpartition(EXTENT_SUFFIX)
+    if sep and tag and index.isdigit() and not index.startswith("0"):
+        return tag, int(index)
+    return name, 0
+
+
+@dataclass(frozen=True, slots=True)
+class NamedRange:
+    """One range under its one name. `window` is the firmware role the same range also
+    plays (`chipset low`, `chipset high`, `chipset vtl2`, `<rc> ECAM`), so a range that
+    is both a placement and a chipset/root-complex window is one row, not two."""
+
+    name: str
+    kind: str
+    range: MemoryRange
+    vnode: int | None = None
+    window: str = ""
+
+
+def _pair_of(value: Any) -> MemoryRange:
+    start, end = value
+    return MemoryRange(int(start), int(end))
+
+
+def named_ranges(layout: Mapping[str, Any]) -> tuple[NamedRange, ...]:
+    """Every non-empty range of a layout in its `resolve --format json` form, by address.
+
+    Chipset windows take the name of the placement that made them; a root complex's ECAM
+    share is its own row (`pcie-<rc>-ecam`) only when it is not the whole segment block.
+    If a saved layout's window disagrees with its placement, the window wins (it is what
+    the firmware describes)."""
+    vnode_of = {(int(r["start"]), int(r["end"])): int(r["vnode"]) for r in layout["ram"]}
+    rows: dict[str, NamedRange] = {}
+    counts: dict[str, int] = {}
+    for placed in layout["placed"]:
+        tag = str(placed["name"])
+        index = counts.get(tag, 0)
+        counts[tag] = index + 1
+        r = MemoryRange(int(placed["start"]), int(placed["end"]))
+        if r.is_empty():
+            continue
+        name = extent_name(tag, index)
+        kind = str(placed.get("kind", ""))
+        rows[name] = NamedRange(name, kind, r, vnode_of.get((r.start, r.end)))
+    windows: list[tuple[str, str, MemoryRange]] = [
+        (f"chipset-{key}-mmio" if key != "vtl2" else "vtl2-chipset-mmio", f"chipset {key}",
+         _pair_of(layout["chipset"][key]))
+        for key in ("low", "high", "vtl2")
+    ]  # fmt: skip
+    for rc in layout["pcie_root_complexes"]:
+        ecam = _pair_of(rc["ecam"])
+        block = next(
+            (n for n, row in rows.items() if row.range == ecam and n.endswith("-ecam")), None
         )
-        for p in resolved.placed
+        windows.append((block or f"pcie-{rc['name']}-ecam", f"{rc['name']} ECAM", ecam))
+    for name, role, r in windows:
+        if r.is_empty():
+            continue
+        old = rows.get(name)
+        kind = old.kind if old is not None else "window"
+        rows[name] = NamedRange(name, kind, r, None, role)
+    return tuple(sorted(rows.values(), key=lambda n: (n.range.start, n.range.end, n.name)))
+
+
+def resolved_named_ranges(resolved: ResolvedLayout) -> tuple[NamedRange, ...]:
+    return named_ranges(resolved_to_json(resolved))
+
+
+def range_names(resolved: ResolvedLayout) -> list[str]:
+    """Every name `explain` and `diff` accept for this layout, by address."""
+    return [n.name for n in resolved_named_ranges(resolved)]
+
+
+TableRow = tuple[str, str, str, str, str, str]
+
+
+def table_rows(named: Iterable[NamedRange]) -> list[TableRow]:
+    """Rows of the resolve table; further row sources append to this list."""
+    return [
+        (
+            n.name,
+            n.kind,
+            format_address(n.range.start),
+            format_address(n.range.end),
+            format_size(n.range.size),
+            "" if n.vnode is None else str(n.vnode),
+        )
+        for n in named
     ]
+
+
+def resolved_to_table(resolved: ResolvedLayout) -> str:
+    """One row per range by address (each under its one name), the placement that is each
+    chipset window, then totals."""
+    named = resolved_named_ranges(resolved)
+    header = ("name", "kind", "start", "end", "size", "vnode")
+    rows = table_rows(named)
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
@@ -83,16 +185,15 @@ def resolved_to_table(resolved: ResolvedLayout) -> str:
         return "  ".join(cells).rstrip()
 
     out = [line(header), line(tuple("-" * w for w in widths)), *(line(r) for r in rows), ""]
-    out.append(f"chipset MMIO ({resolved.arch.value}):")
-    for name in ("low", "high", "vtl2"):
-        window: MemoryRange = getattr(resolved.chipset, name)
-        desc = (
-            "(none)"
-            if window.is_empty()
-            else f"{format_address(window.start)} - {format_address(window.end)}  "
-            f"{format_size(window.size)}"
-        )
-        out.append(f"  {name:<5} {desc}")
+    role_of = {n.window: n.name for n in named if n.window}
+    roles = []
+    for key in ("low", "high", "vtl2"):
+        window: MemoryRange = getattr(resolved.chipset, key)
+        roles.append(f"{key} = {'(none)' if window.is_empty() else role_of[f'chipset {key}']}")
+    out.append(f"chipset MMIO windows ({resolved.arch.value}): {', '.join(roles)}")
+    from vmlayout.pci.layout import pci_table_lines
+
+    out += pci_table_lines(resolved)
     layout = resolved.memory_layout
     out.append("")
     out.append(

@@ -269,7 +269,12 @@ class _Reader:
                 devices.append(child)
                 self._device_terms(body, pkg_end, child, devices)
                 offset = pkg_end
-            elif op in (0x14, 0xA0, 0xA1):
+            elif op == 0x14:
+                pkg_end, inner = self.pkglength(offset + 1)
+                name, after = self.name(inner)
+                device.names[name] = ("method", self.byte(after) & 7)
+                offset = pkg_end
+            elif op in (0xA0, 0xA1):
                 offset, _ = self.pkglength(offset + 1)
             else:
                 raise self.fail(offset, f"unsupported opcode {op:#04x} in {device.path}")
@@ -333,7 +338,8 @@ def decode_resources(buffer: bytes, what: str) -> list[Descriptor]:
                     Descriptor("memory32_fixed", {"min": u(body + 1, 4), "length": u(body + 5, 4)})
                 )
             elif tag == 0x88 and length == 13:
-                out.append(Descriptor("bus", {"min": u(body + 5, 2), "length": u(body + 11, 2)}))
+                fields = {"min": u(body + 5, 2), "max": u(body + 7, 2), "length": u(body + 11, 2)}
+                out.append(Descriptor("bus", fields))
             elif tag == 0x89:
                 out.append(Descriptor("interrupt", {"number": u(body + 2, 4)}))
             else:
@@ -381,3 +387,370 @@ def chipset_from_dsdt(data: bytes) -> tuple[str, tuple[MemoryRange, ...]]:
         if path in devices:
             return path, device_memory(devices[path], "DSDT")
     raise _bad("DSDT", "no \\_SB.VMOD or \\_SB.PCI0 device")
+
+
+# --- the platform tables (MADT, SLIT, CEDT, IVRS, DMAR, IORT, GTDT, PPTT) ---------------
+
+
+def _expect(table: Table, signature: str) -> None:
+    if table.signature != signature:
+        raise _bad(signature, f"signature is {table.signature!r}")
+
+
+def _entries(body: bytes, offset: int, what: str, wide: bool = False) -> list[tuple[int, int]]:
+    """(offset, length) of each record from `offset` to the end of `body`: 8-bit type
+    and length (MADT, SRAT, PPTT), or with `wide` 16-bit type and length (DMAR)."""
+    out = []
+    while offset < len(body):
+        if offset + (4 if wide else 2) > len(body):
+            raise _bad(what, f"record header at {offset + 36:#x} is truncated")
+        length = (
+            int.from_bytes(body[offset + 2 : offset + 4], "little") if wide else body[offset + 1]
+        )
+        if length < (4 if wide else 2) or offset + length > len(body):
+            raise _bad(what, f"record at {offset + 36:#x} has bad length {length}")
+        out.append((offset, length))
+        offset += length
+    return out
+
+
+def _records16(body: bytes, offset: int, what: str, length_at: int) -> list[tuple[int, int]]:
+    """Records with an 8-bit type and a 16-bit length at `length_at`."""
+    out = []
+    while offset < len(body):
+        if offset + length_at + 2 > len(body):
+            raise _bad(what, f"record header at {offset + 36:#x} is truncated")
+        length = int.from_bytes(body[offset + length_at : offset + length_at + 2], "little")
+        if length < length_at + 2 or offset + length > len(body):
+            raise _bad(what, f"record at {offset + 36:#x} has bad length {length}")
+        out.append((offset, length))
+        offset += length
+    return out
+
+
+def _u(body: bytes, offset: int, size: int) -> int:
+    return int.from_bytes(body[offset : offset + size], "little")
+
+
+MADT_KINDS = {
+    0x0: "local_apic",
+    0x1: "io_apic",
+    0x2: "interrupt_override",
+    0x4: "local_apic_nmi",
+    0x9: "local_x2apic",
+    0xB: "gicc",
+    0xC: "gicd",
+    0xD: "gic_msi_frame",
+    0xF: "gic_its",
+}
+
+
+def decode_madt(table: Table) -> list[dict[str, Any]]:
+    """Every MADT entry with its identifying fields (processor UIDs, APIC ids, GIC
+    bases); unknown entry types are listed by number."""
+    _expect(table, "APIC")
+    body = table.body
+    if len(body) < 8:
+        raise _bad("APIC", "body shorter than the local interrupt controller header")
+    out: list[dict[str, Any]] = []
+    for offset, length in _entries(body, 8, "APIC"):
+        kind = body[offset]
+        e: dict[str, Any] = {"type": MADT_KINDS.get(kind, kind)}
+        need = {0x0: 8, 0x1: 12, 0x2: 10, 0x4: 6, 0x9: 16, 0xB: 80, 0xC: 24, 0xD: 24, 0xF: 20}
+        if length < need.get(kind, 2):
+            raise _bad("APIC", f"entry at {offset + 36:#x} is too short for its type")
+        if kind == 0x0:
+            e |= {
+                "uid": body[offset + 2],
+                "apic_id": body[offset + 3],
+                "flags": _u(body, offset + 4, 4),
+            }
+        elif kind == 0x1:
+            e |= {
+                "id": body[offset + 2],
+                "base": _u(body, offset + 4, 4),
+                "gsi_base": _u(body, offset + 8, 4),
+            }
+        elif kind == 0x2:
+            e |= {
+                "source": body[offset + 3],
+                "gsi": _u(body, offset + 4, 4),
+                "flags": _u(body, offset + 8, 2),
+            }
+        elif kind == 0x9:
+            e |= {
+                "apic_id": _u(body, offset + 4, 4),
+                "flags": _u(body, offset + 8, 4),
+                "uid": _u(body, offset + 12, 4),
+            }
+        elif kind == 0xB:
+            e |= {
+                "uid": _u(body, offset + 8, 4),
+                "flags": _u(body, offset + 12, 4),
+                "gicr_base": _u(body, offset + 60, 8),
+                "mpidr": _u(body, offset + 68, 8),
+            }
+        elif kind == 0xC:
+            e |= {"base": _u(body, offset + 8, 8), "version": body[offset + 20]}
+        elif kind == 0xD:
+            e |= {
+                "base": _u(body, offset + 8, 8),
+                "spi_count": _u(body, offset + 20, 2),
+                "spi_base": _u(body, offset + 22, 2),
+            }
+        elif kind == 0xF:
+            e |= {"id": _u(body, offset + 4, 4), "base": _u(body, offset + 8, 8)}
+        out.append(e)
+    return out
+
+
+def decode_slit(table: Table) -> list[list[int]]:
+    """The distance matrix, row = from node."""
+    _expect(table, "SLIT")
+    body = table.body
+    if len(body) < 8:
+        raise _bad("SLIT", "no locality count")
+    n = _u(body, 0, 8)
+    if len(body) != 8 + n * n:
+        raise _bad("SLIT", f"{n} localities need {n * n} distance bytes, {len(body) - 8} present")
+    return [list(body[8 + i * n : 8 + (i + 1) * n]) for i in range(n)]
+
+
+@dataclass(frozen=True, slots=True)
+class CxlWindows:
+    uid: int
+    chbcr: MemoryRange | None = None
+    hdm: MemoryRange | None = None
+
+
+def _range(start: int, size: int, what: str) -> MemoryRange:
+    try:
+        if size == 0:
+            raise ValueError("empty")
+        return MemoryRange(start, start + size)
+    except ValueError:
+        raise _bad(what, f"impossible range {start:#x}+{size:#x}") from None
+
+
+def _base(value: int, what: str) -> int:
+    """A register window base: the layout places every one page aligned."""
+    if value % PAGE_SIZE:
+        raise _bad(what, f"register base {value:#x} is not page aligned")
+    return value
+
+
+def decode_cedt(table: Table) -> list[CxlWindows]:
+    """Per host bridge UID, its CHBCR (from CHBS) and fixed memory window (from the
+    CFMWS whose target list names it), in UID order of first appearance."""
+    _expect(table, "CEDT")
+    body = table.body
+    by_uid: dict[int, CxlWindows] = {}
+    for offset, length in _records16(body, 0, "CEDT", 2):
+        kind = body[offset]
+        if kind == 0:
+            if length < 32:
+                raise _bad("CEDT", f"CHBS at {offset + 36:#x} is too short")
+            uid = _u(body, offset + 4, 4)
+            old = by_uid.get(uid, CxlWindows(uid))
+            chbcr = _range(_u(body, offset + 16, 8), _u(body, offset + 24, 8), "CEDT CHBS")
+            by_uid[uid] = CxlWindows(uid, chbcr, old.hdm)
+        elif kind == 1:
+            if length < 40:
+                raise _bad("CEDT", f"CFMWS at {offset + 36:#x} is too short")
+            hdm = _range(_u(body, offset + 8, 8), _u(body, offset + 16, 8), "CEDT CFMWS")
+            ways = 1 << body[offset + 24] if body[offset + 24] < 8 else 0
+            if length < 36 + 4 * ways or ways != 1:
+                raise _bad("CEDT", f"CFMWS at {offset + 36:#x}: only 1-way windows are decoded")
+            uid = _u(body, offset + 36, 4)
+            old = by_uid.get(uid, CxlWindows(uid))
+            by_uid[uid] = CxlWindows(uid, old.chbcr, hdm)
+    return list(by_uid.values())
+
+
+@dataclass(frozen=True, slots=True)
+class IommuEntry:
+    """An IOMMU as the IVRS, DMAR or IORT describes it: register base, PCI segment,
+    and the buses (IVRS), the root complex identifier (IORT) or neither (DMAR)."""
+
+    base: int
+    segment: int
+    buses: tuple[int, int] | None = None
+    identifier: int | None = None
+    ioapic: bool = False
+
+
+def decode_ivrs(table: Table) -> tuple[dict[str, int], list[IommuEntry]]:
+    """(IVinfo fields, one entry per IVHD of type 10h/11h/40h)."""
+    _expect(table, "IVRS")
+    body = table.body
+    if len(body) < 12:
+        raise _bad("IVRS", "no IVinfo")
+    info = _u(body, 0, 4)
+    fields = {"efr_sup": info & 1, "pa_size": (info >> 8) & 0x7F, "va_size": (info >> 15) & 0x7F}
+    units = []
+    for offset, length in _records16(body, 12, "IVRS", 2):
+        kind = body[offset]
+        if kind not in (0x10, 0x11, 0x40):
+            continue
+        header = 24 if kind == 0x10 else 40
+        if length < header:
+            raise _bad("IVRS", f"IVHD at {offset + 48:#x} is too short")
+        start = end = None
+        ioapic = False
+        pos = offset + header
+        while pos < offset + length:
+            entry = body[pos]
+            size = 4 if entry < 0x40 else 8 if entry < 0x80 else 0
+            if size == 0 or pos + size > offset + length:
+                raise _bad("IVRS", f"device entry {entry:#04x} at {pos + 36:#x} is not decoded")
+            if entry == 0x03:
+                start = _u(body, pos + 1, 2) >> 8
+            elif entry == 0x04:
+                end = _u(body, pos + 1, 2) >> 8
+            elif entry == 0x48 and body[pos + 7] == 1:
+                ioapic = True
+            pos += size
+        buses = (start, end) if start is not None and end is not None else None
+        base, segment = _base(_u(body, offset + 8, 8), "IVRS"), _u(body, offset + 16, 2)
+        units.append(IommuEntry(base, segment, buses, ioapic=ioapic))
+    return fields, units
+
+
+def decode_dmar(table: Table) -> tuple[int, list[IommuEntry]]:
+    """(host address width in bits, one entry per DRHD)."""
+    _expect(table, "DMAR")
+    body = table.body
+    if len(body) < 12:
+        raise _bad("DMAR", "no host address width")
+    units = []
+    for offset, length in _entries(body, 12, "DMAR", wide=True):
+        if _u(body, offset, 2) != 0:
+            continue
+        if length < 16:
+            raise _bad("DMAR", f"DRHD at {offset + 36:#x} is too short")
+        ioapic = False
+        pos = offset + 16
+        while pos < offset + length:
+            if pos + 2 > offset + length or body[pos + 1] < 6:
+                raise _bad("DMAR", f"device scope at {pos + 36:#x} is truncated")
+            ioapic |= body[pos] == 3
+            pos += body[pos + 1]
+        base = _base(_u(body, offset + 8, 8), "DMAR")
+        units.append(IommuEntry(base, _u(body, offset + 6, 2), ioapic=ioapic))
+    return body[0] + 1, units
+
+
+@dataclass(frozen=True, slots=True)
+class IortNode:
+    kind: str  # "its_group", "root_complex", "smmuv3" or the type number
+    offset: int
+    identifier: int
+    #: (input base, id count, output base, output node offset, flags) per ID mapping.
+    mappings: tuple[tuple[int, int, int, int, int], ...]
+    segment: int | None = None
+    base: int | None = None
+    gsivs: tuple[int, int] | None = None  # SMMUv3 (event, global error)
+
+
+def decode_iort(table: Table) -> list[IortNode]:
+    _expect(table, "IORT")
+    body = table.body
+    if len(body) < 12:
+        raise _bad("IORT", "no node count")
+    count, first = _u(body, 0, 4), _u(body, 4, 4) - 36
+    if not 12 <= first <= len(body):
+        raise _bad("IORT", f"node offset {first + 36:#x} is outside the table")
+    nodes = []
+    for offset, length in _records16(body, first, "IORT", 1):
+        if length < 16:
+            raise _bad("IORT", f"node at {offset + 36:#x} is too short")
+        kind = body[offset]
+        mapping_count, mapping_at = _u(body, offset + 8, 4), _u(body, offset + 12, 4)
+        if mapping_count and mapping_at + 20 * mapping_count > length:
+            raise _bad("IORT", f"node at {offset + 36:#x}: ID mappings run past the node")
+        mappings = tuple(
+            (
+                _u(body, m, 4),
+                _u(body, m + 4, 4),
+                _u(body, m + 8, 4),
+                _u(body, m + 12, 4),
+                _u(body, m + 16, 4),
+            )
+            for m in (offset + mapping_at + 20 * i for i in range(mapping_count))
+        )
+        node = IortNode(
+            {0: "its_group", 2: "root_complex", 4: "smmuv3"}.get(kind, str(kind)),
+            offset + 36,
+            _u(body, offset + 4, 4),
+            mappings,
+        )
+        if kind == 2 and length >= 36:
+            node = IortNode(
+                node.kind, node.offset, node.identifier, mappings, _u(body, offset + 28, 4)
+            )
+        elif kind == 4 and length >= 68:
+            node = IortNode(
+                node.kind,
+                node.offset,
+                node.identifier,
+                mappings,
+                base=_base(_u(body, offset + 16, 8), "IORT"),
+                gsivs=(_u(body, offset + 44, 4), _u(body, offset + 52, 4)),
+            )
+        nodes.append(node)
+    if len(nodes) != count:
+        raise _bad("IORT", f"header counts {count} nodes, {len(nodes)} present")
+    return nodes
+
+
+def decode_gtdt(table: Table) -> dict[str, int]:
+    from vmlayout.acpi.tables import GTDT_BODY
+
+    _expect(table, "GTDT")
+    if len(table.body) < GTDT_BODY.size:
+        raise _bad("GTDT", f"body shorter than {GTDT_BODY.size} bytes")
+    return GTDT_BODY.unpack(table.body)
+
+
+def decode_pptt(table: Table) -> list[dict[str, int]]:
+    """Processor nodes (offset, flags, parent offset, ACPI processor id); caches are
+    counted as processor private resources only."""
+    _expect(table, "PPTT")
+    body = table.body
+    out = []
+    for offset, length in _entries(body, 0, "PPTT"):
+        if body[offset] != 0:
+            continue
+        if length < 20:
+            raise _bad("PPTT", f"processor node at {offset + 36:#x} is too short")
+        out.append(
+            {
+                "offset": offset + 36,
+                "flags": _u(body, offset + 4, 4),
+                "parent": _u(body, offset + 8, 4),
+                "acpi_processor_id": _u(body, offset + 12, 4),
+            }
+        )
+    return out
+
+
+def register_window(base: int, size: int, what: str) -> MemoryRange:
+    """An IOMMU's register window from the base a table gives and the size its kind has."""
+    return _range(base, size, what)
+
+
+def decode_srat_processors(table: Table) -> list[tuple[int, int]]:
+    """(APIC id, x2APIC id or GICC ACPI UID; vnode) of every processor affinity entry."""
+    _expect(table, "SRAT")
+    body = table.body
+    out = []
+    for offset, length in _entries(body, 12, "SRAT"):
+        kind = body[offset]
+        if kind == 0 and length >= 16:
+            vnode = body[offset + 2] | _u(body, offset + 9, 3) << 8
+            out.append((body[offset + 3], vnode))
+        elif kind == 2 and length >= 24:
+            out.append((_u(body, offset + 8, 4), _u(body, offset + 4, 4)))
+        elif kind == 3 and length >= 18:
+            out.append((_u(body, offset + 6, 4), _u(body, offset + 2, 4)))
+    return out

@@ -7,17 +7,22 @@ are skipped where the spec says so and rejected where an empty one would be a bu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 from vmlayout.acpi.aml import (
     Aml,
     And,
     Buffer,
+    CreateDWordField,
     Device,
     EisaId,
+    Else,
+    If,
     Integer,
     Interrupt,
     IoPort,
+    LEqual,
     Memory32Fixed,
     Method,
     Name,
@@ -26,17 +31,32 @@ from vmlayout.acpi.aml import (
     QWordMemory,
     ResourceTemplate,
     Return,
+    Store,
     String,
     WordBusNumber,
+    arg,
     seg,
+)
+from vmlayout.acpi.cxl import CxlHostBridge, build_cedt
+from vmlayout.acpi.iommu import (
+    IommuUnit,
+    IortRootComplex,
+    IortSmmu,
+    build_dmar,
+    build_iort,
+    build_ivrs,
 )
 from vmlayout.acpi.tables import (
     DSDT_FLAVOUR,
     SSDT_FLAVOUR,
+    GicPlatform,
     build_fadt,
+    build_gtdt,
     build_madt,
     build_mcfg,
+    build_pptt,
     build_rsdp,
+    build_slit,
     build_srat,
     build_table,
     build_xsdt,
@@ -44,6 +64,7 @@ from vmlayout.acpi.tables import (
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import ChipsetMmioRanges
 from vmlayout.ranges import PAGE_SIZE, MemoryRange
+from vmlayout.topology import VpTopology
 
 
 def _qword(r: MemoryRange) -> QWordMemory:
@@ -161,9 +182,14 @@ def dsdt_table(objects: list[Aml]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class AcpiOptions:
-    """Non-layout settings. The chipset device is PCI0 on x86 only when asked."""
+    """Everything the tables need that the layout does not decide. Defaults are the
+    reference's (OpenVMM on a Linux host) as the acpi-tables vectors fix them; the
+    chipset device is PCI0 on x86 only when asked."""
 
     vp_count: int = 2
+    #: VPs per socket; VP v sits in vNUMA node (v // vps_per_socket) % nodes. None:
+    #: one socket holds every VP on x86_64, one VP per socket on aarch64.
+    vps_per_socket: int | None = None
     pci0: bool = False
     vmbus: bool = True
     serial: bool = False
@@ -172,10 +198,21 @@ class AcpiOptions:
     #: 0x19000, the ACPI area of the Linux E820 map (x86), or RAM start + 8 MiB + 8 KiB
     #: on aarch64 as the reference's ACPI-stub boot does.
     rsdp_gpa: int | None = None
+    #: x86 chipset: IO-APIC present, no legacy PIC (MADT PCAT_COMPAT), no PIT override.
+    ioapic: bool = True
+    pic: bool = False
+    pit: bool = False
+    #: DMAR host address width (bits).
+    vtd_address_width: int = 48
+    #: CFMWS window restrictions of every CXL fixed memory window.
+    cxl_window_restrictions: int = 0
+    gic: GicPlatform = field(default_factory=GicPlatform)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.vp_count <= 4096:
-            raise VmLayoutError("invalid_argument", "vp_count: must be 1..4096")
+        VpTopology(self.vp_count, self.vps_per_socket)  # validates both counts
+
+    def vp_vnodes(self, node_count: int, arch: str) -> tuple[int, ...]:
+        return VpTopology(self.vp_count, self.vps_per_socket).vnodes(node_count, arch)
 
 
 def build_dsdt(resolved: object, options: AcpiOptions = AcpiOptions()) -> bytes:
@@ -271,6 +308,69 @@ def root_complex_name(index: int) -> str:
     return "PCI0"[: 4 - len(digits)] + digits
 
 
+PCIE_OSC_UUID = uuid.UUID("33DB4D5B-1FF7-401C-9657-7441C03DD766")
+CXL_OSC_UUID = uuid.UUID("68F2D50B-C469-4D8A-BD3D-941A103FD3FC")
+PCI_DSM_UUID = uuid.UUID("E5C937D0-3553-4D7A-9117-EA4D19C3434D")
+
+
+def _uuid_buffer(value: uuid.UUID) -> Buffer:
+    """ToUUID(): the GUID in its mixed-endian byte order."""
+    return Buffer(value.bytes_le)
+
+
+def osc_method(cxl: bool) -> Method:
+    """`_OSC`: grant every control the OS asks for under the PCIe UUID (and, on a CXL
+    bridge, under the CXL UUID at revision 1); flag any other UUID (bit 2) or CXL
+    revision (bit 1) as unrecognised. Returns the capabilities buffer it was given."""
+    unknown_uuid = Or(seg("STS0"), Integer(0x04), seg("STS0"))
+    otherwise: Aml
+    if cxl:
+        otherwise = Else(
+            (
+                If(
+                    LEqual(arg(0), _uuid_buffer(CXL_OSC_UUID)),
+                    (
+                        If(LEqual(arg(1), Integer(1)), (Store(Integer(0), seg("STS0")),)),
+                        Else((Or(seg("STS0"), Integer(0x02), seg("STS0")),)),
+                    ),
+                ),
+                Else((unknown_uuid,)),
+            )
+        )
+    else:
+        otherwise = Else((unknown_uuid,))
+    return Method(
+        "_OSC",
+        4,
+        (
+            CreateDWordField(arg(3), Integer(0), "STS0"),
+            If(LEqual(arg(0), _uuid_buffer(PCIE_OSC_UUID)), (Store(Integer(0), seg("STS0")),)),
+            otherwise,
+            Return(arg(3)),
+        ),
+    )
+
+
+def preserve_boot_config_dsm() -> Method:
+    """`_DSM` of the PCI firmware spec: function 0 lists functions 0 and 5, function 5
+    ("ignore PCI boot configurations") returns 0 so the OS keeps the VMM's bus numbers
+    and BARs."""
+    return Method(
+        "_DSM",
+        4,
+        (
+            If(
+                LEqual(arg(0), _uuid_buffer(PCI_DSM_UUID)),
+                (
+                    If(LEqual(arg(2), Integer(0)), (Return(Buffer(bytes((0x21,)))),)),
+                    If(LEqual(arg(2), Integer(5)), (Return(Integer(0)),)),
+                ),
+            ),
+            Return(Buffer(b"")),
+        ),
+    )
+
+
 def build_pcie_ssdt(resolved: object) -> bytes | None:
     """One device per root complex, then `\\VMOD` reserving every ECAM range."""
     from vmlayout.policy import ResolvedLayout
@@ -280,33 +380,46 @@ def build_pcie_ssdt(resolved: object) -> bytes | None:
     if not complexes:
         return None
     objects: list[Aml] = []
-    for index, rc in enumerate(complexes):
+    for index, (rc, rc_config) in enumerate(
+        zip(complexes, resolved.config.pcie_root_complexes, strict=True)
+    ):
         for what, window in (("low", rc.low_mmio), ("high", rc.high_mmio)):
             if window.is_empty():
                 raise VmLayoutError("acpi_error", f"{rc.name}: empty {what} MMIO window")
-        objects.append(
-            Device(
-                root_complex_name(index),
-                (
-                    Name("_HID", EisaId("PNP0A08")),
-                    Name("_CID", EisaId("PNP0A03")),
-                    Name("_UID", Integer(index)),
-                    Name("_SEG", Integer(rc.segment)),
-                    Name("_BBN", Integer(rc.start_bus)),
-                    Name("_CCA", Integer(1)),
-                    Name(
-                        "_CRS",
-                        ResourceTemplate(
-                            (
-                                WordBusNumber(rc.start_bus, rc.end_bus - rc.start_bus + 1),
-                                _qword(rc.low_mmio),
-                                _qword(rc.high_mmio),
-                            )
-                        ),
-                    ),
+        cxl = rc_config.cxl_hdm_size is not None
+        identity: tuple[Aml, ...]
+        if cxl:
+            identity = (
+                Name("_HID", String("ACPI0016")),
+                Name("_CID", Package.of((EisaId("PNP0A03"), EisaId("PNP0A08")))),
+            )
+        else:
+            identity = (Name("_HID", EisaId("PNP0A08")), Name("_CID", EisaId("PNP0A03")))
+        body: list[Aml] = [
+            *identity,
+            Name("_UID", Integer(index)),
+            Name("_SEG", Integer(rc.segment)),
+            Name("_BBN", Integer(rc.start_bus)),
+            Name("_CCA", Integer(1)),
+        ]
+        if rc_config.numa_node is not None:
+            body.append(Name("_PXM", Integer(rc_config.numa_node)))
+        body.append(osc_method(cxl))
+        if rc_config.preserve_bars:
+            body.append(preserve_boot_config_dsm())
+        body.append(
+            Name(
+                "_CRS",
+                ResourceTemplate(
+                    (
+                        WordBusNumber(rc.start_bus, rc.end_bus - rc.start_bus + 1),
+                        _qword(rc.low_mmio),
+                        _qword(rc.high_mmio),
+                    )
                 ),
             )
         )
+        objects.append(Device(root_complex_name(index), tuple(body)))
     objects.append(
         Device(
             "VMOD",
@@ -355,32 +468,98 @@ def build_acpi_tables(
         return gpa
 
     dsdt_gpa = append("DSDT.aml", build_dsdt(resolved, options))
-    append("FACP.aml", build_fadt(dsdt_gpa, aarch64))
-    append("APIC.aml", build_madt(options.vp_count, aarch64))
-    vp_nodes = _vp_vnodes(resolved, options.vp_count)
-    processors = [(vp + 1 if aarch64 else vp, node) for vp, node in enumerate(vp_nodes)]
-    memory = [(r.range.start, r.range.size, r.vnode) for r in layout.ram]
-    append("SRAT.aml", build_srat(memory, processors, aarch64))
-    ssdt = build_pcie_ssdt(resolved)
-    if ssdt is not None:
-        entries = [
-            (rc.ecam_bus0_base, rc.segment, rc.start_bus, rc.end_bus)
-            for rc in resolved.pcie_root_complexes
-        ]
-        append("MCFG.aml", build_mcfg(entries))
-        append("SSDT.aml", ssdt)
+    append("FACP.aml", build_fadt(dsdt_gpa, aarch64, options.gic.hypervisor_vendor))
+    for name, table in _platform_tables(resolved, options):
+        append(name, table)
     xsdt_gpa = append("XSDT.aml", build_xsdt(recorded))
     files["RSDP.bin"] = build_rsdp(xsdt_gpa)
     return files
 
 
-def _vp_vnodes(resolved: object, vp_count: int) -> list[int]:
-    """VPs spread evenly over the vNUMA nodes, in node order."""
-    from vmlayout.policy import ResolvedLayout
+def _iommu_units(resolved: object) -> list[tuple[int, IommuUnit]]:
+    """(root-complex index, unit) per root complex with an IOMMU, in config order;
+    the resolver's IOMMU windows are in that same order."""
+    from vmlayout.policy import IommuKind, ResolvedLayout
 
     assert isinstance(resolved, ResolvedLayout)
-    nodes = len(resolved.config.node_mem_sizes)
-    return [vp * nodes // vp_count for vp in range(vp_count)]
+    configs = resolved.config.pcie_root_complexes
+    if resolved.iommu_kind is IommuKind.INTEL_VTD:
+        for rc in configs:
+            if rc.iommu is not IommuKind.INTEL_VTD:
+                raise VmLayoutError(
+                    "intel_vtd_not_on_every_root_complex",
+                    f"root complex {rc.name!r} has no Intel VT-d unit; with Intel VT-d every "
+                    "root complex needs one (a device outside every DRHD gets no MSIs once "
+                    "interrupt remapping is on)",
+                )
+    with_iommu = [
+        (index, rc)
+        for index, (rc, cfg) in enumerate(zip(resolved.pcie_root_complexes, configs, strict=True))
+        if cfg.iommu is not None
+    ]
+    return [
+        (index, IommuUnit(window.start, rc.segment, rc.start_bus, rc.end_bus))
+        for (index, rc), window in zip(with_iommu, resolved.iommu_ranges, strict=True)
+    ]
+
+
+def _platform_tables(resolved: object, options: AcpiOptions) -> list[tuple[str, bytes]]:
+    """Every table after the FADT, in the reference's append order: MADT, SRAT, SLIT,
+    then with root complexes MCFG, IORT (aarch64), SSDT, CEDT; then PPTT (aarch64),
+    IVRS / DMAR (x86_64), GTDT (aarch64)."""
+    from vmlayout.policy import IommuKind, ResolvedLayout
+
+    assert isinstance(resolved, ResolvedLayout)
+    arch = resolved.arch.value
+    aarch64 = arch == "aarch64"
+    config = resolved.config
+    units = _iommu_units(resolved)
+    nodes = len(config.node_mem_sizes)
+    gic = options.gic
+    out: list[tuple[str, bytes]] = []
+    madt = build_madt(options.vp_count, aarch64, gic, options.ioapic, options.pic, options.pit)
+    out.append(("APIC.aml", madt))
+    vnodes = options.vp_vnodes(nodes, arch)
+    processors = [(vp + 1 if aarch64 else vp, node) for vp, node in enumerate(vnodes)]
+    memory = [(r.range.start, r.range.size, r.vnode) for r in resolved.memory_layout.ram]
+    out.append(("SRAT.aml", build_srat(memory, processors, aarch64)))
+    distances = config.numa_distances
+    if nodes > 1 or distances:
+        out.append(("SLIT.aml", build_slit(nodes, distances)))
+    ssdt = build_pcie_ssdt(resolved)
+    if ssdt is not None:
+        complexes = resolved.pcie_root_complexes
+        ecam = [(rc.ecam_bus0_base, rc.segment, rc.start_bus, rc.end_bus) for rc in complexes]
+        out.append(("MCFG.aml", build_mcfg(ecam)))
+        if aarch64:
+            smmu_units = units if resolved.iommu_kind is IommuKind.SMMU else []
+            _, spis = gic.spi_layout(len(smmu_units))
+            smmus = [
+                IortSmmu(index, unit.segment, unit.base, event, gerr)
+                for (index, unit), (event, gerr) in zip(smmu_units, spis, strict=True)
+            ]
+            nodes_rc = [IortRootComplex(i, rc.segment) for i, rc in enumerate(complexes)]
+            out.append(("IORT.aml", build_iort(nodes_rc, smmus, gic.msi == "its")))
+        out.append(("SSDT.aml", ssdt))
+        bridges = [
+            CxlHostBridge(index, rc.cxl_hdm, rc.cxl_chbcr)
+            for index, (rc, cfg) in enumerate(
+                zip(complexes, config.pcie_root_complexes, strict=True)
+            )
+            if cfg.cxl_hdm_size is not None
+        ]
+        if bridges:
+            out.append(("CEDT.aml", build_cedt(bridges, options.cxl_window_restrictions)))
+    if aarch64:
+        out.append(("PPTT.aml", build_pptt(options.vp_count)))
+    if resolved.iommu_kind is IommuKind.AMD_VI:
+        out.append(("IVRS.aml", build_ivrs([unit for _, unit in units])))
+    if resolved.iommu_kind is IommuKind.INTEL_VTD:
+        dmar = build_dmar([unit for _, unit in units], options.vtd_address_width)
+        out.append(("DMAR.aml", dmar))
+    if aarch64:
+        out.append(("GTDT.aml", build_gtdt(gic.virt_timer_ppi)))
+    return out
 
 
 def tables_blob_size(files: dict[str, bytes]) -> int:

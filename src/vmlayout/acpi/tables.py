@@ -1,4 +1,5 @@
-"""ACPI tables (spec 04 §2): header and checksum, RSDP/XSDT, FADT, MADT, SRAT, MCFG.
+"""ACPI tables (spec 04 §2): header and checksum, RSDP/XSDT, FADT, MADT, SRAT, SLIT,
+MCFG, and the aarch64 GTDT and PPTT.
 
 Field tables are declared once (`Struct`) and shared with the decoder.
 """
@@ -231,28 +232,209 @@ def build_fadt(dsdt_gpa: int, aarch64: bool, hypervisor_vendor: int = 0) -> byte
     return build_table(b"FACP", 6, bytes(table))
 
 
-def build_madt(vp_count: int, aarch64: bool) -> bytes:
-    """A minimal valid MADT: x86 IO-APIC, SCI override, LAPIC NMI and one local APIC
-    per VP (APIC id = VP index); aarch64 a GICv3 distributor and one GICC per VP."""
+MADT_GICD = Struct(
+    "MADT GIC distributor",
+    (
+        ("type", "B"),
+        ("length", "B"),
+        ("reserved", "H"),
+        ("gic_id", "I"),
+        ("base", "Q"),
+        ("reserved2", "I"),
+        ("gic_version", "B"),
+        ("reserved3", "3s"),
+    ),
+)
+MADT_GICC = Struct(
+    "MADT GICC",
+    (
+        ("type", "B"),
+        ("length", "B"),
+        ("reserved", "H"),
+        ("cpu_interface_number", "I"),
+        ("uid", "I"),
+        ("flags", "I"),
+        ("parking_protocol_version", "I"),
+        ("performance_gsiv", "I"),
+        ("parked_address", "Q"),
+        ("base", "Q"),
+        ("gicv", "Q"),
+        ("gich", "Q"),
+        ("vgic_maintenance_interrupt", "I"),
+        ("gicr_base", "Q"),
+        ("mpidr", "Q"),
+        ("power_efficiency_class", "B"),
+        ("reserved2", "B"),
+        ("spe_overflow_interrupt", "H"),
+    ),
+)
+MADT_GIC_MSI_FRAME = Struct(
+    "MADT GIC MSI frame",
+    (
+        ("type", "B"),
+        ("length", "B"),
+        ("reserved", "H"),
+        ("frame_id", "I"),
+        ("base", "Q"),
+        ("flags", "I"),
+        ("spi_count", "H"),
+        ("spi_base", "H"),
+    ),
+)
+MADT_GIC_ITS = Struct(
+    "MADT GIC ITS",
+    (
+        ("type", "B"),
+        ("length", "B"),
+        ("reserved", "H"),
+        ("its_id", "I"),
+        ("base", "Q"),
+        ("reserved2", "I"),
+    ),
+)
+#: Bytes of one GICv3 redistributor frame pair (RD_base + SGI_base), per VP.
+GIC_REDISTRIBUTOR_SIZE = 0x2_0000
+
+
+@dataclass(frozen=True, slots=True)
+class GicPlatform:
+    """The aarch64 interrupt controller: not decided by the layout. Defaults are
+    OpenVMM's on a Linux host (GICv3, ITS, virtual timer PPI 20, 992 interrupts)."""
+
+    distributor_base: int = 0xFFFF_0000
+    redistributors_base: int = 0xEFFF_0000
+    #: "its", "v2m" or "none": how PCIe MSIs reach the GIC.
+    msi: str = "its"
+    its_base: int = 0xEFFC_0000
+    v2m_frame_base: int = 0xEFFE_8000
+    v2m_spi_count: int = 64
+    virt_timer_ppi: int = 20
+    nr_irqs: int = 992
+    #: FADT hypervisor vendor identity (0: none; b"MsHyperV" when Hyper-V is exposed).
+    hypervisor_vendor: int = 0
+
+    def __post_init__(self) -> None:
+        if self.msi not in ("its", "v2m", "none"):
+            raise VmLayoutError(
+                "invalid_argument", f"--gic-msi: {self.msi!r} is not its, v2m or none"
+            )
+        if not 16 <= self.virt_timer_ppi < 32:
+            raise VmLayoutError(
+                "invalid_argument", f"--timer-ppi: {self.virt_timer_ppi} is not a PPI (16..31)"
+            )
+        if self.msi == "v2m" and not 1 <= self.v2m_spi_count <= 0xFFFF:
+            raise VmLayoutError(
+                "invalid_argument", f"--gic-v2m-spis: {self.v2m_spi_count} is not 1..65535"
+            )
+        if not 64 <= self.nr_irqs <= 992 or self.nr_irqs % 32:
+            raise VmLayoutError(
+                "invalid_argument",
+                f"--gic-interrupts: {self.nr_irqs} is not a multiple of 32 in 64..992",
+            )
+
+    def spi_layout(self, smmu_count: int) -> tuple[int | None, list[tuple[int, int]]]:
+        """(v2m SPI base, (event, gerror) INTID per SMMU): SPIs are dealt top-down from
+        the highest one, the v2m block first, then two per SMMU in root-complex order,
+        so they stay clear of guest MSI allocators that count up from INTID 64."""
+        cursor = min(self.nr_irqs - 1, 1019) + 1
+        v2m_base = None
+        if self.msi == "v2m":
+            cursor -= self.v2m_spi_count
+            v2m_base = cursor
+        pairs = []
+        for _ in range(smmu_count):
+            pairs.append((cursor - 1, cursor - 2))
+            cursor -= 2
+        if cursor < 64:
+            raise VmLayoutError(
+                "spi_exhausted",
+                f"{self.nr_irqs} GIC interrupts cannot hold the v2m block and "
+                f"{smmu_count} SMMUs' SPIs",
+            )
+        return v2m_base, pairs
+
+
+def mpidr_of(vp: int) -> int:
+    """MPIDR affinity fields (Aff0..Aff3 = the VP index's bytes), as ACPI lists them."""
+    aff = vp.to_bytes(4, "little")
+    return aff[0] | aff[1] << 8 | aff[2] << 16 | aff[3] << 32
+
+
+def build_madt(
+    vp_count: int,
+    aarch64: bool,
+    gic: GicPlatform = GicPlatform(),
+    ioapic: bool = True,
+    pic: bool = False,
+    pit: bool = False,
+) -> bytes:
+    """x86: IO-APIC, SCI override, optional PIT override, LAPIC NMI, one local (x2)APIC
+    per VP (APIC id = VP index); aarch64: GICv3 distributor, one GICC per VP with its
+    redistributor, then the v2m frame or the ITS."""
     if aarch64:
         body = (0).to_bytes(4, "little") + (0).to_bytes(4, "little")
-        body += bytes((0xC, 24, 0, 0)) + (0).to_bytes(4, "little")
-        body += (0xFFFF_0000).to_bytes(8, "little") + (0).to_bytes(4, "little")
-        body += bytes((3, 0, 0, 0))
+        body += MADT_GICD.pack(
+            type=0xC,
+            length=MADT_GICD.size,
+            reserved=0,
+            gic_id=0,
+            base=gic.distributor_base,
+            reserved2=0,
+            gic_version=3,
+            reserved3=bytes(3),
+        )
         for vp in range(vp_count):
-            gicc = bytearray(80)
-            gicc[0], gicc[1] = 0xB, 80
-            gicc[4:8] = (vp).to_bytes(4, "little")  # CPU interface number
-            gicc[8:12] = (vp + 1).to_bytes(4, "little")  # ACPI processor UID
-            gicc[12:16] = (1).to_bytes(4, "little")  # enabled
-            gicc[68:76] = (vp).to_bytes(8, "little")  # MPIDR
-            body += bytes(gicc)
+            body += MADT_GICC.pack(
+                type=0xB,
+                length=MADT_GICC.size,
+                reserved=0,
+                cpu_interface_number=0,
+                uid=vp + 1,
+                flags=1,
+                parking_protocol_version=0,
+                performance_gsiv=0,
+                parked_address=0,
+                base=0,
+                gicv=0,
+                gich=0,
+                vgic_maintenance_interrupt=0,
+                gicr_base=gic.redistributors_base + vp * GIC_REDISTRIBUTOR_SIZE,
+                mpidr=mpidr_of(vp),
+                power_efficiency_class=0,
+                reserved2=0,
+                spe_overflow_interrupt=0,
+            )
+        if gic.msi == "v2m":
+            v2m_base, _ = gic.spi_layout(0)
+            assert v2m_base is not None
+            body += MADT_GIC_MSI_FRAME.pack(
+                type=0xD,
+                length=MADT_GIC_MSI_FRAME.size,
+                reserved=0,
+                frame_id=0,
+                base=gic.v2m_frame_base,
+                flags=1,
+                spi_count=gic.v2m_spi_count,
+                spi_base=v2m_base,
+            )
+        elif gic.msi == "its":
+            body += MADT_GIC_ITS.pack(
+                type=0xF,
+                length=MADT_GIC_ITS.size,
+                reserved=0,
+                its_id=0,
+                base=gic.its_base,
+                reserved2=0,
+            )
         return build_table(b"APIC", 5, body)
-    body = (0xFEE0_0000).to_bytes(4, "little") + (0).to_bytes(4, "little")
-    body += bytes((1, 12, 0, 0)) + (0xFEC0_0000).to_bytes(4, "little") + (0).to_bytes(4, "little")
+    body = (0xFEE0_0000).to_bytes(4, "little") + int(pic).to_bytes(4, "little")
+    if ioapic:
+        body += bytes((1, 12, 0, 0)) + (0xFEC0_0000).to_bytes(4, "little") + bytes(4)
     body += (
         bytes((2, 10, 0, SCI_IRQ)) + SCI_IRQ.to_bytes(4, "little") + (0x000D).to_bytes(2, "little")
     )
+    if pit:
+        body += bytes((2, 10, 0, 0)) + (2).to_bytes(4, "little") + bytes(2)
     body += bytes((4, 6, 1, 0, 0, 1))
     for vp in range(vp_count):
         if vp <= 0xFE and vp + 1 <= 255:
@@ -265,6 +447,111 @@ def build_madt(vp_count: int, aarch64: bool) -> bytes:
                 + (vp + 1).to_bytes(4, "little")
             )
     return build_table(b"APIC", 5, body)
+
+
+def build_slit(node_count: int, distances: tuple[tuple[int, int, int], ...] = ()) -> bytes:
+    """The node-distance matrix: 10 on the diagonal, 20 elsewhere, then each configured
+    (from, to, distance) applied in order."""
+    matrix = bytearray(10 if i == j else 20 for i in range(node_count) for j in range(node_count))
+    for src, dst, distance in distances:
+        matrix[src * node_count + dst] = distance
+    return build_table(b"SLIT", 1, node_count.to_bytes(8, "little") + bytes(matrix))
+
+
+GTDT_BODY = Struct(
+    "GTDT body",
+    (
+        ("cnt_control_base", "Q"),
+        ("reserved", "I"),
+        ("secure_el1_gsiv", "I"),
+        ("secure_el1_flags", "I"),
+        ("non_secure_el1_gsiv", "I"),
+        ("non_secure_el1_flags", "I"),
+        ("virtual_el1_gsiv", "I"),
+        ("virtual_el1_flags", "I"),
+        ("el2_gsiv", "I"),
+        ("el2_flags", "I"),
+        ("cnt_read_base", "Q"),
+        ("platform_timer_count", "I"),
+        ("platform_timer_offset", "I"),
+        ("virtual_el2_gsiv", "I"),
+        ("virtual_el2_flags", "I"),
+    ),
+)
+GTDT_TIMER_ACTIVE_LOW = 1 << 1
+
+
+def build_gtdt(virt_timer_ppi: int) -> bytes:
+    """Only the virtual EL1 timer (level, active low); no memory-mapped counter."""
+    body = GTDT_BODY.pack(
+        cnt_control_base=0xFFFF_FFFF_FFFF_FFFF,
+        reserved=0,
+        secure_el1_gsiv=0,
+        secure_el1_flags=0,
+        non_secure_el1_gsiv=0,
+        non_secure_el1_flags=0,
+        virtual_el1_gsiv=virt_timer_ppi,
+        virtual_el1_flags=GTDT_TIMER_ACTIVE_LOW,
+        el2_gsiv=0,
+        el2_flags=0,
+        cnt_read_base=0xFFFF_FFFF_FFFF_FFFF,
+        platform_timer_count=0,
+        platform_timer_offset=0,
+        virtual_el2_gsiv=0,
+        virtual_el2_flags=0,
+    )
+    return build_table(b"GTDT", 3, body)
+
+
+PPTT_PROCESSOR = Struct(
+    "PPTT processor",
+    (
+        ("type", "B"),
+        ("length", "B"),
+        ("reserved", "H"),
+        ("flags", "I"),
+        ("parent", "I"),
+        ("acpi_processor_id", "I"),
+        ("private_resources", "I"),
+    ),
+)
+PPTT_PHYSICAL_PACKAGE = 1 << 0
+PPTT_UID_VALID = 1 << 1
+
+
+def build_pptt(vp_count: int) -> bytes:
+    """aarch64 processor hierarchy without caches: a package per MPIDR Aff2, a core per
+    (Aff2, Aff1) named by its first VP's UID; VPs sharing a core (Aff0 only differs,
+    SMT off) add no node, as in the reference."""
+    body = bytearray()
+    sockets: dict[int, tuple[int, set[int]]] = {}
+    for vp in range(vp_count):
+        mpidr = mpidr_of(vp)
+        socket, core = (mpidr >> 16) & 0xFF, (mpidr >> 8) & 0xFF
+        if socket not in sockets:
+            sockets[socket] = (HEADER.size + len(body), set())
+            body += PPTT_PROCESSOR.pack(
+                type=0,
+                length=PPTT_PROCESSOR.size,
+                reserved=0,
+                flags=PPTT_PHYSICAL_PACKAGE,
+                parent=0,
+                acpi_processor_id=0,
+                private_resources=0,
+            )
+        socket_offset, cores = sockets[socket]
+        if core not in cores:
+            cores.add(core)
+            body += PPTT_PROCESSOR.pack(
+                type=0,
+                length=PPTT_PROCESSOR.size,
+                reserved=0,
+                flags=PPTT_UID_VALID,
+                parent=socket_offset,
+                acpi_processor_id=vp + 1,
+                private_resources=0,
+            )
+    return build_table(b"PPTT", 1, bytes(body))
 
 
 def build_xsdt(table_gpas: list[int]) -> bytes:

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "vmlayout.commands.acpi",
     "vmlayout.commands.devicetree",
     "vmlayout.commands.artifacts",
+    "vmlayout.commands.fit",
 )
 
 #: Modules for `vmlayout inspect PATH`, each providing
@@ -27,6 +28,10 @@ INSPECTOR_MODULES: tuple[str, ...] = (
     "vmlayout.inspect.uefi",
     "vmlayout.inspect.acpi",
     "vmlayout.inspect.dtb",
+    "vmlayout.inspect.pcat",
+    "vmlayout.inspect.views",
+    "vmlayout.inspect.igvm",
+    "vmlayout.inspect.e820",
 )
 
 
@@ -43,7 +48,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         "config",
         nargs="?",
         metavar="CONFIG",
-        help="TOML or JSON config file (default: the built-in default VM)",
+        help="TOML or JSON config file, `-` for standard input (default: the built-in "
+        "default VM)",
     )
     parser.add_argument(
         "--arch", choices=("x86_64", "aarch64"), help="override the config's architecture"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
-from vmlayout.commands.x86 import add_mtrr_policy_arguments
+from vmlayout.commands.acpi import add_topology_options
+from vmlayout.commands.x86 import add_mtrr_policy_arguments, mtrr_policy_settings
 
 
 def register(groups: CommandGroups) -> None:
@@ -19,21 +20,41 @@ def register(groups: CommandGroups) -> None:
     add_config_arguments(emit_all)
     emit_all.add_argument("-o", "--output", required=True, metavar="DIR")
     add_mtrr_policy_arguments(emit_all)
+    add_topology_options(emit_all)
     emit_all.set_defaults(handler=_emit_all)
 
 
 def _emit_all(args: argparse.Namespace) -> int:
-    from vmlayout.artifacts import EmitSettings, build_artifact_set
-    from vmlayout.errors import VmLayoutError
-    from vmlayout.output import write_directory_atomic
+    from pathlib import Path
 
-    if not 1 <= args.mtrr_count <= 255:
-        raise VmLayoutError("invalid_argument", "--mtrr-count: must be between 1 and 255")
+    from vmlayout.artifacts import (
+        CONFIG_FILE,
+        EmitSettings,
+        build_artifact_set,
+        is_artifact_name,
+        previous_artifact_names,
+    )
+    from vmlayout.output import pending_names, write_directory_atomic
+
+    policy, count, approximate = mtrr_policy_settings(args)
     resolved = resolve_from_args(args)
     settings = EmitSettings(
-        mtrr_policy=args.mtrr_policy, mtrr_count=args.mtrr_count, mtrr_loader=args.loader
+        mtrr_policy=policy,
+        mtrr_count=count,
+        mtrr_loader=args.loader,
+        mtrr_approximate=approximate,
+        vp_count=args.vp_count,
+        vps_per_socket=args.vps_per_socket,
     )
     files = build_artifact_set(resolved, settings)
-    write_directory_atomic(args.output, files)
+    output = Path(args.output)
+    # Files the previous set in DIR listed and this one lacks go (no stale x86 views
+    # next to an aarch64 set); files vmlayout did not write stay.
+    previous: tuple[str, ...] = ()
+    if output.is_dir():
+        # An interrupted run's marker names what it was writing: ours too.
+        pending = [n for n in pending_names(output) if is_artifact_name(n) and n != CONFIG_FILE]
+        previous = (*previous_artifact_names(output), *pending)
+    write_directory_atomic(output, files, remove=previous, commit_file=CONFIG_FILE)
     print(f"wrote {len(files)} files to {args.output}: {', '.join(sorted(files))}")
     return 0

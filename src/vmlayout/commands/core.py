@@ -83,20 +83,36 @@ def _emit_mtrr(args: argparse.Namespace) -> int:
         n, is_mask = divmod(w.msr - 0x200, 2)
         name = f"PHYS{'MASK' if is_mask else 'BASE'}{n}"
         sys.stdout.write(f"{w.msr:#06x}  {name:<14}  {format_address(w.value)}\n")
+    from vmlayout.commands.x86 import mtrr_explanation
+    from vmlayout.firmware.memtype import DEF_TYPE_VALUE, MtrrState
+
+    state = MtrrState.from_msrs(writes)
+    state = MtrrState(DEF_TYPE_VALUE, (), state.variable)  # MTRRs on, default UC
+    width = resolved.config.physical_address_size
+    sys.stdout.writelines(f"{line}\n" for line in mtrr_explanation(state, width))
     return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
     import importlib
+    import os
     from pathlib import Path
 
     from vmlayout.commands import INSPECTOR_MODULES
     from vmlayout.errors import VmLayoutError
+    from vmlayout.inputs import read_bytes, shown
+    from vmlayout.output import INCOMPLETE_MARKER
 
     path = Path(args.path)
-    if not path.exists():
-        raise VmLayoutError("invalid_input", f"{path}: no such file or directory")
-    if path.is_dir() and (path / "config.json").is_file():
+    if "\0" in args.path or not path.exists():
+        raise VmLayoutError("invalid_input", f"{shown(path)}: no such file or directory")
+    if path.is_dir() and os.path.lexists(path / INCOMPLETE_MARKER):
+        raise VmLayoutError(
+            "invalid_artifact",
+            f"{shown(path)}: an interrupted `emit all` left this set incomplete "
+            f"({INCOMPLETE_MARKER} is present); run it again",
+        )
+    if path.is_dir() and os.path.lexists(path / "config.json"):
         from vmlayout.inspect.crosscheck import inspect_directory
 
         text, status = inspect_directory(path, args.format, args.strict)
@@ -104,10 +120,7 @@ def _inspect(args: argparse.Namespace) -> int:
         return status
     data = None
     if not path.is_dir():
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise VmLayoutError("invalid_input", f"{path}: cannot read: {error.strerror}") from None
+        data = read_bytes(path, "invalid_input")
     for name in INSPECTOR_MODULES:
         module = importlib.import_module(name)
         if module.sniff(path, data):
@@ -115,4 +128,4 @@ def _inspect(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
             return int(status)
     what = "directory" if data is None else "file"
-    raise VmLayoutError("unrecognised_input", f"{path}: not a {what} vmlayout can decode")
+    raise VmLayoutError("unrecognised_input", f"{shown(path)}: not a {what} vmlayout can decode")

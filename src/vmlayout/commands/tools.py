@@ -17,18 +17,34 @@ from vmlayout.commands import (
 def register(groups: CommandGroups) -> None:
     diff = groups.top.add_parser(
         "diff",
-        help="compatibility check: which ranges moved between two layouts",
-        description="Compare two configs (or saved `resolve --format json` outputs): ranges "
-        "that moved, resized, appeared or vanished. Exit 1 if a range present in both moved. "
-        "With --corpus, check a JSON Lines file of {id, config, expect} against saved "
-        "layouts in parallel; exit 1 on any difference.",
+        help="compatibility check: can a guest be kept across a config change",
+        description="Compare two configs (or saved `resolve --format json` outputs) under "
+        "the compatibility model for keeping a guest across a change (hibernation, live "
+        "migration, VMM upgrade): a range present in both that moved, shrank or vanished, "
+        "and any change to RAM, is a break; a window grown in place and new ranges are "
+        "additive. Exit 1 on any break (with --strict, on any change). With --corpus, "
+        "check a JSON Lines file of {id, config, expect} against saved layouts in "
+        "parallel (exit 1 unless every line is `same`); --bless writes the expectations.",
     )
     diff.add_argument("before", nargs="?", metavar="A", help="config or saved layout JSON")
     diff.add_argument("after", nargs="?", metavar="B", help="config or saved layout JSON")
     diff.add_argument("--arch", choices=("x86_64", "aarch64"), help="override configs' arch")
     diff.add_argument("--format", choices=("table", "json"), default="table")
+    diff.add_argument(
+        "--strict", action="store_true", help="every change breaks, additive ones included"
+    )
     diff.add_argument("--corpus", metavar="FILE.jsonl", help="check many configs at once")
-    diff.add_argument("--jobs", type=int, default=None, help="worker processes (default: cores)")
+    diff.add_argument(
+        "--bless",
+        action="store_true",
+        help="with --corpus: write (or refresh) every line's expect from the current resolver",
+    )
+    diff.add_argument(
+        "--max", type=int, default=None, metavar="N", help="with --corpus: list at most N failures"
+    )
+    diff.add_argument(
+        "--jobs", type=int, default=None, help="worker processes (default and cap: CPU count)"
+    )
     diff.set_defaults(handler=_diff)
 
     explain = groups.top.add_parser(
@@ -56,35 +72,59 @@ def register(groups: CommandGroups) -> None:
 def _diff(args: argparse.Namespace) -> int:
     from vmlayout.errors import VmLayoutError
 
+    if args.jobs is not None and args.jobs < 1:
+        raise VmLayoutError("usage", "--jobs: must be at least 1")
+    if args.max is not None and args.max < 0:
+        raise VmLayoutError("usage", "--max: must not be negative")
     if args.corpus:
         if args.before or args.after:
             raise VmLayoutError("usage", "diff: give either A and B or --corpus, not both")
-        from vmlayout.inspect.corpus import check_corpus, summary_to_table
+        from vmlayout.inspect.corpus import bless_corpus, check_corpus, summary_to_table
 
-        if args.jobs is not None and args.jobs < 1:
-            raise VmLayoutError("usage", "--jobs: must be at least 1")
-        summary = check_corpus(args.corpus, args.jobs)
+        if args.bless:
+            text, invalid = bless_corpus(args.corpus, args.jobs)
+            sys.stdout.write(text)
+            return 1 if invalid else 0
+        summary = check_corpus(args.corpus, args.jobs, strict=args.strict, keep=args.max)
         if args.format == "json":
             sys.stdout.write(json.dumps(summary.to_json()) + "\n")
         else:
             sys.stdout.write(summary_to_table(summary))
         return 0 if summary.ok else 1
+    for flag in ("bless", "max"):
+        if getattr(args, flag) not in (None, False):
+            raise VmLayoutError("usage", f"--{flag}: only with --corpus")
     if not (args.before and args.after):
         raise VmLayoutError("usage", "diff: needs two layouts A and B (or --corpus FILE)")
-    from vmlayout.inspect.diff import Change, changes_to_table, diff_layouts, load_layout
+    from vmlayout.inspect.diff import (
+        changes_to_table,
+        diff_layouts,
+        is_compatible,
+        load_layout,
+        verdict_to_json,
+    )
 
-    changes = diff_layouts(load_layout(args.before, args.arch), load_layout(args.after, args.arch))
+    changes = diff_layouts(
+        load_layout(args.before, args.arch), load_layout(args.after, args.arch), args.strict
+    )
     if args.format == "json":
-        sys.stdout.write(json.dumps({"changes": [c.to_json() for c in changes]}) + "\n")
+        sys.stdout.write(json.dumps(verdict_to_json(changes, args.strict)) + "\n")
     else:
-        sys.stdout.write(changes_to_table(changes))
-    return 1 if any(c.change is Change.MOVED for c in changes) else 0
+        sys.stdout.write(changes_to_table(changes, args.strict))
+    return 0 if is_compatible(changes) else 1
 
 
 def _explain(args: argparse.Namespace) -> int:
     from vmlayout.inspect.explain import explain
+    from vmlayout.pci.report import explain_pci, explain_row, row_to_json
 
-    result = explain(args.name, load_config_from_args(args))
+    config = load_config_from_args(args)
+    bar = explain_pci(args.name, config)  # `rc0 01:00.0 BAR1`, `rc0 00:00.0 pref`, ...
+    if bar is not None:
+        text = json.dumps(row_to_json(bar)) + "\n" if args.format == "json" else explain_row(bar)
+        sys.stdout.write(text)
+        return 0
+    result = explain(args.name, config)
     if args.format == "json":
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
     else:

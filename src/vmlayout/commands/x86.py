@@ -37,19 +37,40 @@ def add_mtrr_policy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mtrr-count",
         type=_int,
-        default=8,
+        default=None,
         metavar="N",
         help="variable MTRR registers available to the exact policy (default 8)",
     )
-
-
-def _mtrr_options(parser: argparse.ArgumentParser) -> None:
-    add_mtrr_policy_arguments(parser)
     parser.add_argument(
         "--mtrr-approximate",
         action="store_true",
         help="exact policy over budget: keep all non-RAM UC, leave some RAM UC",
     )
+
+
+def mtrr_policy_settings(args: argparse.Namespace) -> tuple[str, int, bool]:
+    """(policy, count, approximate) from the MTRR options, checked; warns on stderr for
+    an option the chosen policy ignores, so a silently ineffective flag is seen."""
+    from vmlayout.errors import VmLayoutError
+
+    count = 8 if args.mtrr_count is None else args.mtrr_count
+    if not 1 <= count <= 255:
+        raise VmLayoutError("invalid_argument", "--mtrr-count: must be between 1 and 255")
+    if args.mtrr_policy == "reference":
+        for flag, given in (
+            ("--mtrr-count", args.mtrr_count is not None),
+            ("--mtrr-approximate", args.mtrr_approximate),
+        ):
+            if given:
+                sys.stderr.write(
+                    f"warning: {flag} has no effect with --mtrr-policy reference "
+                    "(the reference computes its own pairs)\n"
+                )
+    return args.mtrr_policy, count, bool(args.mtrr_approximate)
+
+
+def _mtrr_options(parser: argparse.ArgumentParser) -> None:
+    add_mtrr_policy_arguments(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table")
 
 
@@ -91,8 +112,10 @@ def register(groups: CommandGroups) -> None:
 
     pcat = groups.emit.add_parser(
         "pcat",
-        help="PCAT BIOS config items, E820 helper replies and CMOS memory bytes",
-        description="The layout-derived PCAT BIOS values. Both chipset windows must exist.",
+        help="PCAT BIOS config items, E820 helper replies and the initial CMOS image",
+        description="The layout-derived PCAT BIOS values and the full 256-byte initial "
+        "CMOS image (defaults, memory bytes, checksums). Both chipset windows must exist "
+        "and the first RAM range must be below 64 GiB.",
     )
     add_config_arguments(pcat)
     pcat.add_argument("--format", choices=("table", "json"), default="table")
@@ -133,14 +156,42 @@ def _x86(args: argparse.Namespace) -> Any:
 
 
 def _state(args: argparse.Namespace, resolved: Any) -> Any:
-    from vmlayout.errors import VmLayoutError
     from vmlayout.firmware.memtype import Loader, mtrr_state
 
-    if not 1 <= args.mtrr_count <= 255:
-        raise VmLayoutError("invalid_argument", "--mtrr-count: must be between 1 and 255")
-    return mtrr_state(
-        resolved, Loader(args.loader), args.mtrr_policy, args.mtrr_count, args.mtrr_approximate
-    )
+    policy, count, approximate = mtrr_policy_settings(args)
+    return mtrr_state(resolved, Loader(args.loader), policy, count, approximate)
+
+
+def mtrr_explanation(state: Any, width: int) -> list[str]:
+    """The variable pairs decoded (type and what they really cover) and the lint
+    findings, as text lines."""
+    from vmlayout.firmware.memtype import decode_variable_pairs, lint_mtrr_state
+
+    lines = ["variable pairs (as the hardware reads them):"]
+    lines += [f"  {pair.describe()}" for pair in decode_variable_pairs(state, width)]
+    findings = lint_mtrr_state(state, width)
+    lines += [f"lint: {finding}" for finding in findings]
+    return lines
+
+
+def mtrr_explanation_json(state: Any, width: int) -> dict[str, Any]:
+    from vmlayout.firmware.memtype import decode_variable_pairs, lint_mtrr_state
+
+    return {
+        "pairs": [
+            {
+                "index": p.index,
+                "base": p.base,
+                "mask": p.mask,
+                "valid": p.valid,
+                "type": p.type_name,
+                "covers": [[r.start, r.end] for r in p.covers],
+                "ignored_base_bits": p.ignored_base_bits,
+            }
+            for p in decode_variable_pairs(state, width)
+        ],
+        "lint": lint_mtrr_state(state, width),
+    }
 
 
 def _msr_name(msr: int) -> str:
@@ -158,15 +209,19 @@ def _msr_name(msr: int) -> str:
 def _emit_state(args: argparse.Namespace) -> int:
     from vmlayout.ranges import format_address
 
-    state = _state(args, _x86(args))
+    resolved = _x86(args)
+    state = _state(args, resolved)
     writes = state.to_msrs()
+    width = resolved.config.physical_address_size
     if args.format == "json":
         out = {"loader": args.loader, "policy": args.mtrr_policy}
-        sys.stdout.write(json.dumps({**out, "msrs": [[w.msr, w.value] for w in writes]}) + "\n")
+        doc = {**out, "msrs": [[w.msr, w.value] for w in writes]}
+        sys.stdout.write(json.dumps({**doc, **mtrr_explanation_json(state, width)}) + "\n")
         return 0
     sys.stdout.write("msr     register        value\n")
     for w in writes:
         sys.stdout.write(f"{w.msr:#06x}  {_msr_name(w.msr):<14}  {format_address(w.value)}\n")
+    sys.stdout.writelines(f"{line}\n" for line in mtrr_explanation(state, width))
     return 0
 
 
@@ -175,16 +230,19 @@ def _check_mtrr(args: argparse.Namespace) -> int:
         check_layout,
         effective_intervals,
         layout_expectations,
+        readable_size,
         type_name,
     )
-    from vmlayout.ranges import format_address, format_size
+    from vmlayout.ranges import format_address
 
     resolved = _x86(args)
     state = _state(args, resolved)
-    intervals = effective_intervals(state, resolved.config.physical_address_size)
+    width = resolved.config.physical_address_size
+    intervals = effective_intervals(state, width)
     violations = check_layout(intervals, layout_expectations(resolved))
     if args.format == "json":
         doc = {
+            **mtrr_explanation_json(state, width),
             "intervals": [[i.range.start, i.range.end, i.name] for i in intervals],
             "violations": [
                 {
@@ -203,8 +261,9 @@ def _check_mtrr(args: argparse.Namespace) -> int:
         for i in intervals:
             sys.stdout.write(
                 f"  {format_address(i.range.start):>22} - {format_address(i.range.end):<22} "
-                f"{format_size(i.range.size):>10}  {i.name}\n"
+                f"{readable_size(i.range.size):>10}  {i.name}\n"
             )
+        sys.stdout.writelines(f"{line}\n" for line in mtrr_explanation(state, width))
         if violations:
             sys.stdout.write(f"{len(violations)} violation(s):\n")
             sys.stdout.writelines(f"  {v.describe()}\n" for v in violations)
@@ -214,7 +273,7 @@ def _check_mtrr(args: argparse.Namespace) -> int:
 
 
 def _emit_e820(args: argparse.Namespace) -> int:
-    from vmlayout.firmware.e820 import build_e820, encode_e820
+    from vmlayout.firmware.e820 import build_e820, e820_to_json, encode_e820
     from vmlayout.output import write_atomic
     from vmlayout.ranges import format_address, format_size
 
@@ -225,8 +284,7 @@ def _emit_e820(args: argparse.Namespace) -> int:
     if args.output:
         write_atomic(args.output, encode_e820(entries))
     if args.format == "json":
-        doc = [{"addr": e.addr, "size": e.size, "type": e.type} for e in entries]
-        sys.stdout.write(json.dumps({"e820": doc}) + "\n")
+        sys.stdout.write(json.dumps(e820_to_json(entries)) + "\n")
     else:
         for n, e in enumerate(entries):
             sys.stdout.write(
@@ -241,27 +299,18 @@ def _emit_pcat(args: argparse.Namespace) -> int:
 
     resolved = _x86(args)
     pcat = PcatConfig(resolved.memory_layout, resolved.chipset)
-    items = pcat.items()
-    # one reply triple per RAM range beyond the first (the BIOS reports ram[0] itself)
-    helper = [
-        [pcat.e820_helper(entry, count)[0] for count in range(3)]
-        for entry in range(max(len(resolved.memory_layout.ram) - 1, 1))
-    ]
-    cmos = pcat.cmos_memory_bytes()
     if args.format == "json":
-        doc = {
-            "items": {f"{item.value:#04x}": value for item, value in items.items()},
-            "e820_helper": helper,
-            "cmos": {f"{k:#04x}": v for k, v in cmos.items()},
-        }
-        sys.stdout.write(json.dumps(doc) + "\n")
+        sys.stdout.write(json.dumps(pcat.to_json()) + "\n")
         return 0
-    for item, value in items.items():
+    for item, value in pcat.items().items():
         sys.stdout.write(f"{item.value:#04x}  {item.name:<28}  {value:#x} ({value})\n")
-    for entry, replies in enumerate(helper):
+    for entry, replies in enumerate(pcat.e820_helper_replies()):
         shown = " / ".join(f"{v:#x}" for v in replies)
         sys.stdout.write(f"0x22  E820_ENTRY e820_entry={entry:<13}  {shown}\n")
-    sys.stdout.write("CMOS  " + " ".join(f"{k:#04x}={v:02x}" for k, v in cmos.items()) + "\n")
+    image = pcat.cmos_image()
+    sys.stdout.write("CMOS (initial image; 0x15..0x18 memory, 0x2E/0x2F and 0x3E/0x3F checksums)\n")
+    for row in range(0, len(image), 16):
+        sys.stdout.write(f"  {row:02x}: {image[row : row + 16].hex(' ')}\n")
     return 0
 
 

@@ -209,6 +209,20 @@ def to_dts(root: Node) -> str:
     return "\n".join(lines) + "\n"
 
 
+def decoded_tree(root: Node) -> dict[str, dict[str, str]]:
+    """{node path: {property: lower-case hex}}: the comparison form of a tree, in which
+    property order and string-table layout do not count."""
+    out: dict[str, dict[str, str]] = {}
+
+    def walk(node: Node, path: str) -> None:
+        out[path] = {key: value.hex() for key, value in node.properties}
+        for child in node.children:
+            walk(child, f"{path.rstrip('/')}/{child.name}")
+
+    walk(root, "/")
+    return out
+
+
 def cells(value: bytes, what: str) -> tuple[int, ...]:
     if len(value) % 4:
         raise _bad(f"{what}: {len(value)} bytes is not whole cells")

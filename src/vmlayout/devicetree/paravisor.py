@@ -11,6 +11,7 @@ normalising it to `[0, 0)` would let the host parser's swap rule reorder the win
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vmlayout.binfmt import Struct
 from vmlayout.devicetree.fdt import (
@@ -27,6 +28,10 @@ from vmlayout.devicetree.fdt import (
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import ChipsetMmioRanges, MemoryLayout, MemoryRangeWithNode, from_ranges
 from vmlayout.ranges import EMPTY, PAGE_SIZE, MemoryRange
+from vmlayout.topology import VpTopology
+
+if TYPE_CHECKING:
+    from vmlayout.policy import ResolvedLayout
 
 MEMORY = 0
 PLATFORM_RESERVED = 1
@@ -117,6 +122,16 @@ def memory_map(
     return tuple(out)
 
 
+def host_memory_map(layout: MemoryLayout) -> tuple[MemoryMapEntry, ...]:
+    """What the IGVM loader reports: every RAM range plus the layout's VTL2 range,
+    the latter (vnode 0) VTL2-protectable so the paravisor may keep it from VTL0."""
+    ram = layout.ram
+    vtl2 = layout.vtl2_range
+    if vtl2 is None or vtl2.is_empty():
+        return memory_map(ram)
+    return memory_map((*ram, MemoryRangeWithNode(vtl2, 0)), (vtl2,))
+
+
 def encode_memory_map(entries: tuple[MemoryMapEntry, ...]) -> bytes:
     return b"".join(
         MEMORY_MAP_ENTRY.pack(
@@ -136,6 +151,8 @@ def encode_memory_map(entries: tuple[MemoryMapEntry, ...]) -> bytes:
 @dataclass(frozen=True, slots=True)
 class ParavisorDtOptions:
     vp_count: int = 1
+    #: None: one socket holds every VP (the reference takes the host's socket size).
+    vps_per_socket: int | None = None
     vmbus_redirection: bool = False
     #: "host" or "vtl2" (then `mmio-size` 128 MiB, and `memory-size` when given).
     memory_allocation_mode: str = "host"
@@ -145,8 +162,11 @@ class ParavisorDtOptions:
     def __post_init__(self) -> None:
         if self.memory_allocation_mode not in ("host", "vtl2"):
             raise _bad("invalid_argument", "memory_allocation_mode: must be host or vtl2")
-        if not 1 <= self.vp_count <= 4096:
-            raise _bad("invalid_argument", "vp_count: must be 1..4096")
+        VpTopology(self.vp_count, self.vps_per_socket)  # validates both counts
+
+    def vp_vnodes(self, node_count: int) -> tuple[int, ...]:
+        """The vNUMA node of every VP, by the one placement rule SRAT also uses."""
+        return VpTopology(self.vp_count, self.vps_per_socket).vnodes(node_count, "x86_64")
 
 
 def _triples(windows: list[MemoryRange]) -> bytes:
@@ -256,6 +276,19 @@ def build_paravisor_dtb(
     options: ParavisorDtOptions = ParavisorDtOptions(),
 ) -> bytes:
     return build_fdt(paravisor_tree(entries, chipset, vp_vnodes, options))
+
+
+def paravisor_dtb_of(
+    resolved: ResolvedLayout, options: ParavisorDtOptions = ParavisorDtOptions()
+) -> bytes:
+    """The host tree of a resolved x86_64 layout: RAM and VTL2 range, VPs placed in
+    vNUMA nodes, chipset windows."""
+    return build_paravisor_dtb(
+        host_memory_map(resolved.memory_layout),
+        resolved.chipset,
+        options.vp_vnodes(len(resolved.config.node_mem_sizes)),
+        options,
+    )
 
 
 # --- paravisor side: host_fdt_parser rules (§4.1) --------------------------------------

@@ -60,8 +60,13 @@ def build_e820(
     ram = [r.range for r in layout.ram]
     first = ram[0]
     if first.start != 0 or first.end < ONE_MIB:
+        # The zero page, page tables and the BIOS area live in [0, 1 MiB); the
+        # reference asserts this rather than reporting it.
         raise VmLayoutError(
-            "invalid_layout", "e820: the first RAM range must start at 0 and reach 1 MiB"
+            "e820_requires_low_ram",
+            f"e820: Linux direct boot needs RAM from 0 to at least 1 MiB, but the first "
+            f"RAM range is {first} (a large chipset_low_mmio_size or ram_start_address "
+            "moves RAM up)",
         )
     for name, value in (
         ("acpi_len", acpi_len),
@@ -100,6 +105,11 @@ def build_e820(
     for r in ram[1:]:
         push(r.start, r.size, E820Type.RAM)
     return tuple(entries)
+
+
+def e820_to_json(entries: tuple[E820Entry, ...]) -> dict[str, list[list[int]]]:
+    """Exactly an e820 vector's `expect`: `[addr, size, type]` in table order."""
+    return {"e820": [[e.addr, e.size, e.type] for e in entries]}
 
 
 def encode_e820(entries: tuple[E820Entry, ...]) -> bytes:

@@ -503,3 +503,129 @@ def mtrr_state(
     if policy == "exact":
         return loader_state(loader, exact_variable_mtrrs(resolved, count, approximate))
     raise VmLayoutError("invalid_argument", f"--mtrr-policy: unknown policy {policy!r}")
+
+
+# --- explaining a state ---------------------------------------------------------------
+
+
+def readable_size(size: int) -> str:
+    """The size in its largest exact unit and, when that reads as a long number
+    (`262143 MiB`), the same value as a round size minus or plus a remainder."""
+    from vmlayout.ranges import format_size
+
+    exact = format_size(size)
+    number = exact.split(" ", 1)[0]
+    if not number.isdigit() or int(number) < 1024:
+        return exact
+    unit = 1 << ((size.bit_length() - 1) // 10 * 10)
+    near = min((size // unit) * unit, -(-size // unit) * unit, key=lambda r: abs(size - r))
+    rest = size - near
+    if rest == 0 or near == 0:
+        return exact
+    return f"{exact} ({format_size(near)} {'+' if rest > 0 else '-'} {format_size(abs(rest))})"
+
+
+@dataclass(frozen=True, slots=True)
+class VariablePair:
+    """One PHYSBASE/PHYSMASK pair as the hardware reads it."""
+
+    index: int
+    base: int
+    mask: int
+    valid: bool
+    type: int
+    #: What the pair really covers under the AND rule, within the address width.
+    covers: tuple[MemoryRange, ...]
+    #: Base bits below the mask's lowest bit (ignored by the hardware): the base is not
+    #: aligned to the block size the mask selects.
+    ignored_base_bits: int
+    #: The mask's bits are not one contiguous run up to MAXPHYADDR.
+    discontiguous: bool
+
+    @property
+    def type_name(self) -> str:
+        return type_name(self.type)
+
+    def describe(self) -> str:
+        from vmlayout.ranges import format_address
+
+        if not self.valid:
+            return f"pair {self.index}: disabled (PHYSMASK{self.index} V=0)"
+        spans = ", ".join(
+            f"[{format_address(r.start)}, {format_address(r.end)}) {readable_size(r.size)}"
+            for r in self.covers[:4]
+        )
+        more = f" and {len(self.covers) - 4} more blocks" if len(self.covers) > 4 else ""
+        return f"pair {self.index}: {self.type_name} {spans}{more}"
+
+
+def decode_variable_pairs(state: MtrrState, physical_address_width: int) -> list[VariablePair]:
+    """Every variable pair decoded to its type and covered ranges (the AND rule)."""
+    width = clamp_width(physical_address_width)
+    space = 1 << width
+    out = []
+    for index, (base, mask) in enumerate(state.variable):
+        m = mask & (space - 1) & ~0xFFF
+        low = (m & -m) if m else space
+        ignored = base & (low - 1) & ~0xFFF & (space - 1)
+        top_run = ((space - 1) & ~(low - 1)) & ~0xFFF
+        try:
+            blocks = tuple(
+                MemoryRange(s, min(e, space)) for s, e in _mask_blocks(base, mask, width)
+            )
+        except VmLayoutError:
+            blocks = ()
+        out.append(
+            VariablePair(
+                index=index,
+                base=base,
+                mask=mask,
+                valid=bool(mask & MTRR_VALID),
+                type=base & 0xFF,
+                covers=blocks,
+                ignored_base_bits=ignored,
+                discontiguous=bool(m) and m != top_run,
+            )
+        )
+    return out
+
+
+def lint_mtrr_state(state: MtrrState, physical_address_width: int) -> list[str]:
+    """Findings a reader of raw MSR values would have to work out by hand: bases not
+    aligned to their mask (the hardware ignores the low bits, so the pair covers more
+    than its base suggests), masks with holes, reserved types, and addresses where
+    overlapping pairs combine to a type the SDM leaves undefined."""
+    from vmlayout.ranges import format_address
+
+    findings = []
+    for pair in decode_variable_pairs(state, physical_address_width):
+        if not pair.valid:
+            continue
+        name = f"PHYSBASE{pair.index} {format_address(pair.base)}"
+        if pair.ignored_base_bits:
+            block = pair.covers[0] if pair.covers else None
+            where = (
+                f"; it covers [{format_address(block.start)}, {format_address(block.end)})"
+                if block is not None
+                else ""
+            )
+            findings.append(
+                f"{name} is not aligned to PHYSMASK{pair.index} {format_address(pair.mask)}: "
+                f"base bits {format_address(pair.ignored_base_bits)} are ignored{where}, "
+                f"not a block starting at {format_address(pair.base & ~0xFFF)}"
+            )
+        if pair.discontiguous:
+            findings.append(
+                f"PHYSMASK{pair.index} {format_address(pair.mask)} is not contiguous: the pair "
+                f"matches {len(pair.covers) or 'too many'} separate blocks"
+            )
+        if pair.type not in TYPE_NAMES:
+            findings.append(f"{name}: memory type {pair.type:#x} is reserved")
+    for interval in effective_intervals(state, physical_address_width):
+        if interval.type == UNDEFINED:
+            findings.append(
+                f"[{format_address(interval.range.start)}, {format_address(interval.range.end)})"
+                f" {readable_size(interval.range.size)}: overlapping pairs of types the SDM "
+                "does not combine (only UC with anything, and WT with WB, are defined)"
+            )
+    return findings

@@ -15,9 +15,25 @@ from vmlayout.acpi.decode import (
     device_memory,
 )
 from vmlayout.errors import VmLayoutError
+from vmlayout.inputs import read_bytes
 from vmlayout.ranges import format_address, format_size
 
-SIGNATURES = {b"DSDT", b"SSDT", b"SRAT", b"MCFG", b"FACP", b"APIC", b"XSDT", b"SLIT"}
+SIGNATURES = {
+    b"DSDT",
+    b"SSDT",
+    b"SRAT",
+    b"MCFG",
+    b"FACP",
+    b"APIC",
+    b"XSDT",
+    b"SLIT",
+    b"CEDT",
+    b"IVRS",
+    b"DMAR",
+    b"IORT",
+    b"GTDT",
+    b"PPTT",
+}
 
 
 def sniff(path: Path, data: bytes | None) -> bool:
@@ -78,6 +94,10 @@ def describe_table(name: str, data: bytes) -> dict[str, Any]:
             for d in decode_definition_block(table)
             if isinstance(d.names.get("_CRS"), bytes)
         ]
+    else:
+        from vmlayout.acpi.summary import describe_platform
+
+        out.update(describe_platform(table))
     return out
 
 
@@ -104,7 +124,9 @@ def _text(doc: dict[str, Any]) -> list[str]:
     for d in doc.get("devices", []):
         for start, end in d["memory"]:
             lines.append(f"  {d['path']} _CRS memory {span(start, end)}")
-    return lines
+    from vmlayout.acpi.summary import platform_lines
+
+    return lines + platform_lines(doc)
 
 
 def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
@@ -112,7 +134,7 @@ def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
         docs = []
         for file in sorted(path.iterdir()):
             if file.suffix in (".aml", ".bin") and file.is_file():
-                content = file.read_bytes()
+                content = read_bytes(file, "invalid_input")
                 if sniff(file, content):
                     docs.append(describe_table(file.name, content))
         if not docs:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from vmlayout.artifacts import ArtifactSet, EmitSettings, load_artifact_set
@@ -38,7 +39,13 @@ def merge_ranges(ranges: Any) -> tuple[MemoryRange, ...]:
     return tuple(out)
 
 
-REGISTER_ROWS = ("MTRR registers", "PCAT items")
+REGISTER_ROWS = ("MTRR registers", "PCAT items", "PCAT CMOS", "PCIe segments", "VP vnodes")
+#: (VP index, vNUMA node) of every processor: SRAT's affinity entries and the device
+#: trees' CPU nodes against `VpTopology` with the recorded settings.
+VP_ROW = "VP vnodes"
+#: Each ACPI view's table checksums: a bad checksum is its own ✗, the rows are still
+#: decoded and compared.
+CHECKSUM_ROW = "table checksum"
 
 
 def expected_rows(
@@ -58,11 +65,54 @@ def expected_rows(
         rows[f"ECAM {rc.name}"] = merge_ranges([rc.ecam])
         rows[f"{rc.name} low MMIO"] = merge_ranges([rc.low_mmio])
         rows[f"{rc.name} high MMIO"] = merge_ranges([rc.high_mmio])
+    rows.update(iommu_rows(resolved, resolved.iommu_ranges))
+    rows.update(cxl_rows(resolved.pcie_root_complexes))
+    if resolved.pcie_root_complexes:
+        # (root-complex index, segment): what MCFG, SSDT `_SEG` and IORT must agree on
+        rows["PCIe segments"] = tuple(
+            (i, rc.segment) for i, rc in enumerate(resolved.pcie_root_complexes)
+        )
+    if layout.vtl2_range is not None:
+        rows["VTL2 memory"] = merge_ranges([layout.vtl2_range])
+    if settings is not None and {"SRAT.aml", "paravisor.dtb"} & set(settings.artifacts):
+        rows[VP_ROW] = _expected_vp_vnodes(resolved, settings)
+    if settings is not None and any(_is_table_file(name) for name in settings.artifacts):
+        rows[CHECKSUM_ROW] = ()  # per view: every table's checksum ok (see `compare`)
     if settings is not None and "mtrr.json" in settings.artifacts:
         rows["MTRR registers"] = _expected_mtrrs(resolved, settings)
     if settings is not None and "pcat.json" in settings.artifacts:
         rows["PCAT items"] = _expected_pcat(resolved)
+        rows["PCAT CMOS"] = _expected_cmos(resolved)
+    if settings is not None and "pci.json" in settings.artifacts:
+        from vmlayout.pci.check import expected_pci_rows
+
+        rows.update(expected_pci_rows(resolved))
     return rows
+
+
+def _is_table_file(name: str) -> bool:
+    return name.endswith(".aml") or name == "RSDP.bin"
+
+
+def _expected_vp_vnodes(resolved: ResolvedLayout, settings: EmitSettings) -> RowValue:
+    """(VP, vNUMA node) per VP by the one placement rule, with the recorded CPU settings."""
+    from vmlayout.topology import VpTopology
+
+    try:
+        topology = VpTopology(settings.vp_count, settings.vps_per_socket)
+    except VmLayoutError as error:
+        return (("error", error.message),)
+    nodes = len(resolved.config.node_mem_sizes)
+    return tuple(enumerate(topology.vnodes(nodes, resolved.arch.value)))
+
+
+def iommu_rows(resolved: ResolvedLayout, ranges: Any) -> dict[str, RowValue]:
+    """`IOMMU <rc>` rows: the resolver places one IOMMU per root complex that asks for
+    one, in config order, so the n-th range belongs to the n-th such root complex."""
+    names = [rc.name for rc in resolved.config.pcie_root_complexes if rc.iommu is not None]
+    if len(names) != len(ranges):
+        return {"IOMMU count": ((len(ranges), "ranges for", len(names), "root complexes"),)}
+    return {f"IOMMU {name}": merge_ranges([r]) for name, r in zip(names, ranges, strict=True)}
 
 
 def _expected_mtrrs(resolved: ResolvedLayout, settings: EmitSettings) -> RowValue:
@@ -70,7 +120,11 @@ def _expected_mtrrs(resolved: ResolvedLayout, settings: EmitSettings) -> RowValu
 
     try:
         state = mtrr_state(
-            resolved, Loader(settings.mtrr_loader), settings.mtrr_policy, settings.mtrr_count
+            resolved,
+            Loader(settings.mtrr_loader),
+            settings.mtrr_policy,
+            settings.mtrr_count,
+            settings.mtrr_approximate,
         )
     except VmLayoutError as error:
         return (("error", error.message),)
@@ -85,6 +139,21 @@ def _expected_pcat(resolved: ResolvedLayout) -> RowValue:
     except VmLayoutError as error:
         return (("error", error.message),)
     return tuple((int(k), v) for k, v in items.items())
+
+
+def _expected_cmos(resolved: ResolvedLayout) -> RowValue:
+    from vmlayout.firmware.pcat import PcatConfig
+
+    try:
+        image = PcatConfig(resolved.memory_layout, resolved.chipset).cmos_image()
+    except VmLayoutError as error:
+        return (("error", error.message),)
+    return _cmos_pairs(image)
+
+
+def _cmos_pairs(image: bytes) -> RowValue:
+    """(offset, byte) of every non-zero CMOS byte: the image is mostly zero."""
+    return tuple((offset, value) for offset, value in enumerate(image) if value)
 
 
 def ram_rows_by_node(pieces: Any) -> dict[str, RowValue]:
@@ -149,9 +218,12 @@ def describe(value: RowValue) -> str:
     for item in value:
         if isinstance(item, MemoryRange):
             parts.append(f"{format_address(item.start)}-{format_address(item.end)}")
-        else:
+        elif isinstance(item, tuple) and len(item) == 2:
             key, reg = item
-            parts.append(f"{key:#x}={reg:#x}" if isinstance(reg, int) else f"{key}: {reg}")
+            numbers = isinstance(key, int) and isinstance(reg, int)
+            parts.append(f"{key:#x}={reg:#x}" if numbers else f"{key}: {reg}")
+        else:  # any other row value (a view's own tuple) is shown as it is
+            parts.append(str(item))
     return ", ".join(parts)
 
 
@@ -181,7 +253,14 @@ def compare(
             for row in observed:
                 if row not in expected and view.covers(row):
                     extra_rows[row] = ()
+        checksums = _checksum_value(artifacts, view) if _has_tables(view) else None
         for row in [*expected, *extra_rows]:
+            if row == CHECKSUM_ROW:
+                if checksums is not None:
+                    bad = [f"{n}: {v}" for n, v in checksums if v != "ok"]
+                    ok = checksums and not bad
+                    cells[(row, view.name)] = Cell("ok") if ok else Cell("bad", "; ".join(bad))
+                continue
             if not view.covers(row):
                 continue
             if observed is None:
@@ -217,7 +296,10 @@ def render_table(report: CrossCheckReport) -> str:
     body = []
     for row in report.rows:
         want = report.expected.get(row, ())
-        shown = f"{len(want)} values" if row in REGISTER_ROWS else describe(want)
+        many = row in REGISTER_ROWS or row.endswith(" assignment")  # `PCI <rc> assignment`
+        shown = f"{len(want)} values" if many else describe(want)
+        if row == CHECKSUM_ROW:
+            shown = "every table's checksum ok"
         line = [row, shown]
         for view in report.views:
             cell = report.cells.get((row, view))
@@ -276,7 +358,7 @@ def read_layout_json(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[s
     """The saved `resolve --format json` output: catches a layout that moved between the
     vmlayout that wrote the set and the one checking it."""
     try:
-        data = json.loads(artifacts.files["layout.json"])
+        data = _json(artifacts, "layout.json")
         ram = [
             (_pair_range((r["start"], r["end"]), f"ram[{i}]"), int(r["vnode"]))
             for i, r in enumerate(data["ram"])
@@ -295,6 +377,22 @@ def read_layout_json(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[s
                 rows[row.format(rc["name"])] = merge_ranges(
                     [_pair_range(rc[key], f"pcie_root_complexes[{i}].{key}")]
                 )
+        iommus = [
+            _pair_range(r, f"iommu.ranges[{i}]") for i, r in enumerate(data["iommu"]["ranges"])
+        ]
+        rows.update(iommu_rows(resolved, iommus))
+        rows.update(
+            cxl_rows(
+                SimpleNamespace(
+                    name=rc["name"],
+                    cxl_hdm=_pair_range(rc["cxl_hdm"], f"pcie_root_complexes[{i}].cxl_hdm"),
+                    cxl_chbcr=_pair_range(rc["cxl_chbcr"], f"pcie_root_complexes[{i}].cxl_chbcr"),
+                )
+                for i, rc in enumerate(data["pcie_root_complexes"])
+            )
+        )
+        if data["vtl2"] is not None:
+            rows["VTL2 memory"] = merge_ranges([_pair_range(data["vtl2"], "vtl2")])
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise VmLayoutError("invalid_artifact", f"layout.json: malformed ({error})") from None
     return rows
@@ -303,7 +401,7 @@ def read_layout_json(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[s
 LAYOUT_VIEW = View(
     name="layout.json",
     files=("layout.json",),
-    covers=lambda row: row not in REGISTER_ROWS,
+    covers=lambda row: row not in REGISTER_ROWS and not row.startswith("PCI "),
     read=read_layout_json,
 )
 
@@ -314,6 +412,26 @@ def _is_chipset(row: str) -> bool:
 
 def _is_ram(row: str) -> bool:
     return row == "RAM" or row.startswith("RAM node ")
+
+
+def _is_iommu(row: str) -> bool:
+    return row.startswith("IOMMU ")
+
+
+def _is_cxl(row: str) -> bool:
+    return row.startswith("CXL ")
+
+
+def cxl_rows(complexes: Any) -> dict[str, RowValue]:
+    """`CXL HDM <rc>` and `CXL CHBCR <rc>` for every CXL root complex (both windows are
+    empty on the others)."""
+    rows: dict[str, RowValue] = {}
+    for rc in complexes:
+        if not rc.cxl_hdm.is_empty():
+            rows[f"CXL HDM {rc.name}"] = merge_ranges([rc.cxl_hdm])
+        if not rc.cxl_chbcr.is_empty():
+            rows[f"CXL CHBCR {rc.name}"] = merge_ranges([rc.cxl_chbcr])
+    return rows
 
 
 def _is_rc(row: str) -> bool:
@@ -340,11 +458,42 @@ def _split_chipset(ranges: Any) -> dict[str, RowValue]:
 
 
 def _table(artifacts: ArtifactSet, name: str) -> Any:
-    from vmlayout.acpi.decode import decode_table, require_checksum
+    """The decoded table, whatever its checksum: a bad checksum is its own ✗ (row
+    `table checksum`), and the rows are still compared, so the cell shows what changed."""
+    from vmlayout.acpi.decode import decode_table
 
-    table = decode_table(artifacts.files[name], name)
-    require_checksum(table, name)
-    return table
+    return decode_table(artifacts.files[name], name)
+
+
+def _has_tables(view: View) -> bool:
+    return any(_is_table_file(name) for name in view.files)
+
+
+def _checksum_value(artifacts: ArtifactSet, view: View) -> tuple[tuple[str, str], ...]:
+    """`(file, "ok")` per table of the view, or what is wrong with its checksum."""
+    from vmlayout.acpi.decode import decode_rsdp, decode_table
+
+    out: list[tuple[str, str]] = []
+    for name in view.files:
+        data = artifacts.files.get(name)
+        if data is None or not _is_table_file(name):
+            continue
+        try:
+            if name == "RSDP.bin":
+                ok = bool(decode_rsdp(data)["checksum_ok"])
+                out.append((name, "ok" if ok else "bad"))
+                continue
+            table = decode_table(data, name)
+        except VmLayoutError as error:
+            out.append((name, f"undecodable: {error.message}"))
+            continue
+        if table.checksum_ok:
+            out.append((name, "ok"))
+        else:
+            stored = table.header["checksum"]
+            fixed = (stored - sum(data)) & 0xFF
+            out.append((name, f"bad (stored {stored:#04x}, would be {fixed:#04x})"))
+    return tuple(out)
 
 
 def read_dsdt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
@@ -357,8 +506,36 @@ def read_dsdt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
 def read_srat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
     from vmlayout.acpi.decode import decode_srat
 
-    memory, _ = decode_srat(_table(artifacts, "SRAT.aml"))
-    return ram_rows_by_node([(m.range, m.vnode) for m in memory])
+    table = _table(artifacts, "SRAT.aml")
+    memory, _ = decode_srat(table)
+    rows = ram_rows_by_node([(m.range, m.vnode) for m in memory])
+    rows[VP_ROW] = tuple(sorted(srat_processor_vnodes(table, resolved.arch.value)))
+    return rows
+
+
+def srat_processor_vnodes(table: Any, arch: str) -> list[tuple[int, int]]:
+    """(VP index, vNUMA node) of every enabled processor affinity entry: Local APIC
+    (type 0: APIC id = VP), x2APIC (type 2) and GICC (type 3: UID = VP + 1)."""
+    body = table.body
+    offset = 12
+    out = []
+    while offset + 2 <= len(body):
+        kind, length = body[offset], body[offset + 1]
+        if length < 2 or offset + length > len(body):
+            raise VmLayoutError("invalid_artifact", f"SRAT: entry at {offset + 36:#x} is bad")
+        entry = body[offset : offset + length]
+
+        def u32(at: int, entry: bytes = entry) -> int:
+            return int.from_bytes(entry[at : at + 4], "little")
+
+        if kind == 0 and length >= 16 and u32(4) & 1:
+            out.append((entry[3], entry[2] | int.from_bytes(entry[9:12], "little") << 8))
+        elif kind == 2 and length >= 24 and u32(12) & 1:
+            out.append((u32(8), u32(4)))
+        elif kind == 3 and length >= 18 and u32(10) & 1:
+            out.append((u32(6) - 1 if arch == "aarch64" else u32(6), u32(2)))
+        offset += length
+    return out
 
 
 def _rc_names(resolved: ResolvedLayout, count: int, what: str) -> list[str]:
@@ -375,7 +552,11 @@ def read_mcfg(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
 
     entries = decode_mcfg(_table(artifacts, "MCFG.aml"))
     names = _rc_names(resolved, len(entries), "MCFG")
-    return {f"ECAM {n}": merge_ranges([e.ecam]) for n, e in zip(names, entries, strict=True)}
+    rows: dict[str, RowValue] = {
+        f"ECAM {n}": merge_ranges([e.ecam]) for n, e in zip(names, entries, strict=True)
+    }
+    rows["PCIe segments"] = tuple((i, e.segment) for i, e in enumerate(entries))
+    return rows
 
 
 def read_ssdt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
@@ -397,6 +578,81 @@ def read_ssdt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
     if len(ecam) != len(names):
         raise VmLayoutError("invalid_artifact", "SSDT: \\VMOD does not list one ECAM per complex")
     rows.update({f"ECAM {n}": (r,) for n, r in zip(names, ecam, strict=True)})
+    rows["PCIe segments"] = tuple((i, d.names.get("_SEG")) for i, d in enumerate(complexes))
+    return rows
+
+
+def _iommu_by_index(resolved: ResolvedLayout, units: Any, what: str) -> dict[str, RowValue]:
+    """`IOMMU <rc>` rows from IOMMU tables listing one unit per IOMMU root complex, in
+    root-complex order (IVRS, DMAR)."""
+    from vmlayout.acpi.decode import register_window
+    from vmlayout.acpi.iommu import IOMMU_WINDOW_BYTES
+
+    names = [rc.name for rc in resolved.config.pcie_root_complexes if rc.iommu is not None]
+    if len(units) != len(names):
+        raise VmLayoutError(
+            "invalid_artifact", f"{what}: {len(units)} IOMMUs, the layout has {len(names)}"
+        )
+    size = IOMMU_WINDOW_BYTES[what]
+    return {
+        f"IOMMU {n}": (register_window(u.base, size, what),)
+        for n, u in zip(names, units, strict=True)
+    }
+
+
+def read_ivrs(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    from vmlayout.acpi.decode import decode_ivrs
+
+    _, units = decode_ivrs(_table(artifacts, "IVRS.aml"))
+    return _iommu_by_index(resolved, units, "IVRS")
+
+
+def read_dmar(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    from vmlayout.acpi.decode import decode_dmar
+
+    _, units = decode_dmar(_table(artifacts, "DMAR.aml"))
+    return _iommu_by_index(resolved, units, "DMAR")
+
+
+def read_iort(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    """SMMUv3 nodes name their root complex by index (the node identifier)."""
+    from vmlayout.acpi.decode import decode_iort, register_window
+    from vmlayout.acpi.iommu import IOMMU_WINDOW_BYTES
+
+    names = [rc.name for rc in resolved.pcie_root_complexes]
+    rows: dict[str, RowValue] = {}
+    nodes = decode_iort(_table(artifacts, "IORT.aml"))
+    rows["PCIe segments"] = tuple(
+        (n.identifier, n.segment) for n in nodes if n.kind == "root_complex"
+    )
+    for node in nodes:
+        if node.kind != "smmuv3" or node.base is None:
+            continue
+        if node.identifier >= len(names):
+            raise VmLayoutError(
+                "invalid_artifact", f"IORT: SMMU for root complex {node.identifier} of {len(names)}"
+            )
+        window = register_window(node.base, IOMMU_WINDOW_BYTES["IORT"], "IORT")
+        rows[f"IOMMU {names[node.identifier]}"] = (window,)
+    return rows
+
+
+def read_cedt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    """CHBS/CFMWS name their host bridge by UID = root-complex index."""
+    from vmlayout.acpi.decode import decode_cedt
+
+    names = [rc.name for rc in resolved.pcie_root_complexes]
+    rows: dict[str, RowValue] = {}
+    for bridge in decode_cedt(_table(artifacts, "CEDT.aml")):
+        if bridge.uid >= len(names):
+            raise VmLayoutError(
+                "invalid_artifact", f"CEDT: host bridge {bridge.uid} of {len(names)}"
+            )
+        name = names[bridge.uid]
+        if bridge.hdm is not None:
+            rows[f"CXL HDM {name}"] = (bridge.hdm,)
+        if bridge.chbcr is not None:
+            rows[f"CXL CHBCR {name}"] = (bridge.chbcr,)
     return rows
 
 
@@ -407,10 +663,9 @@ def read_e820(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
 
 
 def _json(artifacts: ArtifactSet, name: str) -> Any:
-    try:
-        return json.loads(artifacts.files[name])
-    except (ValueError, UnicodeDecodeError) as error:
-        raise VmLayoutError("invalid_artifact", f"{name}: not JSON ({error})") from None
+    from vmlayout.inputs import parse_json
+
+    return parse_json(artifacts.files[name], name, "invalid_artifact")
 
 
 def _pairs(doc: Any, key: str, name: str) -> RowValue:
@@ -442,7 +697,16 @@ def mtrr_findings(artifacts: ArtifactSet, resolved: ResolvedLayout) -> list[str]
 
 
 def read_pcat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
-    return {"PCAT items": _pairs(_json(artifacts, "pcat.json"), "items", "pcat.json")}
+    doc = _json(artifacts, "pcat.json")
+    rows = {"PCAT items": _pairs(doc, "items", "pcat.json")}
+    try:
+        image = bytes.fromhex(doc["cmos"])
+    except (KeyError, TypeError, ValueError):
+        raise VmLayoutError("invalid_artifact", "pcat.json: cmos is not a hex string") from None
+    if len(image) != 256:
+        raise VmLayoutError("invalid_artifact", f"pcat.json: cmos is {len(image)} bytes, not 256")
+    rows["PCAT CMOS"] = _cmos_pairs(image)
+    return rows
 
 
 def read_uefi(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
@@ -456,26 +720,69 @@ def read_uefi(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
 
 def read_linux_dtb(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
     from vmlayout.devicetree.fdt import read_fdt
-    from vmlayout.devicetree.linux import chipset_from_linux_tree, ram_from_linux_tree
+    from vmlayout.devicetree.linux import (
+        chipset_from_linux_tree,
+        pcie_from_linux_tree,
+        ram_from_linux_tree,
+    )
 
     root = read_fdt(artifacts.files["linux.dtb"])
     chipset = chipset_from_linux_tree(root)
-    return {
+    rows: dict[str, RowValue] = {
         "RAM": merge_ranges(ram_from_linux_tree(root)),
         **_split_chipset((chipset.low, chipset.high)),
     }
+    # a pcie@ node is the root complex with its segment and first bus; one nobody
+    # configured keeps its node name, so it shows up as a row of its own
+    names = {(rc.segment, rc.start_bus): rc.name for rc in resolved.pcie_root_complexes}
+    for bridge in pcie_from_linux_tree(root):
+        name = names.get((bridge.segment, bridge.start_bus), bridge.name)
+        rows[f"ECAM {name}"] = merge_ranges([bridge.ecam])
+        rows[f"{name} low MMIO"] = merge_ranges([bridge.low_mmio])
+        rows[f"{name} high MMIO"] = merge_ranges([bridge.high_mmio])
+        if bridge.smmu is not None:
+            rows[f"IOMMU {name}"] = merge_ranges([bridge.smmu])
+    return rows
 
 
 def read_paravisor_dtb(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
-    from vmlayout.devicetree.paravisor import chipset_from_host_tree, parse_host_tree
+    from vmlayout.devicetree.paravisor import (
+        VTL2_PROTECTABLE,
+        chipset_from_host_tree,
+        parse_host_tree,
+    )
 
     tree = parse_host_tree(artifacts.files["paravisor.dtb"])
     chipset = chipset_from_host_tree(tree)
+    vps = {VP_ROW: dt_cpu_vnodes(artifacts.files["paravisor.dtb"])}
+    vtl2 = [e.range for e in tree.memory if e.entry_type == VTL2_PROTECTABLE]
     return {
-        **ram_rows_by_node([(e.range, e.vnode) for e in tree.memory]),
+        **ram_rows_by_node(
+            [(e.range, e.vnode) for e in tree.memory if e.entry_type != VTL2_PROTECTABLE]
+        ),
+        **({"VTL2 memory": merge_ranges(vtl2)} if vtl2 else {}),
         **_split_chipset((chipset.low, chipset.high)),
         "chipset vtl2": merge_ranges([chipset.vtl2]),
+        **vps,
     }
+
+
+def dt_cpu_vnodes(blob: bytes) -> RowValue:
+    """(VP index from `reg`, `numa-node-id`) of every /cpus/cpu node."""
+    from vmlayout.devicetree.fdt import read_fdt, string
+
+    cpus = read_fdt(blob).child("cpus")
+    out = []
+    for node in () if cpus is None else cpus.children:
+        if node.prop("device_type") != string("cpu"):
+            continue
+        reg, vnode = node.prop("reg"), node.prop("numa-node-id")
+        if reg is None or len(reg) != 4 or vnode is None or len(vnode) != 4:
+            raise VmLayoutError(
+                "invalid_artifact", f"device tree: {node.name}: reg or numa-node-id missing"
+            )
+        out.append((int.from_bytes(reg, "big"), int.from_bytes(vnode, "big")))
+    return tuple(sorted(out))
 
 
 def read_igvm_mmio(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
@@ -486,12 +793,25 @@ def read_igvm_mmio(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str
 
 def all_views() -> tuple[View, ...]:
     """Every view, in column order; `compare` keeps those whose files the set records."""
+    from vmlayout.pci.check import read_pci_json
+
     return (
         LAYOUT_VIEW,
         View("DSDT", ("DSDT.aml",), _is_chipset, read_dsdt),
-        View("SSDT", ("SSDT.aml",), _is_rc, read_ssdt),
-        View("SRAT", ("SRAT.aml",), _is_ram, read_srat),
-        View("MCFG", ("MCFG.aml",), lambda row: row.startswith("ECAM "), read_mcfg),
+        View("SSDT", ("SSDT.aml",), lambda row: _is_rc(row) or row == "PCIe segments", read_ssdt),
+        View("SRAT", ("SRAT.aml",), lambda row: _is_ram(row) or row == VP_ROW, read_srat),
+        View(
+            "MCFG",
+            ("MCFG.aml",),
+            lambda row: row.startswith("ECAM ") or row == "PCIe segments",
+            read_mcfg,
+        ),
+        View("CEDT", ("CEDT.aml",), _is_cxl, read_cedt),
+        View("IVRS", ("IVRS.aml",), _is_iommu, read_ivrs),
+        View("DMAR", ("DMAR.aml",), _is_iommu, read_dmar),
+        View(
+            "IORT", ("IORT.aml",), lambda row: _is_iommu(row) or row == "PCIe segments", read_iort
+        ),
         View("E820", ("e820.bin",), lambda row: row == "RAM", read_e820),
         View(
             "MTRR",
@@ -500,7 +820,7 @@ def all_views() -> tuple[View, ...]:
             read_mtrr,
             findings=mtrr_findings,
         ),
-        View("PCAT", ("pcat.json",), lambda row: row == "PCAT items", read_pcat),
+        View("PCAT", ("pcat.json",), lambda row: row.startswith("PCAT "), read_pcat),
         View(
             "UEFI",
             ("uefi-config.bin",),
@@ -510,17 +830,55 @@ def all_views() -> tuple[View, ...]:
         View(
             "DT linux",
             ("linux.dtb",),
-            lambda row: row == "RAM" or _is_chipset(row),
+            lambda row: row == "RAM" or _is_chipset(row) or _is_rc(row) or _is_iommu(row),
             read_linux_dtb,
         ),
         View(
             "DT paravisor",
             ("paravisor.dtb",),
-            lambda row: _is_ram(row) or row.startswith("chipset "),
+            lambda row: (
+                _is_ram(row) or row.startswith("chipset ") or row in ("VTL2 memory", VP_ROW)
+            ),
             read_paravisor_dtb,
         ),
         View("IGVM", ("igvm-mmio-ranges.bin",), _is_chipset, read_igvm_mmio),
+        View("PCI", ("pci.json",), lambda row: row.startswith("PCI "), read_pci_json),
     )
+
+
+def directory_findings(
+    directory: Path, artifacts: ArtifactSet, resolved: ResolvedLayout
+) -> list[str]:
+    """Files the record does not list (vmlayout did not write them), and listed files
+    whose bytes are not what the record's config and settings produce (copied from
+    another set, edited, or written by another vmlayout version): the views above say
+    what they describe, this says where the set itself is not one piece."""
+    from vmlayout.artifacts import CONFIG_FILE, build_artifact_set
+
+    listed = {*artifacts.settings.artifacts, CONFIG_FILE}
+    found = []
+    try:
+        present = sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
+    except OSError:
+        present = []
+    for name in present:
+        if name not in listed:
+            found.append(f"{name}: not written by vmlayout (not in config.json's artifact list)")
+    try:
+        fresh = build_artifact_set(resolved, replace(artifacts.settings, artifacts=()))
+    except VmLayoutError as error:
+        return [*found, f"config.json: its settings cannot be re-emitted: {error.message}"]
+    for name in sorted(artifacts.files):
+        if name == CONFIG_FILE:
+            continue
+        if name not in fresh:
+            found.append(f"{name}: the recorded config and settings do not produce this file")
+        elif fresh[name] != artifacts.files[name]:
+            found.append(
+                f"{name}: not the bytes the recorded config and settings produce "
+                "(from another set, edited, or written by another vmlayout version)"
+            )
+    return found
 
 
 def inspect_directory(directory: Path, fmt: str, strict: bool) -> tuple[str, int]:
@@ -529,7 +887,11 @@ def inspect_directory(directory: Path, fmt: str, strict: bool) -> tuple[str, int
     from vmlayout.policy import resolve
 
     artifacts = load_artifact_set(directory)
-    report = compare(artifacts, resolve(artifacts.config), all_views(), strict)
+    resolved = resolve(artifacts.config)
+    report = compare(artifacts, resolved, all_views(), strict)
+    extra = directory_findings(directory, artifacts, resolved)
+    if extra:
+        report = replace(report, warnings=(*report.warnings, *extra))
     status = 0 if report.consistent else 1
     if fmt == "json":
         return json.dumps(report_to_json(report)) + "\n", status

@@ -1,4 +1,6 @@
-"""`vmlayout inspect FILE.dtb`: which tree it is and the chipset ranges it carries."""
+"""`vmlayout inspect FILE.dtb`: which tree it is and the ranges it carries: chipset
+windows, memory (with the paravisor's memory types), and in the Linux tree every
+PCIe host bridge with its ECAM, windows and SMMU."""
 
 from __future__ import annotations
 
@@ -17,25 +19,37 @@ def sniff(path: Path, data: bytes | None) -> bool:
 
 
 def decode_dtb(data: bytes) -> dict[str, Any]:
-    """Kind of tree, recovered chipset windows and memory ranges."""
-    from vmlayout.devicetree.linux import chipset_from_linux_tree, ram_from_linux_tree
+    """Kind of tree, recovered chipset windows, memory ranges (range, vnode, type) and
+    PCIe host bridges."""
+    from vmlayout.devicetree.linux import (
+        DtPcieBridge,
+        chipset_from_linux_tree,
+        pcie_from_linux_tree,
+        ram_from_linux_tree,
+    )
     from vmlayout.devicetree.paravisor import chipset_from_host_tree, parse_host_tree
 
     root = read_fdt(data)
     chipset: ChipsetMmioRanges
-    memory: list[tuple[MemoryRange, int | None]]
+    memory: list[tuple[MemoryRange, int | None, str]]
+    bridges: tuple[DtPcieBridge, ...] = ()
     if root.child("openvmm") is not None:
         kind = "linux"
         chipset = chipset_from_linux_tree(root)
-        memory = [(r, None) for r in ram_from_linux_tree(root)]
+        memory = [(r, None, "ram") for r in ram_from_linux_tree(root)]
+        bridges = pcie_from_linux_tree(root)
     elif _has_vmbus_bus(root):
         kind = "paravisor"
         tree = parse_host_tree(data)
         chipset = chipset_from_host_tree(tree)
-        memory = [(e.range, e.vnode) for e in tree.memory]
+        memory = [(e.range, e.vnode, _MEMORY_TYPES.get(e.entry_type, "?")) for e in tree.memory]
     else:
         raise VmLayoutError("unrecognised_input", "device tree carries no VMBus node")
-    return {"kind": kind, "chipset": chipset, "memory": memory}
+    return {"kind": kind, "chipset": chipset, "memory": memory, "pcie": bridges}
+
+
+#: IGVM memory-map entry types by microsoft,igvm-type.
+_MEMORY_TYPES = {0: "ram", 1: "platform-reserved", 2: "persistent", 3: "vtl2-protectable"}
 
 
 def _has_vmbus_bus(root: Node) -> bool:
@@ -56,7 +70,20 @@ def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
             "kind": f"dtb-{info['kind']}",
             "chipset": {k: r.to_pair() for k, r in windows.items()},
             "memory": [
-                {"start": r.start, "end": r.end, "vnode": vnode} for r, vnode in info["memory"]
+                {"start": r.start, "end": r.end, "vnode": vnode, "type": kind}
+                for r, vnode, kind in info["memory"]
+            ],
+            "pcie": [
+                {
+                    "node": b.name,
+                    "segment": b.segment,
+                    "buses": [b.start_bus, b.end_bus],
+                    "ecam": b.ecam.to_pair(),
+                    "low_mmio": b.low_mmio.to_pair(),
+                    "high_mmio": b.high_mmio.to_pair(),
+                    "smmu": None if b.smmu is None else b.smmu.to_pair(),
+                }
+                for b in info["pcie"]
             ],
         }
         return json.dumps(doc) + "\n", 0
@@ -67,10 +94,21 @@ def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
             f"  chipset {name:<4} {format_address(r.start):>20} - {format_address(r.end):<20}"
             f" {format_size(r.size)}{empty}"
         )
-    for r, vnode in info["memory"]:
+    for r, vnode, kind in info["memory"]:
         node = "" if vnode is None else f" node {vnode}"
+        typed = "" if kind == "ram" else f" ({kind})"
         lines.append(
             f"  memory       {format_address(r.start):>20} - {format_address(r.end):<20}"
-            f" {format_size(r.size)}{node}"
+            f" {format_size(r.size)}{node}{typed}"
         )
+    for b in info["pcie"]:
+        lines.append(f"  {b.name}: segment {b.segment}, buses {b.start_bus}..{b.end_bus}")
+        rc_windows = [("ECAM", b.ecam), ("low MMIO", b.low_mmio), ("high MMIO", b.high_mmio)]
+        if b.smmu is not None:
+            rc_windows.append(("SMMU", b.smmu))
+        for label, r in rc_windows:
+            shown = (
+                "absent" if r.is_empty() else f"{format_address(r.start)} - {format_address(r.end)}"
+            )
+            lines.append(f"    {label:<10} {shown}")
     return "\n".join(lines) + "\n", 0

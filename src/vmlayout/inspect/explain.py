@@ -8,6 +8,7 @@ and what was placed just before it.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,17 @@ from vmlayout.allocator import PlacedRangeKind, PlacementRecord
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout, VmConfig, resolve
 from vmlayout.ranges import MemoryRange, format_address, format_size
+from vmlayout.report import named_ranges, resolved_to_json, split_extent_name
+
+#: Phase processing order: a placement can only be affected by earlier phases.
+_PHASE_ORDER = (
+    PlacedRangeKind.RESERVED,
+    PlacedRangeKind.FIXED,
+    PlacedRangeKind.MMIO32,
+    PlacedRangeKind.RAM,
+    PlacedRangeKind.MMIO64,
+    PlacedRangeKind.POST_MMIO,
+)
 
 _PHASES = {
     PlacedRangeKind.RESERVED: (
@@ -89,6 +101,45 @@ _POLICY_RULES: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 
 
+def config_fields(tag: str, config: VmConfig) -> tuple[str, ...]:
+    """The config fields behind one placement request's size, alignment or presence."""
+    rcs = config.pcie_root_complexes
+    if tag == "low-ram-gap":
+        return ("ram_start_address",)
+    if tag == "chipset-low-mmio":
+        return ("arch", "chipset_low_mmio_size")
+    if tag == "chipset-high-mmio":
+        return ("chipset_high_mmio_size",)
+    if tag in ("vtl2-chipset-mmio", "vtl2-framebuffer"):
+        return (tag.replace("-", "_").replace("chipset_mmio", "chipset_mmio_size").replace(
+            "framebuffer", "framebuffer_size"),)  # fmt: skip
+    if tag == "vtl2":
+        return ("vtl2_layout",)
+    if tag == "virtio-mmio":
+        return ("virtio_mmio_count",)
+    if match := re.fullmatch(r"ram(\d+)", tag):
+        return (f"node_mem_sizes[{match.group(1)}]",)
+    if match := re.fullmatch(r"pcie-seg(\d+)-ecam", tag):
+        segment = int(match.group(1))
+        fields = ["pcie_ecam_below_4gb"]
+        for i, rc in enumerate(rcs):
+            if rc.segment == segment:
+                fields += [f"pcie_root_complexes[{i}].{k}" for k in ("start_bus", "end_bus")]
+        return tuple(fields)
+    if re.fullmatch(r"(smmu|amd-iommu|intel-vtd)-\d+", tag):
+        return tuple(f"pcie_root_complexes[{i}].iommu" for i, rc in enumerate(rcs) if rc.iommu)
+    for i, rc in enumerate(rcs):
+        for suffix, key in (
+            ("low-mmio", "low_mmio"),
+            ("high-mmio", "high_mmio"),
+            ("cxl-hdm", "cxl_hdm_size"),
+            ("cxl-chbcr", "cxl_hdm_size"),
+        ):
+            if tag == f"pcie-{rc.name}-{suffix}":
+                return (f"pcie_root_complexes[{i}].{key}",)
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class Explanation:
     record: PlacementRecord
@@ -96,11 +147,44 @@ class Explanation:
     below: tuple[str, MemoryRange] | None
     above: tuple[str, MemoryRange] | None
     policy_rule: str
+    #: The name asked for and, for one extent of a split request or a root complex's
+    #: ECAM share, that range alone.
+    name: str = ""
+    part: MemoryRange | None = None
+    #: Placements that ran before this one in its own phase, and the whole phase
+    #: before it (what its start depends on).
+    earlier_in_phase: tuple[PlacementRecord, ...] = ()
+    previous_phase: tuple[PlacementRecord, ...] = ()
+    #: Config fields the address depends on: its own, then those of every placement
+    #: processed before it.
+    own_fields: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    #: The search window clipped to the address width.
+    search: MemoryRange | None = None
+
+    @property
+    def window(self) -> MemoryRange:
+        return self.search if self.search is not None else self.record.region
 
     def to_json(self) -> dict[str, Any]:
         phase, _, how = _PHASES[self.record.kind]
+
+        def chain(records: tuple[PlacementRecord, ...]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "name": r.tag,
+                    "kind": r.kind.value,
+                    "size": r.size,
+                    "alignment": r.alignment,
+                    "ranges": [[x.start, x.end] for x in r.ranges],
+                }
+                for r in records
+            ]
+
         return {
-            "name": self.record.tag,
+            "name": self.name or self.record.tag,
+            "request": self.record.tag,
+            "range": None if self.part is None else [self.part.start, self.part.end],
             "kind": self.record.kind.value,
             "ranges": [[r.start, r.end] for r in self.record.ranges],
             "phase": phase,
@@ -110,8 +194,12 @@ class Explanation:
             "position": self.record.position,
             "phase_count": self.record.phase_count,
             "order_rule": _ORDER_RULES[self.record.kind],
-            "search_region": [self.record.region.start, self.record.region.end],
+            "search_region": [self.window.start, self.window.end],
             "placed_after": None if self.previous is None else self.previous.tag,
+            "earlier_in_phase": chain(self.earlier_in_phase),
+            "previous_phase": chain(self.previous_phase),
+            "config_fields": list(self.own_fields),
+            "depends_on": list(self.depends_on),
             "below": None if self.below is None else self.below[0],
             "above": None if self.above is None else self.above[0],
             "policy_rule": self.policy_rule,
@@ -121,13 +209,20 @@ class Explanation:
         r = self.record
         phase, phase_number, how = _PHASES[r.kind]
         extents = ", ".join(_span(x) for x in r.ranges)
+        title = f"{r.tag}: {extents} ({format_size(r.size)})"
+        if self.part is not None and self.name != r.tag:
+            title = (
+                f"{self.name}: {_span(self.part)} ({format_size(self.part.size)}), "
+                f"part of request {r.tag}: {extents}"
+            )
         lines = [
-            f"{r.tag}: {extents} ({format_size(r.size)})",
+            title,
             f"  policy:       {self.policy_rule}",
             f"  phase:        {phase} (phase {phase_number}): {how}",
             f"  request:      size {format_size(r.size)}, alignment {format_size(r.alignment)}",
             f"  turn:         {r.position} of {r.phase_count} in its phase, {_ORDER_RULES[r.kind]}",
-            f"  search:       [{format_address(r.region.start)}, {format_address(r.region.end)})",
+            f"  search:       [{format_address(self.window.start)}, "
+            f"{format_address(self.window.end)})",
         ]
         if self.previous is None:
             lines.append("  placed after: nothing (first placement)")
@@ -140,6 +235,21 @@ class Explanation:
         for label, neighbour in (("below", self.below), ("above", self.above)):
             if neighbour is not None:
                 lines.append(f"  {label}:        {neighbour[0]} {_span(neighbour[1])}")
+        for label, records in (
+            ("earlier in its phase", self.earlier_in_phase),
+            ("phase before", self.previous_phase),
+        ):
+            if records:
+                lines.append(f"  {label}:")
+                lines += [
+                    f"    {x.tag:<22} size {format_size(x.size):<9} align "
+                    f"{format_size(x.alignment):<8} {', '.join(_span(y) for y in x.ranges)}"
+                    for x in records
+                ]
+        if self.own_fields:
+            lines.append(f"  config:       {', '.join(self.own_fields)}")
+        if self.depends_on:
+            lines.append(f"  depends on:   {', '.join(self.depends_on)}")
         return "\n".join(lines) + "\n"
 
 
@@ -154,20 +264,65 @@ def _policy_rule(tag: str) -> str:
     return "(no policy rule: a request made directly to the allocator)"
 
 
+def _lookup(
+    name: str, resolved: ResolvedLayout, trace: list[PlacementRecord]
+) -> tuple[PlacementRecord, MemoryRange | None]:
+    """The placement behind a range name (see `vmlayout.report.named_ranges`) and, for
+    an extent or ECAM share, the range itself."""
+    named = {n.name: n for n in named_ranges(resolved_to_json(resolved))}
+    by_tag = {record.tag: record for record in trace}
+    tag, _ = split_extent_name(name)
+    if name in by_tag:
+        record = by_tag[name]
+        return record, named[name].range if name in named and len(record.ranges) > 1 else None
+    if name in named and tag in by_tag:
+        return by_tag[tag], named[name].range
+    for rc in resolved.pcie_root_complexes:
+        if name == f"pcie-{rc.name}-ecam" and f"pcie-seg{rc.segment}-ecam" in by_tag:
+            return by_tag[f"pcie-seg{rc.segment}-ecam"], rc.ecam
+    names = [*named, *(t for t in by_tag if t not in named)]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise VmLayoutError(
+        "unknown_range", f"{name}: no such range; {hint}ranges are: {', '.join(names)}"
+    )
+
+
 def explain(name: str, config: VmConfig) -> Explanation:
     trace: list[PlacementRecord] = []
     resolved: ResolvedLayout = resolve(config, trace)
-    matches = [record for record in trace if record.tag == name]
-    if not matches:
-        names = ", ".join(dict.fromkeys(record.tag for record in trace))
-        raise VmLayoutError("unknown_range", f"{name}: no such range; placed ranges are: {names}")
-    record = matches[0]
+    record, part = _lookup(name, resolved, trace)
     previous = trace[record.order - 1] if record.order > 0 else None
-    first, last = record.ranges[0], record.ranges[-1]
+    first, last = (part, part) if part is not None else (record.ranges[0], record.ranges[-1])
     below = above = None
     for placed in resolved.placed:
         if placed.range.end <= first.start:
             below = (placed.tag, placed.range)
         elif placed.range.start >= last.end and above is None:
             above = (placed.tag, placed.range)
-    return Explanation(record, previous, below, above, _policy_rule(name))
+    phase_index = _PHASE_ORDER.index(record.kind)
+    earlier = tuple(r for r in trace if r.kind is record.kind and r.order < record.order)
+    previous_phase: tuple[PlacementRecord, ...] = ()
+    for kind in reversed(_PHASE_ORDER[:phase_index]):
+        previous_phase = tuple(r for r in trace if r.kind is kind)
+        if previous_phase:
+            break
+    own = config_fields(record.tag, config)
+    depends = dict.fromkeys(f for r in trace[: record.order] for f in config_fields(r.tag, config))
+    limit = 1 << config.physical_address_size
+    region = record.region
+    search = MemoryRange(min(region.start, limit), min(region.end, limit))
+    return Explanation(
+        record,
+        previous,
+        below,
+        above,
+        _policy_rule(record.tag),
+        name=name,
+        part=part,
+        earlier_in_phase=earlier,
+        previous_phase=previous_phase,
+        own_fields=own,
+        depends_on=tuple(f for f in depends if f not in own),
+        search=search,
+    )

@@ -1,0 +1,131 @@
+"""What `inspect` shows of the platform tables (MADT, SLIT, CEDT, IVRS, DMAR, IORT,
+GTDT, PPTT): the decoded fields a reader checks against the layout and the platform
+options, as JSON-ready values and as text lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vmlayout.acpi.decode import (
+    Table,
+    decode_cedt,
+    decode_dmar,
+    decode_gtdt,
+    decode_iort,
+    decode_ivrs,
+    decode_madt,
+    decode_pptt,
+    decode_slit,
+)
+from vmlayout.ranges import format_address, format_size
+
+PLATFORM_SIGNATURES = ("APIC", "SLIT", "CEDT", "IVRS", "DMAR", "IORT", "GTDT", "PPTT")
+
+
+def _span(start: int, end: int) -> str:
+    return f"{format_address(start)} - {format_address(end)} ({format_size(end - start)})"
+
+
+def describe_platform(table: Table) -> dict[str, Any]:
+    """The decoded content of one platform table, keyed by what it describes."""
+    sig = table.signature
+    if sig == "APIC":
+        return {"entries": decode_madt(table)}
+    if sig == "SLIT":
+        return {"distances": decode_slit(table)}
+    if sig == "CEDT":
+        return {
+            "cxl": [
+                {
+                    "uid": w.uid,
+                    "chbcr": None if w.chbcr is None else [w.chbcr.start, w.chbcr.end],
+                    "hdm": None if w.hdm is None else [w.hdm.start, w.hdm.end],
+                }
+                for w in decode_cedt(table)
+            ]
+        }
+    if sig == "IVRS":
+        info, units = decode_ivrs(table)
+        return {
+            "iv_info": info,
+            "iommus": [
+                {
+                    "base": u.base,
+                    "segment": u.segment,
+                    "buses": list(u.buses) if u.buses else None,
+                    "ioapic": u.ioapic,
+                }
+                for u in units
+            ],
+        }
+    if sig == "DMAR":
+        width, units = decode_dmar(table)
+        return {
+            "host_address_width": width,
+            "iommus": [{"base": u.base, "segment": u.segment, "ioapic": u.ioapic} for u in units],
+        }
+    if sig == "IORT":
+        return {
+            "nodes": [
+                {
+                    "kind": n.kind,
+                    "offset": n.offset,
+                    "identifier": n.identifier,
+                    "segment": n.segment,
+                    "base": n.base,
+                    "gsivs": list(n.gsivs) if n.gsivs else None,
+                    "mappings": [list(m) for m in n.mappings],
+                }
+                for n in decode_iort(table)
+            ]
+        }
+    if sig == "GTDT":
+        return {"timers": decode_gtdt(table)}
+    if sig == "PPTT":
+        return {"processors": decode_pptt(table)}
+    return {}
+
+
+def platform_lines(doc: dict[str, Any]) -> list[str]:
+    """Indented text lines for a `describe_platform` result."""
+    lines: list[str] = []
+    for e in doc.get("entries", []):
+        fields = ", ".join(
+            f"{k} {v:#x}" if k in ("base", "gicr_base", "mpidr") else f"{k} {v}"
+            for k, v in e.items()
+            if k != "type"
+        )
+        lines.append(f"  {e['type']}: {fields}")
+    for i, row in enumerate(doc.get("distances", [])):
+        lines.append(f"  node {i} distances: {' '.join(str(d) for d in row)}")
+    for w in doc.get("cxl", []):
+        if w["chbcr"]:
+            lines.append(f"  CXL host bridge {w['uid']} CHBCR: {_span(*w['chbcr'])}")
+        if w["hdm"]:
+            lines.append(f"  CXL host bridge {w['uid']} HDM window: {_span(*w['hdm'])}")
+    for u in doc.get("iommus", []):
+        buses = f" buses {u['buses'][0]}-{u['buses'][1]}" if u.get("buses") else ""
+        ioapic = ", IO-APIC" if u["ioapic"] else ""
+        lines.append(
+            f"  IOMMU segment {u['segment']}{buses}: registers at "
+            f"{format_address(u['base'])}{ioapic}"
+        )
+    for n in doc.get("nodes", []):
+        extra = ""
+        if n["kind"] == "smmuv3":
+            extra = f" base {format_address(n['base'])}, SPIs {n['gsivs'][0]}/{n['gsivs'][1]}"
+        elif n["kind"] == "root_complex":
+            extra = f" segment {n['segment']}"
+        targets = "".join(f" -> node {m[3]:#x} (+{m[2]:#x})" for m in n["mappings"])
+        lines.append(f"  {n['kind']} {n['identifier']} at {n['offset']:#x}:{extra}{targets}")
+    if "timers" in doc:
+        t = doc["timers"]
+        lines.append(
+            f"  virtual EL1 timer GSIV {t['virtual_el1_gsiv']} flags {t['virtual_el1_flags']:#x}"
+        )
+    for p in doc.get("processors", []):
+        lines.append(
+            f"  processor node at {p['offset']:#x}: flags {p['flags']:#x}, parent "
+            f"{p['parent']:#x}, ACPI id {p['acpi_processor_id']}"
+        )
+    return lines

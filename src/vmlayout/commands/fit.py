@@ -1,0 +1,235 @@
+"""`vmlayout fit`: right-size every root complex's dynamic windows for its devices."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from vmlayout.commands import CommandGroups
+
+
+def register(groups: CommandGroups) -> None:
+    fit = groups.top.add_parser(
+        "fit",
+        help="smallest root-complex windows that hold every device's BARs",
+        description="Compute the smallest dynamic low (2 MiB steps) and high (1 GiB steps) "
+        "window of every root complex that lists devices, such that the whole config "
+        "resolves and every BAR is assigned; print a before/after table and whether the "
+        "fitted layout fits the host's physical address width. Exit 2 when no size works.",
+    )
+    fit.add_argument("config", metavar="CONFIG", help="TOML or JSON config file")
+    fit.add_argument(
+        "-o",
+        "--output",
+        metavar="FITTED",
+        help="write the fitted config here (same format as CONFIG; only window sizes change)",
+    )
+    fit.add_argument(
+        "--host-phys-bits",
+        type=int,
+        metavar="N",
+        help="host physical address width to check against (default: the config's "
+        "physical_address_size)",
+    )
+    fit.set_defaults(handler=_fit)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vmlayout.config import load_config
+    from vmlayout.errors import VmLayoutError
+    from vmlayout.inputs import read_text
+    from vmlayout.output import write_atomic
+    from vmlayout.pci.fit import fit_config
+    from vmlayout.ranges import format_address, format_size
+
+    if args.host_phys_bits is not None and not 1 <= args.host_phys_bits <= 63:
+        raise VmLayoutError(
+            "invalid_argument", f"--host-phys-bits: {args.host_phys_bits} is out of range 1..63"
+        )
+    config = load_config(args.config)
+    if not any(rc.devices for rc in config.pcie_root_complexes):
+        raise VmLayoutError(
+            "fit_impossible", f"{args.config}: no root complex lists devices; nothing to fit"
+        )
+    result = fit_config(config, args.host_phys_bits)
+
+    rows = [("root complex", "window", "before", "after", "pool", "alignment", "placed at")]
+    for w in result.windows:
+        rows.append(
+            (
+                w.rc,
+                w.window,
+                format_size(w.before),
+                format_size(w.after),
+                format_size(w.pool_size) if w.pool_size else "-",
+                format_size(w.pool_alignment),
+                f"{format_address(w.placed.start)}..{format_address(w.placed.end)}",
+            )
+        )
+    if result.chipset_low_after != result.chipset_low_before:
+        rows.append(
+            (
+                "chipset",
+                "low",
+                format_size(result.chipset_low_before),
+                format_size(result.chipset_low_after),
+                "-",
+                "-",
+                "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    top = result.layout_top
+    verdict = "fits" if result.fits_host else "does NOT fit"
+    lines.append("")
+    lines.append(
+        f"fitted layout top {format_address(top)} {verdict} a {result.host_bits}-bit host "
+        f"physical address width (limit {format_address(1 << result.host_bits)})"
+    )
+    sys.stdout.write("\n".join(lines) + "\n")
+    if not result.fits_host:
+        raise VmLayoutError(
+            "fit_impossible",
+            f"--host-phys-bits: even the fitted layout ends at {format_address(top)}, beyond "
+            f"{result.host_bits} bits; the width is too small",
+        )
+    if args.output is not None:
+        text = read_text(Path(args.config), "invalid_config")
+        write_atomic(args.output, fitted_text(Path(args.config), text, result.config))
+    return 0
+
+
+def fitted_text(path: Any, text: str, fitted: Any) -> str:
+    """CONFIG's text with only its window sizes changed (same format; TOML keeps its
+    comments where the size lines can be edited in place)."""
+    import json
+
+    from vmlayout.config import config_from_dict
+    from vmlayout.inputs import parse_json, parse_toml
+
+    is_json = path.suffix.lower() == ".json"
+    if not is_json and path.suffix.lower() != ".toml":
+        try:
+            parse_toml(text, str(path))
+        except Exception:
+            is_json = True
+    if is_json:
+        data = parse_json(text, str(path))
+        _set_sizes(data, fitted)
+        return json.dumps(data, indent=2) + "\n"
+    edited = _edit_toml(text, fitted)
+    if edited is not None:
+        reparsed = config_from_dict(parse_toml(edited, str(path)))
+        if reparsed == fitted:
+            return edited
+    data = parse_toml(text, str(path))
+    _set_sizes(data, fitted)
+    return toml_dumps(data)
+
+
+def _size_value(old: object, size: int) -> object:
+    from vmlayout.ranges import format_size
+
+    return size if isinstance(old, int) and not isinstance(old, bool) else format_size(size)
+
+
+def _set_sizes(data: dict[str, Any], fitted: Any) -> None:
+    from vmlayout.policy import DynamicMmio
+
+    if "chipset_low_mmio_size" in data or fitted.chipset_low_mmio_size != 0:
+        old = data.get("chipset_low_mmio_size")
+        if old is not None:
+            data["chipset_low_mmio_size"] = _size_value(old, fitted.chipset_low_mmio_size)
+    for rc_data, rc in zip(
+        data.get("pcie_root_complexes", []), fitted.pcie_root_complexes, strict=False
+    ):
+        for key in ("low_mmio", "high_mmio"):
+            window = getattr(rc, key)
+            if not isinstance(window, DynamicMmio):
+                continue
+            old = rc_data.get(key)
+            if isinstance(old, dict):
+                old["size"] = _size_value(old.get("size"), window.size)
+            elif old is not None:
+                rc_data[key] = _size_value(old, window.size)
+            else:
+                rc_data[key] = {"size": _size_value(None, window.size)}
+
+
+def _edit_toml(text: str, fitted: Any) -> str | None:
+    """Rewrite the `low_mmio`/`high_mmio` lines of each `[[pcie_root_complexes]]` table."""
+    import re
+
+    from vmlayout.policy import DynamicMmio
+    from vmlayout.ranges import format_size
+
+    lines = text.splitlines(keepends=True)
+    header = re.compile(r"^\s*\[\[\s*pcie_root_complexes\s*\]\]\s*(#.*)?$")
+    any_header = re.compile(r"^\s*\[")
+    value_re = r"(\{[^}]*\}|\"[^\"]*\"|'[^']*'|[0-9A-Za-z_]+)"
+    starts = [i for i, line in enumerate(lines) if header.match(line)]
+    if len(starts) != len(fitted.pcie_root_complexes):
+        return None
+    for rc, start in reversed(list(zip(fitted.pcie_root_complexes, starts, strict=True))):
+        end = next(
+            (j for j in range(start + 1, len(lines)) if any_header.match(lines[j])), len(lines)
+        )
+        for key in ("high_mmio", "low_mmio"):
+            window = getattr(rc, key)
+            if not isinstance(window, DynamicMmio):
+                continue
+            size = format_size(window.size)
+            pattern = re.compile(rf"^(\s*{key}\s*=\s*){value_re}(.*)$", re.DOTALL)
+            for j in range(start + 1, end):
+                match = pattern.match(lines[j])
+                if match:
+                    old = match.group(2)
+                    new = f'{{ size = "{size}" }}' if old.startswith("{") else f'"{size}"'
+                    lines[j] = match.group(1) + new + match.group(3)
+                    break
+            else:
+                lines.insert(start + 1, f'{key} = {{ size = "{size}" }}\n')
+    return "".join(lines)
+
+
+def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
+    """A plain TOML writer for config data (scalars, lists of scalars, tables, arrays of
+    tables); used only when CONFIG's text cannot be edited in place."""
+    import json
+
+    def scalar(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, str):
+            return json.dumps(value)
+        if isinstance(value, list):
+            return "[" + ", ".join(scalar(v) for v in value) + "]"
+        if isinstance(value, dict):
+            return "{ " + ", ".join(f"{k} = {scalar(v)}" for k, v in value.items()) + " }"
+        raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+    out = []
+    nested = []
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            nested.append((key, value))
+        else:
+            out.append(f"{key} = {scalar(value)}\n")
+    for key, tables in nested:
+        for table in tables:
+            name = f"{prefix}{key}"
+            out.append(f"\n[[{name}]]\n")
+            out.append(toml_dumps(table, f"{name}."))
+    return "".join(out)

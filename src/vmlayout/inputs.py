@@ -1,0 +1,265 @@
+"""Bounded, regular-file-only reading of configs and artifacts, and defensive parsing.
+
+Every byte vmlayout reads from a user passes through here, because the CLI's contract
+(one error line, exit 2, never a hang or a traceback) must hold for hostile input too:
+`/dev/zero` as a config must not exhaust memory, a FIFO must not block forever, and a
+JSON document nested ten thousand deep or holding a 5,000-digit number must be
+refused as an invalid config, not crash the parser. The limits are far beyond any
+real input: the largest real artifact is a few hundred KiB, a config a few KiB.
+
+This module is imported by `vmlayout.cli` at start-up, so it imports only the
+standard library's cheapest modules at module level.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vmlayout.errors import VmLayoutError
+
+#: No config or artifact comes near this; anything bigger is refused before reading.
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+#: A config is nested four deep (config, root complex list, root complex, window);
+#: a corpus line or an artifact record adds a level or two.
+MAX_NESTING_DEPTH = 32
+#: 2**64 has 20 decimal digits; anything longer is too large for every field, so it
+#: is refused before converting (Python's int conversion is quadratic and capped).
+MAX_NUMBER_DIGITS = 100
+#: Echoed user text (keys, names, paths) is cut to this many characters in messages.
+MAX_ECHO_CHARS = 200
+
+STDIN_NAME = "-"
+
+_CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
+
+
+def escape_control(text: str) -> str:
+    """`text` on one printable line: control and line-breaking characters escaped.
+
+    An error message echoes user text (a key, a name, a path); a newline or NUL in it
+    must not split the one-line error or corrupt a terminal. Backslashes are kept as
+    they are, so escaping twice changes nothing."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char in _CONTROL_ESCAPES:
+            out.append(_CONTROL_ESCAPES[char])
+        elif char.isprintable() or char == " ":
+            out.append(char)
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) < 0x10000:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return "".join(out)
+
+
+def shown(text: object) -> str:
+    """User text for an error message: escaped and cut to `MAX_ECHO_CHARS`."""
+    value = str(text) if not isinstance(text, str) else text
+    if len(value) > MAX_ECHO_CHARS:
+        value = value[:MAX_ECHO_CHARS] + "…"
+    return escape_control(value)
+
+
+def _kind_of_file(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _too_big(where: str, kind: str) -> VmLayoutError:
+    return VmLayoutError(
+        kind, f"{where}: larger than the {MAX_INPUT_BYTES // (1024 * 1024)} MiB input limit"
+    )
+
+
+def read_bytes(path: str | Path, kind: str = "invalid_input") -> bytes:
+    """The content of `path`, which must be (or link to) a regular file of at most
+    `MAX_INPUT_BYTES`; anything else is a `VmLayoutError` of `kind`.
+
+    Devices, FIFOs and sockets are refused from `stat` before opening (opening a FIFO
+    for reading blocks until a writer appears); the open is non-blocking and `fstat`
+    re-checks the opened file, so swapping the path in between gains nothing."""
+    where = shown(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise VmLayoutError(kind, f"{where}: no such file") from None
+    except (OSError, ValueError) as error:  # ValueError: NUL in the path
+        raise VmLayoutError(kind, f"{where}: cannot read: {_reason(error)}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise VmLayoutError(kind, f"{where}: {_kind_of_file(info.st_mode)}, not a regular file")
+    if info.st_size > MAX_INPUT_BYTES:
+        raise _too_big(where, kind)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        raise VmLayoutError(kind, f"{where}: cannot read: {_reason(error)}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise VmLayoutError(kind, f"{where}: {_kind_of_file(info.st_mode)}, not a regular file")
+        return _read_bounded(lambda size: os.read(fd, size), where, kind)
+    except OSError as error:
+        raise VmLayoutError(kind, f"{where}: cannot read: {_reason(error)}") from None
+    finally:
+        os.close(fd)
+
+
+def read_stdin_bytes(kind: str = "invalid_config") -> bytes:
+    """Standard input, bounded like a file (it may be a pipe of unknown length)."""
+    stream = sys.stdin.buffer if sys.stdin is not None else None
+    if stream is None:
+        raise VmLayoutError(kind, "<stdin>: standard input is closed")
+    try:
+        return _read_bounded(stream.read, "<stdin>", kind)
+    except OSError as error:
+        raise VmLayoutError(kind, f"<stdin>: cannot read: {_reason(error)}") from None
+
+
+def _read_bounded(read: Callable[[int], bytes], where: str, kind: str) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = read(min(1 << 20, MAX_INPUT_BYTES + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > MAX_INPUT_BYTES:
+            raise _too_big(where, kind)
+
+
+def read_text(path: str | Path, kind: str = "invalid_input") -> str:
+    """`read_bytes` decoded as UTF-8 (`-` reads standard input); a leading byte-order
+    mark, which some editors write, is dropped."""
+    data = read_stdin_bytes(kind) if str(path) == STDIN_NAME else read_bytes(path, kind)
+    text = decode_utf8(data, "<stdin>" if str(path) == STDIN_NAME else shown(path), kind)
+    return text.removeprefix("\ufeff")
+
+
+def decode_utf8(data: bytes, where: str, kind: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise VmLayoutError(
+            kind, f"{where}: cannot read: not UTF-8 text (byte {error.start}: {error.reason})"
+        ) from None
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return shown(str(error))
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise _NumberTooLong(len(text.lstrip("-")))
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NotFinite(text if len(text) <= 40 else f"{text[:40]}…")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise _NotFinite(text)  # NaN, Infinity, -Infinity: Python's extension, not JSON
+
+
+class _NotFinite(ValueError):
+    def __init__(self, text: str) -> None:
+        super().__init__(f"{text} is not a finite number")
+
+
+class _NumberTooLong(ValueError):
+    def __init__(self, digits: int | None = None) -> None:
+        count = "too many" if digits is None else str(digits)
+        super().__init__(f"a number has {count} digits (at most {MAX_NUMBER_DIGITS} are read)")
+
+
+class _TooDeep(ValueError):
+    def __init__(self) -> None:
+        super().__init__(f"nested deeper than {MAX_NESTING_DEPTH} levels")
+
+
+#: The smallest integer with more than `MAX_NUMBER_DIGITS` decimal digits.
+_TOO_LONG_NUMBER = 10**MAX_NUMBER_DIGITS
+
+
+def check_depth(value: object, limit: int = MAX_NESTING_DEPTH) -> None:
+    """Refuse lists/objects nested deeper than `limit` and integers longer than
+    `MAX_NUMBER_DIGITS` digits (iteratively: no recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, int) and not -_TOO_LONG_NUMBER < item < _TOO_LONG_NUMBER:
+            raise _NumberTooLong()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            raise _TooDeep()
+        stack.extend((child, depth + 1) for child in children)
+
+
+def parse_json(text: str | bytes, where: str, kind: str = "invalid_config") -> Any:
+    """`json.loads`, but a hostile document (deep nesting, huge numbers, bad UTF-8)
+    is a `VmLayoutError` of `kind` naming `where`, never another exception."""
+    import json
+
+    if isinstance(text, bytes):
+        text = decode_utf8(text, where, kind)
+    try:
+        value = json.loads(
+            text, parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
+        )
+        check_depth(value)
+    except (_NumberTooLong, _TooDeep, _NotFinite) as error:
+        raise VmLayoutError(kind, f"{where}: {error}") from None
+    except RecursionError:
+        raise VmLayoutError(kind, f"{where}: {_TooDeep()}") from None
+    except ValueError as error:  # JSONDecodeError and any conversion refusal
+        raise VmLayoutError(kind, f"{where}: malformed JSON: {shown(error)}") from None
+    return value
+
+
+def parse_toml(text: str, where: str, kind: str = "invalid_config") -> Any:
+    """`tomllib.loads` with the same guarantees as `parse_json`."""
+    import tomllib
+
+    try:
+        value = tomllib.loads(text)
+        check_depth(value)
+    except (_NumberTooLong, _TooDeep) as error:
+        raise VmLayoutError(kind, f"{where}: {error}") from None
+    except RecursionError:
+        raise VmLayoutError(kind, f"{where}: {_TooDeep()}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise VmLayoutError(kind, f"{where}: malformed TOML: {shown(error)}") from None
+    except ValueError:
+        # tomllib converts integers itself; Python refuses > 4300 decimal digits.
+        raise VmLayoutError(kind, f"{where}: {_NumberTooLong()}") from None
+    return value

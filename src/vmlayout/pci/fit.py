@@ -1,0 +1,288 @@
+"""`vmlayout fit`: the smallest dynamic root-complex windows that hold every BAR.
+
+Beyond the reference. A pool's need depends on where its window lands (the pool base is
+aligned up to the pool's alignment inside the window), and where a window lands depends
+on every window's size, so each window is searched with the whole config resolved: from
+the pool's size upward, jumping straight to the size that would suffice if the window
+did not move, then downward while one step smaller still works. Passes repeat until no
+size changes. Low windows move in 2 MiB steps and high ones in 1 GiB steps: those are
+the windows' placement alignments, so smaller steps would only add padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from vmlayout.errors import VmLayoutError
+from vmlayout.pci.assign import Level, align_down, align_up, level_layout
+from vmlayout.pci.enumerate import ScanState, enumerate_functions
+from vmlayout.pci.model import AssignmentParams
+from vmlayout.policy import (
+    DynamicMmio,
+    FixedMmio,
+    ResolvedLayout,
+    RootComplexConfig,
+    VmConfig,
+    resolve,
+)
+from vmlayout.ranges import FOUR_GIB, GIB, MIB, PAGE_SIZE, MemoryRange, format_size
+
+LOW_STEP = 2 * MIB
+HIGH_STEP = GIB
+LOW = "low_mmio"
+HIGH = "high_mmio"
+STEP = {LOW: LOW_STEP, HIGH: HIGH_STEP}
+#: The allocator works below 2**64; no window may reach that far.
+SIZE_LIMIT = {LOW: FOUR_GIB, HIGH: 1 << 63}
+MAX_PASSES = 16
+MAX_JUMPS = 4096
+
+
+def impossible(reason: str) -> VmLayoutError:
+    return VmLayoutError("fit_impossible", reason)
+
+
+class Below4GibError(VmLayoutError):
+    """No fit because the space below 4 GiB ran out (raising the chipset low size may help)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("fit_impossible", reason)
+
+
+def root_level(rc: RootComplexConfig) -> Level:
+    """The root bus's sizing: it depends on the devices and bus range, never on windows."""
+    params = AssignmentParams(rc.start_bus, rc.end_bus, preserve_bars=rc.preserve_bars)
+    state = ScanState(rc.start_bus + 1, rc.end_bus, rc.preserve_bars)
+    return level_layout(enumerate_functions(rc.devices, params, state))
+
+
+def pool_need(level: Level, window: str, placed: MemoryRange) -> int:
+    """Bytes from the window's start to the end of its pool (0: nothing goes there).
+
+    The resolved high window is never empty, so the 64-bit pool always goes high."""
+    size, alignment, fixed = (
+        (level.mem32, level.align32, level.base32)
+        if window == LOW
+        else (level.mem64, level.align64, level.base64)
+    )
+    if size == 0:
+        return 0
+    base = fixed if fixed is not None else align_up(placed.start, alignment)
+    if base is None or base < placed.start:
+        return SIZE_LIMIT[window] + 1  # a pin below the window: no size moves it there
+    return base + size - placed.start
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFit:
+    rc: str
+    index: int
+    window: str
+    before: int
+    after: int
+    pool_size: int
+    pool_alignment: int
+    placed: MemoryRange
+
+
+@dataclass(frozen=True, slots=True)
+class FitResult:
+    config: VmConfig
+    windows: tuple[WindowFit, ...]
+    chipset_low_before: int
+    chipset_low_after: int
+    layout_top: int
+    host_bits: int
+
+    @property
+    def fits_host(self) -> bool:
+        return self.layout_top <= 1 << self.host_bits
+
+
+Key = tuple[int, str]
+
+
+def _window_of(rc: RootComplexConfig, window: str) -> DynamicMmio | FixedMmio:
+    return rc.low_mmio if window == LOW else rc.high_mmio
+
+
+def with_sizes(config: VmConfig, sizes: dict[Key, int], width: int | None = None) -> VmConfig:
+    rcs = []
+    for index, rc in enumerate(config.pcie_root_complexes):
+        if (index, LOW) in sizes:
+            rc = replace(rc, low_mmio=DynamicMmio(sizes[(index, LOW)]))
+        if (index, HIGH) in sizes:
+            rc = replace(rc, high_mmio=DynamicMmio(sizes[(index, HIGH)]))
+        rcs.append(rc)
+    config = replace(config, pcie_root_complexes=tuple(rcs))
+    return config if width is None else replace(config, physical_address_size=width)
+
+
+class _Search:
+    def __init__(self, config: VmConfig, levels: dict[int, Level]) -> None:
+        self.config = config
+        self.levels = levels
+
+    def resolve(self, sizes: dict[Key, int]) -> ResolvedLayout:
+        try:
+            return resolve(with_sizes(self.config, sizes, 63))
+        except VmLayoutError as error:
+            if error.kind == "exhausted" and "Mmio32" in error.message:
+                raise Below4GibError(
+                    "the 32-bit windows do not fit below 4 GiB (32-bit BARs exceed the space "
+                    f"below 4 GiB): {error.message}"
+                ) from None
+            raise impossible(
+                f"the config does not resolve: {error.kind}: {error.message}"
+            ) from None
+
+    def need(self, sizes: dict[Key, int], key: Key) -> tuple[int, MemoryRange]:
+        index, window = key
+        rc = self.resolve(sizes).pcie_root_complexes[index]
+        placed = rc.low_mmio if window == LOW else rc.high_mmio
+        return pool_need(self.levels[index], window, placed), placed
+
+    def fits(self, sizes: dict[Key, int], key: Key, size: int) -> bool:
+        need, _ = self.need({**sizes, key: size}, key)
+        return need <= size
+
+    def lower_bound(self, key: Key) -> int:
+        index, window = key
+        level = self.levels[index]
+        pool = level.mem32 if window == LOW else level.mem64
+        return max(STEP[window], align_up(pool, STEP[window]))
+
+    def search(self, sizes: dict[Key, int], key: Key) -> int:
+        index, window = key
+        step = STEP[window]
+        lowest = self.lower_bound(key)
+        size = lowest
+        for _ in range(MAX_JUMPS):
+            need, _ = self.need({**sizes, key: size}, key)
+            if need <= size:
+                break
+            size = max(size + step, align_up(need, step))
+            if size > SIZE_LIMIT[window]:
+                rc = self.config.pcie_root_complexes[index]
+                raise (Below4GibError if window == LOW else impossible)(
+                    f"{rc.name}: no {window} size up to {format_size(SIZE_LIMIT[window])} holds "
+                    f"its BARs ({format_size(self._pool(key))} pool, alignment "
+                    f"{format_size(self._alignment(key))})"
+                )
+        else:
+            raise impossible(f"{window} of root complex {index}: the search does not settle")
+        while size - step >= lowest and self.fits(sizes, key, size - step):
+            size -= step
+        return size
+
+    def _pool(self, key: Key) -> int:
+        level = self.levels[key[0]]
+        return level.mem32 if key[1] == LOW else level.mem64
+
+    def _alignment(self, key: Key) -> int:
+        level = self.levels[key[0]]
+        return level.align32 if key[1] == LOW else level.align64
+
+
+def fit_config(config: VmConfig, host_bits: int | None = None) -> FitResult:
+    """The smallest dynamic windows of every root complex with devices (see module doc).
+
+    When the space below 4 GiB is the limit, the chipset low window grows to the next
+    sizes that align its start (where the top-down low windows begin) to a pool's
+    alignment: the padding every low window then saves can exceed what the chipset
+    window gains. Raises `fit_impossible` when no size works: a fixed window too small,
+    32-bit windows beyond the space below 4 GiB, a bus or pin error no size changes."""
+    try:
+        return _fit(config, host_bits, config)
+    except Below4GibError as error:
+        first = error
+    for size in _chipset_low_candidates(config):
+        try:
+            return _fit(replace(config, chipset_low_mmio_size=size), host_bits, config)
+        except Below4GibError:
+            continue
+    raise first
+
+
+def _chipset_low_candidates(config: VmConfig) -> list[int]:
+    current = max(align_up(config.chipset_low_mmio_size, PAGE_SIZE), config.arch.reserved_zone.size)
+    alignments = set()
+    for rc in config.pcie_root_complexes:
+        if rc.devices:
+            try:
+                alignments.add(root_level(rc).align32)
+            except VmLayoutError:
+                continue
+    sizes = {FOUR_GIB - align_down(FOUR_GIB - current, a) for a in alignments}
+    return sorted(size for size in sizes if current < size < FOUR_GIB)
+
+
+def _fit(config: VmConfig, host_bits: int | None, original: VmConfig) -> FitResult:
+    levels: dict[int, Level] = {}
+    keys: list[Key] = []
+    for index, rc in enumerate(config.pcie_root_complexes):
+        if not rc.devices:
+            continue
+        try:
+            levels[index] = root_level(rc)
+        except VmLayoutError as error:
+            raise impossible(f"{rc.name}: {error.kind}: {error.message}") from None
+        for window in (LOW, HIGH):
+            if isinstance(_window_of(rc, window), DynamicMmio):
+                keys.append((index, window))
+    search = _Search(config, levels)
+    sizes = {key: search.lower_bound(key) for key in keys}
+    for _ in range(MAX_PASSES):
+        changed = False
+        for key in keys:
+            size = search.search(sizes, key)
+            changed |= size != sizes[key]
+            sizes[key] = size
+        if not changed:
+            break
+    else:
+        raise impossible("window sizes do not settle (each resize moves another window)")
+
+    fitted = with_sizes(config, sizes)
+    resolved = search.resolve(sizes)
+    _check_assignments(fitted, resolved)
+    rows = []
+    for index, rc in enumerate(config.pcie_root_complexes):
+        if index not in levels:
+            continue
+        level = levels[index]
+        placed = resolved.pcie_root_complexes[index]
+        for window in (LOW, HIGH):
+            before = _window_of(rc, window)
+            before_size = (
+                before.size if isinstance(before, DynamicMmio) else before.end - before.start
+            )
+            rows.append(
+                WindowFit(
+                    rc.name,
+                    index,
+                    window,
+                    before_size,
+                    sizes.get((index, window), before_size),
+                    level.mem32 if window == LOW else level.mem64,
+                    level.align32 if window == LOW else level.align64,
+                    placed.low_mmio if window == LOW else placed.high_mmio,
+                )
+            )
+    return FitResult(
+        config=fitted,
+        windows=tuple(rows),
+        chipset_low_before=original.chipset_low_mmio_size,
+        chipset_low_after=fitted.chipset_low_mmio_size,
+        layout_top=resolved.layout_top,
+        host_bits=config.physical_address_size if host_bits is None else host_bits,
+    )
+
+
+def _check_assignments(config: VmConfig, resolved: ResolvedLayout) -> None:
+    from vmlayout.pci.layout import assign_resolved
+
+    try:
+        assign_resolved(resolved, config)
+    except VmLayoutError as error:
+        raise impossible(f"{error.kind}: {error.message}") from None

@@ -1,0 +1,156 @@
+"""Running the CLI in-process and checking its contract, for regression and fuzz tests.
+
+In-process because fuzzing runs thousands of cases: a subprocess costs ~0.3 s, a call
+of `vmlayout.cli.main` a few milliseconds. Any exception escaping `main` (a traceback
+for a user) fails the calling test by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from vmlayout.cli import main
+
+#: The hypothesis profile for the fuzz tests, registered in `tests/conftest.py`.
+FUZZ_PROFILE = "fuzz-ci" if os.environ.get("CI", "").lower() == "true" else "fuzz-quick"
+
+
+#: Each fuzz test's share of the profile's `max_examples` (slow targets get less); the
+#: CI profile must reach 20,000 cases in total (`test_fuzz_budget`).
+FUZZ_WEIGHTS = {
+    "config_text": 2.0,
+    "config_values": 2.0,
+    "artifact_file": 2.5,
+    "artifact_directory": 1.0,
+    "artifact_record": 0.5,
+}
+
+
+def fuzz_settings(target: str) -> settings:
+    """The fuzz profile with `target`'s share of the profile's examples."""
+    profile = settings.get_profile(FUZZ_PROFILE)
+    examples = max(10, int(profile.max_examples * FUZZ_WEIGHTS[target]))
+    return settings(profile, max_examples=examples)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    stdout: str
+    stderr: str
+
+
+def run_main(*args: str | Path) -> Outcome:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in args])
+    return Outcome(status, out.getvalue(), err.getvalue())
+
+
+def assert_contract(outcome: Outcome, allowed: Sequence[int] = (0, 1, 2)) -> None:
+    """Exit 0/1/2; on 2 exactly one stderr line `error: <kind>: <detail>`."""
+    assert outcome.status in allowed, outcome
+    assert "Traceback" not in outcome.stderr
+    if outcome.status == 2:
+        lines = outcome.stderr.split("\n")
+        assert lines[-1] == "" and len(lines) == 2, outcome.stderr
+        assert lines[0].startswith("error: "), outcome.stderr
+        assert lines[0].count(": ") >= 2, outcome.stderr
+        assert lines[0].isprintable(), outcome.stderr
+
+
+def assert_one_line_error(outcome: Outcome, *fragments: str) -> None:
+    assert_contract(outcome, (2,))
+    for fragment in fragments:
+        assert fragment in outcome.stderr, outcome.stderr
+
+
+# Mutations -------------------------------------------------------------------------
+
+#: Values a length or count field is most likely to be mishandled at.
+BOUNDARY_INTS = (0, 1, 2, 3, 4, 7, 8, 0x24, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x1_0000,
+                 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 2**63 - 1, 2**64 - 1)  # fmt: skip
+#: Text that breaks parsers: nesting, huge digit runs, control characters, quotes.
+HOSTILE_TOKENS = (
+    "[" * 2000,
+    "{" * 2000,
+    "a = " + "[" * 2000,
+    '{"a": ' * 2000,
+    "9" * 5000,
+    "0x" + "f" * 5000,
+    "-" + "1" * 400,
+    "1e999999",
+    "NaN",
+    "\0",
+    "\n",
+    "\r\n",
+    "\x1b[2J",
+    '"',
+    "'",
+    "\\",
+    "\\u0000",
+    "=",
+    "[[x]]",
+    "]",
+    "}",
+    ",",
+    "\ufeff",
+    "\udcff",
+)
+
+
+@st.composite
+def mutated_bytes(draw: st.DrawFn, seed: bytes, text: bool = False) -> bytes:
+    """`seed` after one to four mutations: bit flips, truncation, length fields set to
+    boundary values (either byte order), insertions, deletions, repeated slices and,
+    for text, hostile tokens and huge numbers in place of digit runs."""
+    data = bytearray(seed)
+    ops = ["flip", "truncate", "field", "insert", "delete", "repeat"]
+    if text:
+        ops += ["token", "token", "huge_number"]
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(ops))
+        size = len(data)
+        # Headers (lengths, offsets, counts) sit near the start: favour it.
+        pos = draw(st.one_of(st.integers(0, min(size, 64)), st.integers(0, size)))
+        if op == "flip" and size:
+            at = min(pos, size - 1)
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "truncate":
+            del data[pos:]
+        elif op == "field":
+            width = draw(st.sampled_from((1, 2, 4, 8)))
+            value = draw(
+                st.one_of(
+                    st.sampled_from(BOUNDARY_INTS),
+                    st.sampled_from((size, size - 1, size + 1, size // 2)),
+                    st.integers(0, 2 ** (8 * width) - 1),
+                )
+            ) % (2 ** (8 * width))
+            order = draw(st.sampled_from(("little", "big")))
+            data[pos : pos + width] = value.to_bytes(width, order)
+        elif op == "insert":
+            data[pos:pos] = draw(st.binary(max_size=24))
+        elif op == "delete":
+            del data[pos : pos + draw(st.integers(1, 64))]
+        elif op == "repeat":
+            chunk = bytes(data[pos : pos + draw(st.integers(1, 64))])
+            data[pos:pos] = chunk * draw(st.integers(1, 200))
+        elif op == "token":
+            token = draw(st.sampled_from(HOSTILE_TOKENS))
+            data[pos:pos] = token.encode("utf-8", "surrogateescape")
+        elif op == "huge_number":
+            runs = [m.span() for m in re.finditer(rb"[0-9]+", data)]
+            if runs:
+                start, end = draw(st.sampled_from(runs))
+                data[start:end] = b"9" * draw(st.sampled_from((21, 101, 4301, 20_000)))
+    return bytes(data)

@@ -1,0 +1,348 @@
+"""Regressions for hostile input (issue 11): each reproduction gives one error line and
+exit 2 (or, for stale artifacts and file modes, the right files and modes) — never a
+traceback, a hang, unbounded memory or a stale artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fuzzing import Outcome, assert_one_line_error, run_main
+from vmlayout.config import config_from_dict
+from vmlayout.errors import VmLayoutError
+from vmlayout.output import INCOMPLETE_MARKER
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: Every command that reads a CONFIG, with the arguments it needs besides it.
+CONFIG_COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("resolve",),
+    ("emit", "mtrr"),
+    ("emit", "mtrr-state"),
+    ("check", "mtrr"),
+    ("emit", "e820"),
+    ("emit", "pcat"),
+    ("explain", "ram0"),
+    ("diff", str(EXAMPLES / "default.toml")),
+)
+
+
+def _subprocess(*args: str | Path, timeout: float = 30, stdin: str | None = None) -> Outcome:
+    result = subprocess.run(
+        [sys.executable, "-m", "vmlayout", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+        check=False,
+    )
+    return Outcome(result.returncode, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+# 1. Unbounded reads --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [("resolve",), ("inspect",), ("diff", "--corpus")])
+def test_a_device_is_refused_before_reading(command: tuple[str, ...]) -> None:
+    outcome = _subprocess(*command, "/dev/zero")
+    assert_one_line_error(outcome, "/dev/zero", "not a regular file")
+
+
+def test_a_fifo_config_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "vm.toml")
+    assert_one_line_error(_subprocess("resolve", tmp_path / "vm.toml", timeout=20), "FIFO")
+
+
+@pytest.fixture
+def artifact_set(tmp_path: Path) -> Path:
+    out = tmp_path / "set"
+    assert run_main("emit", "all", "-o", out).status == 0
+    return out
+
+
+def test_a_fifo_inside_an_artifact_directory_is_refused_without_blocking(
+    artifact_set: Path,
+) -> None:
+    (artifact_set / "DSDT.aml").unlink()
+    os.mkfifo(artifact_set / "DSDT.aml")
+    assert_one_line_error(_subprocess("inspect", artifact_set, timeout=20), "DSDT.aml", "FIFO")
+    (artifact_set / "config.json").unlink()  # now an ACPI-table directory
+    outcome = _subprocess("inspect", artifact_set, timeout=20)
+    assert outcome.status == 0, outcome  # the FIFO is not a table file: skipped
+    assert "DSDT.aml" not in outcome.stdout
+
+
+def test_a_symlink_to_a_device_inside_an_artifact_directory_is_refused(
+    artifact_set: Path,
+) -> None:
+    (artifact_set / "SRAT.aml").unlink()
+    (artifact_set / "SRAT.aml").symlink_to("/dev/zero")
+    assert_one_line_error(run_main("inspect", artifact_set), "SRAT.aml", "character device")
+
+
+# 2. Tracebacks from config text --------------------------------------------------
+
+HOSTILE_CONFIGS = {
+    "long-int.json": '{"node_mem_sizes": [' + "1" * 5000 + "]}",
+    "long-int.toml": "node_mem_sizes = [" + "1" * 5000 + "]",
+    "long-size.toml": 'chipset_high_mmio_size = "' + "1" * 5000 + 'G"',
+    "long-hex.json": '{"ram_start_address": "0x' + "f" * 5000 + '"}',
+    "deep.json": '{"pcie_root_complexes": ' + "[" * 50_000 + "]" * 50_000 + "}",
+    "deep.toml": "pcie_root_complexes = " + "[" * 50_000 + "]" * 50_000,
+    "deep-table.toml": "x = " + "{a = " * 5000 + "1" + "}" * 5000,
+}
+
+
+@pytest.mark.parametrize("command", CONFIG_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("name", sorted(HOSTILE_CONFIGS))
+def test_hostile_config_text_is_one_invalid_config_error(
+    tmp_path: Path, command: tuple[str, ...], name: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(HOSTILE_CONFIGS[name])
+    outcome = run_main(*command, path)
+    assert_one_line_error(outcome)
+    # `diff` reads a .json as a saved layout or a config: unparsable, it is invalid input.
+    assert outcome.stderr.startswith(("error: invalid_config: ", "error: invalid_input: "))
+    if command[0] != "diff":
+        assert outcome.stderr.startswith("error: invalid_config: ")
+
+
+def test_hostile_config_text_fails_emit_all_and_map_too(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text(HOSTILE_CONFIGS["deep.json"])
+    assert_one_line_error(run_main("emit", "all", path, "-o", tmp_path / "out"), "nested")
+    assert_one_line_error(run_main("map", path, "-o", tmp_path / "m.svg"), "nested")
+    assert not (tmp_path / "out").exists()
+
+
+# 3. diff --corpus ----------------------------------------------------------------
+
+
+def test_a_hostile_corpus_line_is_that_lines_result_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    good: dict[str, object] = {"id": "good", "config": {}, "expect": None}
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(
+        '{"id": "deep", "config": ' + "[" * 50_000 + "]" * 50_000 + "}\n"
+        '{"id": "long", "config": {"node_mem_sizes": ['
+        + "1" * 5000
+        + "]}}\n"
+        + json.dumps(good)
+        + "\n"
+    )
+    outcome = run_main("diff", "--corpus", corpus, "--format", "json", "--jobs", "1")
+    assert outcome.status in (0, 1), outcome
+    assert "Traceback" not in outcome.stderr
+    assert "invalid" in outcome.stdout
+
+
+# 4. Stale artifacts ----------------------------------------------------------------
+
+
+def test_emit_all_over_an_earlier_set_leaves_exactly_the_new_set(
+    artifact_set: Path,
+) -> None:
+    x86 = set(json.loads((artifact_set / "config.json").read_text())["settings"]["artifacts"])
+    assert {"paravisor.dtb", "e820.bin", "SSDT.aml", "MCFG.aml"} <= x86
+    (artifact_set / "notes.txt").write_text("mine")
+    assert run_main("emit", "all", "--arch", "aarch64", "-o", artifact_set).status == 0
+    record = json.loads((artifact_set / "config.json").read_text())
+    arm = set(record["settings"]["artifacts"])
+    assert {p.name for p in artifact_set.iterdir()} == arm | {"config.json", "notes.txt"}
+    assert not {"paravisor.dtb", "e820.bin"} & arm
+    assert run_main("inspect", artifact_set).status == 0
+
+
+def test_emit_all_without_root_complexes_removes_the_earlier_ssdt_and_mcfg(
+    artifact_set: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "no-rc.json"
+    config.write_text('{"pcie_root_complexes": []}')
+    assert run_main("emit", "all", config, "-o", artifact_set).status == 0
+    names = {p.name for p in artifact_set.iterdir()}
+    assert "SSDT.aml" not in names and "MCFG.aml" not in names
+    assert run_main("inspect", artifact_set).status == 0
+
+
+def test_an_interrupted_emit_all_is_refused_by_inspect_and_a_rerun_completes_it(
+    artifact_set: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_replace = os.replace
+
+    def interrupted(src: str | Path, dst: str | Path) -> None:
+        if Path(dst).name == "linux.dtb":
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    assert run_main("emit", "all", "--arch", "aarch64", "-o", artifact_set).status == 130
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not (artifact_set / "config.json").exists()
+    assert (artifact_set / INCOMPLETE_MARKER).exists()
+    assert_one_line_error(run_main("inspect", artifact_set), "incomplete")
+    # The rerun knows the x86 files from the marker, though their record is gone.
+    assert run_main("emit", "all", "--arch", "aarch64", "-o", artifact_set).status == 0
+    record = json.loads((artifact_set / "config.json").read_text())
+    assert {p.name for p in artifact_set.iterdir()} == {
+        *record["settings"]["artifacts"],
+        "config.json",
+    }
+    assert run_main("inspect", artifact_set).status == 0
+
+
+def test_emit_all_refuses_to_overwrite_a_foreign_config_json(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.json").write_text('{"my": "own"}')
+    assert_one_line_error(run_main("emit", "all", "-o", out), "not overwriting")
+    assert (out / "config.json").read_text() == '{"my": "own"}'
+
+
+# 5. NUL (or a path) as an artifact name ------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["DSDT\u0000.aml", "../DSDT.aml", "a/b", ".", "x\n"])
+def test_a_bad_artifact_name_in_the_record_is_one_error(artifact_set: Path, name: str) -> None:
+    record = json.loads((artifact_set / "config.json").read_text())
+    record["settings"]["artifacts"].append(name)
+    (artifact_set / "config.json").write_text(json.dumps(record))
+    assert_one_line_error(run_main("inspect", artifact_set), "bad file name")
+
+
+# 6. Quadratic validation -----------------------------------------------------------
+
+
+def _timed(call: object) -> float:
+    assert callable(call)
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def test_validating_10000_root_complexes_is_near_linear() -> None:
+    rcs = [{"segment": i, "start_bus": 0, "end_bus": 0} for i in range(10_000)]
+    rcs.append({"segment": 9_999, "start_bus": 0, "end_bus": 0})  # the last one overlaps
+
+    def check() -> None:
+        with pytest.raises(VmLayoutError, match=r"pcie_root_complexes\[10000\].*\[9999\]"):
+            config_from_dict({"pcie_root_complexes": rcs})
+
+    # Comparing all 50 million pairs takes many seconds; the sorted claims well under one.
+    assert _timed(check) < 2.0
+
+
+def test_bus_overlap_names_the_earliest_root_complex_it_overlaps() -> None:
+    rcs = [
+        {"segment": 0, "start_bus": 10, "end_bus": 19},
+        {"segment": 1, "start_bus": 0, "end_bus": 255},
+        {"segment": 0, "start_bus": 0, "end_bus": 9},
+        {"segment": 0, "start_bus": 30, "end_bus": 39},
+        {"segment": 0, "start_bus": 5, "end_bus": 35},
+    ]
+    with pytest.raises(VmLayoutError) as info:
+        config_from_dict({"pcie_root_complexes": rcs})
+    assert info.value.message.startswith("pcie_root_complexes[4]: buses 5..35 overlap buses")
+    # Hits in bus order are rc2, rc0, rc3; the message names the earliest in the file.
+    assert "10..19 of pcie_root_complexes[0] in segment 0" in info.value.message
+    rcs[4] = {"segment": 0, "start_bus": 20, "end_bus": 29}  # fits the gap exactly
+    assert len(config_from_dict({"pcie_root_complexes": rcs}).pcie_root_complexes) == 5
+
+
+# 7. map with 20,000 NUMA nodes ------------------------------------------------------
+
+
+def test_map_of_20000_numa_nodes_takes_about_as_long_as_resolve(tmp_path: Path) -> None:
+    config = tmp_path / "numa.json"
+    config.write_text(json.dumps({"node_mem_sizes": ["1G"] * 20_000}))
+    resolve_s = _timed(lambda: run_main("resolve", config))
+    map_s = _timed(lambda: run_main("map", config, "-o", tmp_path / "m.svg"))
+    assert (tmp_path / "m.svg").stat().st_size > 0
+    assert map_s < 4 * resolve_s + 1.0, (map_s, resolve_s)
+
+
+def test_a_png_too_tall_to_allocate_is_one_error(tmp_path: Path) -> None:
+    pytest.importorskip("PIL")
+    config = tmp_path / "numa.json"
+    config.write_text(json.dumps({"node_mem_sizes": ["1G"] * 5_000}))
+    assert_one_line_error(run_main("map", config, "-o", tmp_path / "m.png"), ".svg")
+
+
+# 8. Multi-line errors ----------------------------------------------------------------
+
+
+def test_a_newline_in_an_unknown_key_stays_on_the_error_line(tmp_path: Path) -> None:
+    path = tmp_path / "vm.json"
+    path.write_text(json.dumps({"a\nb\u0000c": 1}))
+    assert_one_line_error(run_main("resolve", path), "a\\nb\\0c: unknown key")
+
+
+def test_a_newline_in_the_config_path_stays_on_the_error_line(tmp_path: Path) -> None:
+    assert_one_line_error(run_main("resolve", tmp_path / "x\ny.toml"), "x\\ny.toml")
+    outcome = _subprocess("resolve", "--arch", "x\ny")
+    assert_one_line_error(outcome, "x\\ny")
+
+
+# 9. Modes ------------------------------------------------------------------------------
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_output_files_and_directories_honour_the_umask(tmp_path: Path, umask_022: None) -> None:
+    assert run_main("emit", "e820", "-o", tmp_path / "e820.bin").status == 0
+    assert _mode(tmp_path / "e820.bin") == 0o644
+    assert run_main("emit", "all", "-o", tmp_path / "set").status == 0
+    assert _mode(tmp_path / "set") == 0o755
+    assert {_mode(p) for p in (tmp_path / "set").iterdir()} == {0o644}
+
+
+def test_replacing_an_output_file_keeps_its_mode(tmp_path: Path, umask_022: None) -> None:
+    out = tmp_path / "blob.bin"
+    out.write_bytes(b"old")
+    out.chmod(0o604)
+    assert run_main("emit", "uefi-config", "-o", out).status == 0
+    assert _mode(out) == 0o604 and out.read_bytes() != b"old"
+
+
+# `-` as CONFIG -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'arch = "aarch64"\nnode_mem_sizes = ["2G"]\n',
+        '{"arch": "aarch64", "node_mem_sizes": ["2G"]}',
+    ],
+)
+def test_dash_reads_the_config_from_standard_input(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "vm.cfg"
+    path.write_text(text)
+    from_file = _subprocess("resolve", path, "--format", "json")
+    from_stdin = _subprocess("resolve", "-", "--format", "json", stdin=text)
+    assert from_stdin.status == 0, from_stdin
+    assert from_stdin.stdout == from_file.stdout
+    assert json.loads(from_stdin.stdout)["chipset"]["low"] == [0xE000_0000, 1 << 32]
+
+
+def test_hostile_standard_input_is_one_error() -> None:
+    outcome = _subprocess("resolve", "-", stdin="[" * 100_000)
+    assert_one_line_error(outcome, "<stdin>")

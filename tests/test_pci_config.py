@@ -1,0 +1,168 @@
+"""`pcie_root_complexes[i].devices`: the FUNCTION schema in configs, `count`, validation."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vmlayout.config import config_from_dict, config_to_dict, load_config
+from vmlayout.devices import FunctionKind, count_functions, devices_from_data
+from vmlayout.errors import VmLayoutError
+from vmlayout.ranges import GIB, MIB
+
+ROOT = Path(__file__).resolve().parent.parent
+GPU = {
+    "type": "endpoint",
+    "device": 0,
+    "bars": [
+        {"index": 0, "size": "16 MiB"},
+        {"index": 1, "size": "64G", "bits": 64, "prefetchable": True},
+    ],
+}
+
+
+def config_with(devices: list[dict[str, Any]], **rc: Any) -> dict[str, Any]:
+    return {"pcie_root_complexes": [{"name": "rc0", "devices": devices, **rc}]}
+
+
+def test_example_expands_count_into_identical_devices() -> None:
+    config = load_config(ROOT / "examples" / "gpus.toml")
+    devices = config.pcie_root_complexes[0].devices
+    assert [(d.kind, d.device) for d in devices] == [
+        (FunctionKind.ROOT_PORT, 0),
+        (FunctionKind.ROOT_PORT, 1),
+        (FunctionKind.ROOT_PORT, 2),
+    ]
+    assert devices[0].children == devices[1].children
+    ports = devices[0].children[0].children
+    assert [p.device for p in ports] == [0, 1, 2, 3]
+    gpu = ports[0].children[0]
+    assert [(b.index, b.size, b.bits, b.prefetchable) for b in gpu.bars] == [
+        (0, 16 * MIB, 32, False),
+        (1, 64 * GIB, 64, True),
+        (3, 32 * MIB, 64, True),
+    ]
+    # 3 root ports + 2 switches x (1 upstream + 4 downstream + 4 GPUs) + NVMe.
+    assert count_functions(devices) == 3 + 2 * 9 + 1
+
+
+def test_devices_round_trip_through_config_to_dict() -> None:
+    config = load_config(ROOT / "examples" / "gpus.toml")
+    assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_a_root_complex_without_devices_writes_no_devices_key() -> None:
+    data = config_to_dict(config_from_dict({"pcie_root_complexes": [{"name": "rc0"}]}))
+    assert "devices" not in data["pcie_root_complexes"][0]
+
+
+def test_multi_function_and_ari_devices_are_accepted() -> None:
+    functions = devices_from_data(
+        [{"type": "endpoint", "device": 0, "function": f, "ari": True} for f in (0, 1, 8, 200)],
+        "devices",
+    )
+    assert [f.function for f in functions] == [0, 1, 8, 200]
+
+
+def test_pinned_addresses_accept_units() -> None:
+    (function,) = devices_from_data(
+        [{"type": "endpoint", "device": 0, "bars": [{"index": 0, "size": "1M", "pinned": "3G"}]}],
+        "devices",
+    )
+    assert function.bars[0].pinned == 3 * GIB
+
+
+BAD: list[tuple[str, Any, str]] = [
+    ("bars[0].size", 3 * MIB, "not a power of two"),
+    ("bars[0].size", "8 GiB", "over 2 GiB, too large for a 32-bit BAR"),
+    ("bars[0].size", 8, "not a power of two of at least 16 bytes"),
+    ("bars[0].bits", 48, "is not 32 or 64"),
+    ("bars[0].index", 6, "out of range 0..5"),
+    ("bars[1].index", 0, "already used"),
+    ("device", 32, "out of range 0..31"),
+    ("function", 8, "only an ARI device"),
+    ("type", "gpu", "is not one of endpoint"),
+    ("colour", "red", "unknown key"),
+    ("count", 0, "not a positive integer"),
+    ("ari_forwarding", True, "only bridges and ports have ari_forwarding"),
+    ("bars[0].pinned", "0x1008", "16-byte aligned"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "fragment"), BAD)
+def test_invalid_function_fields_are_one_line_errors_naming_the_key(
+    key: str, value: Any, fragment: str
+) -> None:
+    gpu = copy.deepcopy(GPU)
+    target: Any = gpu
+    *parents, last = key.replace("[", ".").replace("]", "").split(".")
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    if isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+    with pytest.raises(VmLayoutError) as caught:
+        config_from_dict(config_with([gpu]))
+    assert caught.value.kind == "invalid_config"
+    assert f"pcie_root_complexes[0].devices[0].{key}" in caught.value.message
+    assert fragment in caught.value.message
+
+
+def test_a_64_bit_bar_in_the_last_register_is_rejected() -> None:
+    gpu = {**GPU, "bars": [{"index": 5, "size": "1M", "bits": 64}]}
+    with pytest.raises(VmLayoutError, match=r"devices\[0\]\.bars\[0\]\.index: a 64-bit BAR"):
+        config_from_dict(config_with([gpu]))
+
+
+def test_duplicate_device_function_is_rejected_even_through_count() -> None:
+    with pytest.raises(VmLayoutError) as caught:
+        config_from_dict(config_with([{**GPU, "count": 2}, {**GPU, "device": 1}]))
+    assert "devices[1]: device 1 function 0 is already described by" in caught.value.message
+
+
+def test_count_running_past_device_31_is_rejected() -> None:
+    with pytest.raises(VmLayoutError, match=r"devices\[0\]\.count: 4 devices from device 30"):
+        config_from_dict(config_with([{**GPU, "device": 30, "count": 4}]))
+
+
+def test_a_device_without_function_0_is_rejected() -> None:
+    with pytest.raises(VmLayoutError, match="has no function 0"):
+        config_from_dict(config_with([{**GPU, "function": 1}]))
+
+
+def test_endpoint_only_and_bridge_only_fields() -> None:
+    with pytest.raises(VmLayoutError, match=r"devices\[0\]\.sriov: only endpoints have sriov"):
+        config_from_dict(
+            config_with([{"type": "root_port", "device": 0, "sriov": {}, "children": []}])
+        )
+    with pytest.raises(VmLayoutError, match=r"devices\[0\]\.children: only bridges and ports"):
+        config_from_dict(config_with([{**GPU, "children": []}]))
+
+
+def test_errors_inside_children_name_the_nested_path() -> None:
+    bad = {**GPU, "bars": [{"index": 0, "size": "3M"}]}
+    with pytest.raises(VmLayoutError) as caught:
+        config_from_dict(config_with([{"type": "root_port", "device": 0, "children": [bad]}]))
+    assert "pcie_root_complexes[0].devices[0].children[0].bars[0].size" in caught.value.message
+
+
+def test_sriov_fields_are_checked() -> None:
+    sriov = {"total_vfs": 70000, "vf_offset": 1, "vf_stride": 1}
+    with pytest.raises(VmLayoutError, match=r"sriov\.total_vfs: 70000 is out of range 0\.\.65535"):
+        config_from_dict(config_with([{**GPU, "sriov": sriov}]))
+
+
+def test_every_public_vector_topology_is_a_valid_devices_list() -> None:
+    from tests.vectors import PROJECT_VECTORS, read_cases
+    from vmlayout.devices import devices_from_vector
+
+    for case in read_cases(PROJECT_VECTORS / "pci.jsonl"):
+        topology = case["input"]["topology"]
+        parsed = devices_from_data(topology, "devices")
+        expected = devices_from_vector(topology)
+        key = lambda f: (f.device, f.function)  # noqa: E731
+        assert parsed == tuple(sorted(expected, key=key)), case["id"]

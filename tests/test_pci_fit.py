@@ -1,0 +1,135 @@
+"""`fit`: the fitted windows are sufficient and each one step smaller fails."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vmlayout.config import config_from_dict, load_config
+from vmlayout.errors import VmLayoutError
+from vmlayout.pci.fit import HIGH_STEP, LOW_STEP, fit_config, with_sizes
+from vmlayout.pci.layout import assign_resolved
+from vmlayout.policy import DynamicMmio, VmConfig, resolve
+from vmlayout.ranges import GIB, MIB
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def assign(config: VmConfig) -> None:
+    assign_resolved(resolve(config))
+
+
+def check_minimal(config: VmConfig) -> None:
+    result = fit_config(config)
+    assign(result.config)  # sufficient
+    for w in result.windows:
+        step = LOW_STEP if w.window == "low_mmio" else HIGH_STEP
+        smaller = w.after - step
+        if smaller < step:
+            continue  # the smallest window the resolver accepts
+        shrunk = with_sizes(result.config, {(w.index, w.window): smaller})
+        with pytest.raises(VmLayoutError) as caught:
+            assign(shrunk)
+        assert caught.value.kind == "mmio_exhaustion", caught.value.message
+        assert caught.value.message.startswith(f"{w.rc}: {w.window} MMIO exhaustion")
+
+
+def test_fit_shrinks_the_generous_example_to_minimal_windows() -> None:
+    config = load_config(ROOT / "examples" / "gpus.toml")
+    result = fit_config(config)
+    sizes = {w.window: (w.before, w.after) for w in result.windows}
+    assert sizes["low_mmio"][1] < sizes["low_mmio"][0]
+    assert sizes["high_mmio"][1] < sizes["high_mmio"][0]
+    check_minimal(config)
+
+
+def test_fit_grows_windows_that_are_too_small() -> None:
+    config = load_config(ROOT / "examples" / "gpus.toml")
+    rc = replace(
+        config.pcie_root_complexes[0], low_mmio=DynamicMmio(2 * MIB), high_mmio=DynamicMmio(GIB)
+    )
+    small = replace(config, pcie_root_complexes=(rc,))
+    with pytest.raises(VmLayoutError):
+        assign(small)
+    check_minimal(small)
+    assert fit_config(small).config == fit_config(config).config
+
+
+def gpu_config(**extra: Any) -> dict[str, Any]:
+    gpu = {
+        "type": "endpoint",
+        "device": 0,
+        "bars": [
+            {"index": 0, "size": "256M"},
+            {"index": 1, "size": "32G", "bits": 64, "prefetchable": True},
+        ],
+    }
+    rcs = [
+        {"name": f"rc{i}", "start_bus": 64 * i, "end_bus": 64 * i + 63, "devices": [gpu]}
+        for i in range(3)
+    ]
+    return {"node_mem_sizes": ["8G"], "pcie_root_complexes": rcs, **extra}
+
+
+def test_fit_accounts_for_where_each_window_lands_with_several_root_complexes() -> None:
+    check_minimal(config_from_dict(gpu_config()))
+
+
+def test_32_bit_bars_beyond_the_space_below_4_gib_cannot_fit() -> None:
+    big = {
+        "type": "endpoint",
+        "device": 0,
+        "bars": [{"index": i, "size": "2G"} for i in range(3)],
+    }
+    config = config_from_dict({"pcie_root_complexes": [{"name": "rc0", "devices": [big]}]})
+    with pytest.raises(VmLayoutError) as caught:
+        fit_config(config)
+    assert caught.value.kind == "fit_impossible"
+    assert "below 4 GiB" in caught.value.message
+
+
+def test_fixed_windows_are_kept_and_too_small_ones_are_impossible() -> None:
+    data = gpu_config()
+    data["pcie_root_complexes"][0]["low_mmio"] = {"start": 0xE000_0000, "end": 0xE020_0000}
+    with pytest.raises(VmLayoutError) as caught:
+        fit_config(config_from_dict(data))
+    assert caught.value.kind == "fit_impossible"
+    assert "mmio_exhaustion" in caught.value.message
+
+
+def test_bus_errors_are_impossible_whatever_the_size() -> None:
+    data = gpu_config()
+    data["pcie_root_complexes"][0]["end_bus"] = 0
+    data["pcie_root_complexes"][0]["devices"] = [{"type": "root_port", "device": 0, "children": []}]
+    with pytest.raises(VmLayoutError, match=r"bus number exhaustion at bridge 00:00\.0"):
+        fit_config(config_from_dict(data))
+
+
+def test_resolve_mmio_exhaustion_names_the_size_fit_would_choose() -> None:
+    data = gpu_config()
+    for rc in data["pcie_root_complexes"]:
+        rc["low_mmio"], rc["high_mmio"] = "1G", "128G"
+    data["pcie_root_complexes"][1]["low_mmio"] = "64M"
+    config = config_from_dict(data)
+    chosen = next(
+        w.after for w in fit_config(config).windows if (w.rc, w.window) == ("rc1", "low_mmio")
+    )
+    with pytest.raises(VmLayoutError) as caught:
+        assign(config)
+    assert caught.value.message.startswith("rc1: low_mmio MMIO exhaustion: need 0x10000000")
+    assert caught.value.message.endswith(
+        f"`vmlayout fit` would choose low_mmio = {chosen >> 20} MiB"
+    )
+
+
+def test_chipset_low_candidates_align_the_top_of_the_low_windows() -> None:
+    from vmlayout.pci.fit import _chipset_low_candidates
+
+    data = gpu_config()  # 256 MiB 32-bit BARs: 256 MiB-aligned mem32 pools
+    config = config_from_dict(data)
+    # Default chipset low 128 MiB puts the windows' top at 0xF800_0000; the next size
+    # that puts it on a 256 MiB boundary is 256 MiB.
+    assert _chipset_low_candidates(config) == [256 * MIB]
