@@ -33,9 +33,9 @@ from vmlayout.acpi.decode import (
 )
 from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables
 from vmlayout.acpi.summary import describe_platform, platform_lines
-from vmlayout.acpi.tables import GicPlatform
 from vmlayout.config import config_from_dict
 from vmlayout.errors import VmLayoutError
+from vmlayout.platform import GicPlatform
 from vmlayout.policy import ResolvedLayout, resolve
 from vmlayout.ranges import GIB, MIB, MemoryRange
 from vmlayout.topology import VpTopology

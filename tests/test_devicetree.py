@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from tests.cli import assert_one_line_error, run_cli
 from tests.tools import require_tool
 from tests.vectors import PROJECT_VECTORS, read_cases
-from vmlayout.acpi.tables import GicPlatform
 from vmlayout.config import config_from_dict
 from vmlayout.devicetree.fdt import (
     Node,
@@ -60,6 +59,7 @@ from vmlayout.devicetree.paravisor import (
 )
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import ChipsetMmioRanges, MemoryRangeWithNode
+from vmlayout.platform import GicPlatform
 from vmlayout.policy import resolve
 from vmlayout.ranges import EMPTY, FOUR_GIB, GIB, MIB, MemoryRange
 

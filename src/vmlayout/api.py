@@ -70,3 +70,121 @@ def config_json(config: VmConfig) -> dict[str, Any]:
     from vmlayout.config import config_to_dict
 
     return config_to_dict(config)
+
+
+# --- device assignment -------------------------------------------------------------
+
+
+def pci_assignment(resolved: ResolvedLayout) -> dict[str, Any]:
+    """Root-complex name -> its PCI assignment (buses, BARs, bridge windows) as JSON,
+    exactly the `"pci"` object `resolve --format json` adds, for root complexes that
+    list devices. Raises `VmLayoutError` (e.g. `mmio_exhaustion`) when they do not fit."""
+    from vmlayout.pci.layout import assign_resolved
+
+    return {name: a.to_json() for name, a in assign_resolved(resolved).items()}
+
+
+# --- firmware views ----------------------------------------------------------------
+
+
+def e820_map(
+    resolved: ResolvedLayout, acpi_len: int = 0, smbios_len: int = 0
+) -> list[tuple[int, int, int]]:
+    """The Linux direct-boot E820 map as (address, size, type) entries (1 RAM,
+    2 reserved, 3 ACPI); `e820_bytes` packs the same entries."""
+    from vmlayout.firmware.e820 import build_e820
+
+    return [
+        (e.addr, e.size, e.type) for e in build_e820(resolved.memory_layout, acpi_len, smbios_len)
+    ]
+
+
+def e820_bytes(resolved: ResolvedLayout, acpi_len: int = 0, smbios_len: int = 0) -> bytes:
+    """The packed 20-byte E820 entries a boot loader copies into `boot_params`."""
+    from vmlayout.firmware.e820 import build_e820, encode_e820
+
+    return encode_e820(build_e820(resolved.memory_layout, acpi_len, smbios_len))
+
+
+def reference_mtrrs(resolved: ResolvedLayout) -> list[tuple[int, int]]:
+    """The reference VMM's variable MTRRs as (MSR, value) pairs, in its write order."""
+    from vmlayout.firmware.mtrr import compute_variable_mtrrs
+
+    writes = compute_variable_mtrrs(
+        resolved.memory_layout, resolved.config.physical_address_size, resolved.chipset
+    )
+    return [(w.msr, w.value) for w in writes]
+
+
+def mtrr_msrs(
+    resolved: ResolvedLayout,
+    loader: str = "uefi",
+    policy: str = "reference",
+    count: int = 8,
+    approximate: bool = False,
+) -> list[tuple[int, int]]:
+    """The complete initial MTRR state (DEF_TYPE, fixed-range and variable MSRs) a
+    loader (`linux`, `uefi`, `pcat`) writes, under the `reference` or `exact` policy."""
+    from vmlayout.firmware.memtype import Loader, mtrr_state
+
+    state = mtrr_state(resolved, Loader(loader), policy, count, approximate)
+    return [(w.msr, w.value) for w in state.to_msrs()]
+
+
+def pcat_config(resolved: ResolvedLayout) -> dict[str, Any]:
+    """PCAT BIOS config items, INT 15h E820 helper replies and the 256-byte initial CMOS
+    image (hex), exactly `emit pcat --format json`."""
+    from vmlayout.firmware.pcat import PcatConfig
+
+    return PcatConfig(resolved.memory_layout, resolved.chipset).to_json()
+
+
+def uefi_config_blob(
+    resolved: ResolvedLayout, options: Any = None, *, layout_only: bool = False
+) -> bytes:
+    """The UEFI config blob; `options` is a `vmlayout.firmware.uefi.UefiOptions` for the
+    settings the layout does not decide. `layout_only` gives just the three
+    layout-bearing structures."""
+    from vmlayout.firmware.uefi import UefiOptions, encode_config_blob, encode_layout_blob
+
+    ram, chipset = resolved.memory_layout.ram, resolved.chipset
+    if layout_only:
+        return encode_layout_blob(ram, chipset)
+    if options is None and resolved.arch.value == "aarch64":
+        from vmlayout.platform import DEFAULT_GIC
+
+        options = UefiOptions(gic=(DEFAULT_GIC.distributor_base, DEFAULT_GIC.redistributors_base))
+    return encode_config_blob(ram, chipset, options or UefiOptions())
+
+
+def acpi_tables(resolved: ResolvedLayout, options: Any = None) -> dict[str, bytes]:
+    """File name (`DSDT.aml`, `APIC.aml`, …, `RSDP.bin`) -> table bytes, as `emit acpi`
+    writes them; `options` is a `vmlayout.acpi.dsdt.AcpiOptions`."""
+    from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables
+
+    return dict(build_acpi_tables(resolved, options or AcpiOptions()))
+
+
+def linux_device_tree(resolved: ResolvedLayout, options: Any = None) -> bytes:
+    """The arm64 Linux direct-boot DTB (aarch64 layouts); `options` is a
+    `vmlayout.devicetree.linux.LinuxDtOptions`."""
+    from vmlayout.devicetree.linux import LinuxDtOptions, linux_dtb_of
+
+    return linux_dtb_of(resolved, options or LinuxDtOptions())
+
+
+def paravisor_device_tree(resolved: ResolvedLayout, options: Any = None) -> bytes:
+    """The DTB an IGVM host hands the paravisor (x86_64 layouts); `options` is a
+    `vmlayout.devicetree.paravisor.ParavisorDtOptions`."""
+    from vmlayout.devicetree.paravisor import ParavisorDtOptions, paravisor_dtb_of
+
+    return paravisor_dtb_of(resolved, options or ParavisorDtOptions())
+
+
+def artifact_set(resolved: ResolvedLayout, settings: Any = None) -> dict[str, bytes]:
+    """Every artifact `emit all` writes (file name -> bytes, `config.json` included);
+    `settings` is a `vmlayout.artifacts.EmitSettings`. Write them with
+    `vmlayout.output.write_directory_atomic` to get what `emit all -o DIR` leaves."""
+    from vmlayout.artifacts import EmitSettings, build_artifact_set
+
+    return build_artifact_set(resolved, settings or EmitSettings())

@@ -49,7 +49,6 @@ from vmlayout.acpi.iommu import (
 from vmlayout.acpi.tables import (
     DSDT_FLAVOUR,
     SSDT_FLAVOUR,
-    GicPlatform,
     build_fadt,
     build_gtdt,
     build_madt,
@@ -63,6 +62,7 @@ from vmlayout.acpi.tables import (
 )
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import ChipsetMmioRanges
+from vmlayout.platform import GicPlatform
 from vmlayout.ranges import PAGE_SIZE, MemoryRange
 from vmlayout.topology import VpTopology
 

@@ -85,8 +85,8 @@ def add_acpi_options(parser: argparse.ArgumentParser) -> None:
 
 def acpi_options_from_args(args: argparse.Namespace) -> object:
     from vmlayout.acpi.dsdt import AcpiOptions
-    from vmlayout.acpi.tables import GicPlatform
     from vmlayout.errors import VmLayoutError
+    from vmlayout.platform import GicPlatform
 
     if args.pci0 and args.arch == "aarch64":
         raise VmLayoutError("invalid_argument", "--pci0: PCI0 exists only on x86_64")

@@ -93,7 +93,7 @@ def add_gic_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def gic_from_args(args: argparse.Namespace) -> Any:
-    from vmlayout.acpi.tables import GicPlatform
+    from vmlayout.platform import GicPlatform
 
     return GicPlatform(
         distributor_base=args.gic_distributor_base,

@@ -194,19 +194,8 @@ def mtrr_explanation_json(state: Any, width: int) -> dict[str, Any]:
     }
 
 
-def _msr_name(msr: int) -> str:
-    from vmlayout.firmware.memtype import FIXED_RANGES
-
-    if msr == 0x2FF:
-        return "DEF_TYPE"
-    for fixed, first, step in FIXED_RANGES:
-        if fixed == msr:
-            return f"FIX{step // 1024}K_{first:05X}"
-    n, is_mask = divmod(msr - 0x200, 2)
-    return f"PHYS{'MASK' if is_mask else 'BASE'}{n}"
-
-
 def _emit_state(args: argparse.Namespace) -> int:
+    from vmlayout.firmware.memtype import msr_name
     from vmlayout.ranges import format_address
 
     resolved = _x86(args)
@@ -220,7 +209,7 @@ def _emit_state(args: argparse.Namespace) -> int:
         return 0
     sys.stdout.write("msr     register        value\n")
     for w in writes:
-        sys.stdout.write(f"{w.msr:#06x}  {_msr_name(w.msr):<14}  {format_address(w.value)}\n")
+        sys.stdout.write(f"{w.msr:#06x}  {msr_name(w.msr):<14}  {format_address(w.value)}\n")
     sys.stdout.writelines(f"{line}\n" for line in mtrr_explanation(state, width))
     return 0
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from vmlayout.acpi.tables import GIC_REDISTRIBUTOR_SIZE, GicPlatform
 from vmlayout.devicetree.fdt import (
     Node,
     build_fdt,
@@ -33,6 +32,7 @@ from vmlayout.devicetree.fdt import (
 )
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import ChipsetMmioRanges, MemoryRangeWithNode
+from vmlayout.platform import GIC_REDISTRIBUTOR_SIZE, GicPlatform
 from vmlayout.ranges import EMPTY, MIB, PAGE_SIZE, MemoryRange
 from vmlayout.topology import VpTopology
 

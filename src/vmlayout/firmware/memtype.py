@@ -629,3 +629,14 @@ def lint_mtrr_state(state: MtrrState, physical_address_width: int) -> list[str]:
                 "does not combine (only UC with anything, and WT with WB, are defined)"
             )
     return findings
+
+
+def msr_name(msr: int) -> str:
+    """The SDM's name of an MTRR MSR (`DEF_TYPE`, `FIX64K_00000`, `PHYSBASE0` ...)."""
+    if msr == 0x2FF:
+        return "DEF_TYPE"
+    for fixed, first, step in FIXED_RANGES:
+        if fixed == msr:
+            return f"FIX{step // 1024}K_{first:05X}"
+    n, is_mask = divmod(msr - 0x200, 2)
+    return f"PHYS{'MASK' if is_mask else 'BASE'}{n}"

@@ -106,15 +106,14 @@ def mtrr_view(doc: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _mtrr_text(view: dict[str, Any], name: str) -> list[str]:
-    from vmlayout.commands.x86 import _msr_name
-    from vmlayout.firmware.memtype import readable_size
+    from vmlayout.firmware.memtype import msr_name, readable_size
 
     lines = [
         f"{name}: MTRR state, loader {view['loader']}, policy {view['policy']}, "
         f"{len(view['msrs'])} MSRs (MAXPHYADDR {view['physical_address_size']} from the masks)"
     ]
     lines += [
-        f"  {msr:#06x}  {_msr_name(msr):<14}  {format_address(value)}"
+        f"  {msr:#06x}  {msr_name(msr):<14}  {format_address(value)}"
         for msr, value in view["msrs"]
     ]
     lines.append("variable pairs (as the hardware reads them):")
