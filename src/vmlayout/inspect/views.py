@@ -113,8 +113,7 @@ def _mtrr_text(view: dict[str, Any], name: str) -> list[str]:
         f"{len(view['msrs'])} MSRs (MAXPHYADDR {view['physical_address_size']} from the masks)"
     ]
     lines += [
-        f"  {msr:#06x}  {msr_name(msr):<14}  {format_address(value)}"
-        for msr, value in view["msrs"]
+        f"  {msr:#06x}  {msr_name(msr):<14}  {format_address(value)}" for msr, value in view["msrs"]
     ]
     lines.append("variable pairs (as the hardware reads them):")
     lines += [f"  {pair.describe()}" for pair in view["pairs"]]
