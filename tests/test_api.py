@@ -114,3 +114,12 @@ def test_artifact_set_equals_emit_all(tmp_path: Path) -> None:
     files = vmlayout.artifact_set(vmlayout.resolve())
     on_disk = {p.name: p.read_bytes() for p in (tmp_path / "set").iterdir()}
     assert files == on_disk
+
+
+def test_the_worked_example_in_the_docs_runs() -> None:
+    import re
+
+    text = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
+    match = re.search(r"```python\n(.*?)```", text, re.S)
+    assert match is not None
+    exec(compile(match.group(1), "docs/api.md", "exec"), {})
