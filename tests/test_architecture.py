@@ -31,11 +31,11 @@ STAGES: dict[str, tuple[int, str]] = {
     "report": (7, ""),
     "output": (7, ""),
     "artifacts": (8, ""),
-    "api": (8, ""),
-    "inspect": (9, ""),
-    "commands": (10, ""),
-    "cli": (11, ""),
-    "__main__": (12, ""),
+    "api": (9, ""),
+    "inspect": (10, ""),
+    "commands": (11, ""),
+    "cli": (12, ""),
+    "__main__": (13, ""),
 }
 
 

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from vmlayout.devices import devices_from_data, devices_to_data
 from vmlayout.errors import VmLayoutError
 from vmlayout.inputs import STDIN_NAME, parse_json, parse_toml, read_text, shown
 from vmlayout.policy import (
@@ -173,7 +172,7 @@ def _root_complex(value: object, path: str, index: int, arch: Arch) -> RootCompl
         iommu=kind,
         numa_node=numa_node,
         preserve_bars=preserve_bars,
-        devices=devices_from_data(data.get("devices", []), f"{path}.devices"),
+        devices=_devices(data.get("devices"), f"{path}.devices"),
     )
 
 
@@ -206,6 +205,21 @@ def _claim_buses(
             f"in segment {rc.segment}",
         )
     bisect.insort(claimed, (rc.start_bus, rc.end_bus, index))
+
+
+def _devices(value: object, path: str) -> tuple[Any, ...]:
+    """The device model loads only for configs that list devices (cold start)."""
+    if value is None:
+        return ()
+    from vmlayout.devices import devices_from_data
+
+    return devices_from_data(value, path)
+
+
+def _devices_to_data(devices: tuple[Any, ...]) -> list[Any]:
+    from vmlayout.devices import devices_to_data
+
+    return devices_to_data(devices)
 
 
 def _check_root_complexes(rcs: list[RootComplexConfig]) -> None:
@@ -370,7 +384,7 @@ def config_to_dict(config: VmConfig) -> dict[str, Any]:
                 "iommu": None if rc.iommu is None else rc.iommu.value,
                 **({} if rc.numa_node is None else {"numa_node": rc.numa_node}),
                 **({"preserve_bars": True} if rc.preserve_bars else {}),
-                **({"devices": devices_to_data(rc.devices)} if rc.devices else {}),
+                **({"devices": _devices_to_data(rc.devices)} if rc.devices else {}),
             }
             for rc in config.pcie_root_complexes
         ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from vmlayout.allocator import (
     LayoutBuilder,
@@ -18,7 +19,6 @@ from vmlayout.allocator import (
     RamSlot,
     RangeSlot,
 )
-from vmlayout.devices import PciFunction
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import (
     ChipsetMmioRanges,
@@ -27,6 +27,9 @@ from vmlayout.layout import (
     from_resolved_ranges,
 )
 from vmlayout.ranges import EMPTY, FOUR_GIB, GIB, MIB, PAGE_SIZE, MemoryRange
+
+if TYPE_CHECKING:  # the device model is only loaded by configs that list devices
+    from vmlayout.devices import PciFunction
 
 TWO_MIB = 2 * MIB
 PCIE_ECAM_BYTES_PER_BUS = MIB

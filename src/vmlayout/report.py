@@ -22,13 +22,20 @@ def placed_to_json(placed: tuple[PlacedRange, ...] | list[PlacedRange]) -> list[
     ]
 
 
+def _assignments(resolved: ResolvedLayout) -> dict[str, Any]:
+    """The assignment stage loads only when some root complex lists devices."""
+    if not any(rc.devices for rc in resolved.config.pcie_root_complexes):
+        return {}
+    from vmlayout.pci.layout import assign_resolved
+
+    return assign_resolved(resolved)
+
+
 def resolved_to_json(resolved: ResolvedLayout) -> dict[str, Any]:
     """Exactly the `expect` object of resolver vectors; a root complex that lists devices
     also gets `pci`, exactly a `pci.jsonl` RESULT (assignment errors raise)."""
-    from vmlayout.pci.layout import assign_resolved
-
     layout = resolved.memory_layout
-    pci = assign_resolved(resolved)
+    pci = _assignments(resolved)
     return {
         "ram": [{"start": r.range.start, "end": r.range.end, "vnode": r.vnode} for r in layout.ram],
         "chipset": {
@@ -191,9 +198,10 @@ def resolved_to_table(resolved: ResolvedLayout) -> str:
         window: MemoryRange = getattr(resolved.chipset, key)
         roles.append(f"{key} = {'(none)' if window.is_empty() else role_of[f'chipset {key}']}")
     out.append(f"chipset MMIO windows ({resolved.arch.value}): {', '.join(roles)}")
-    from vmlayout.pci.layout import pci_table_lines
+    if any(rc.devices for rc in resolved.config.pcie_root_complexes):
+        from vmlayout.pci.layout import pci_table_lines
 
-    out += pci_table_lines(resolved)
+        out += pci_table_lines(resolved)
     layout = resolved.memory_layout
     out.append("")
     out.append(

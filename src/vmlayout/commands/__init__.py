@@ -48,8 +48,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         "config",
         nargs="?",
         metavar="CONFIG",
-        help="TOML or JSON config file, `-` for standard input (default: the built-in "
-        "default VM)",
+        help="TOML or JSON config file, `-` for standard input (default: the built-in default VM)",
     )
     parser.add_argument(
         "--arch", choices=("x86_64", "aarch64"), help="override the config's architecture"
