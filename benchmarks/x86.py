@@ -1,4 +1,5 @@
-"""x86 firmware emitter timings (median µs per call) for `benchmarks/run.py`."""
+"""x86 firmware timings beyond `benchmarks/emitters.py` (median µs per call): the
+layout-only UEFI blob and the exact MTRR policy and analyzer on awkward layouts."""
 
 from __future__ import annotations
 
@@ -6,19 +7,14 @@ from collections.abc import Callable
 
 from benchmarks.timing import median_seconds
 from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict
-from vmlayout.firmware.e820 import build_e820, encode_e820
 from vmlayout.firmware.memtype import (
     Loader,
     MtrrState,
-    check_layout,
     effective_intervals,
     exact_variable_mtrrs,
-    layout_expectations,
     loader_state,
-    mtrr_state,
 )
-from vmlayout.firmware.pcat import PcatConfig
-from vmlayout.firmware.uefi import decode_config_blob, encode_config_blob, encode_layout_blob
+from vmlayout.firmware.uefi import encode_layout_blob
 from vmlayout.policy import resolve
 from vmlayout.ranges import GIB, MIB
 
@@ -42,22 +38,13 @@ def bench_rows() -> list[Row]:
         )
     )
     ram, chipset = r.memory_layout.ram, r.chipset
-    blob = encode_config_blob(ram, chipset)
-    reference = mtrr_state(r, Loader.UEFI)
     # A mask with eight clear bits in its middle matches 256 separate blocks.
     holes = MtrrState(0xC00, (), ((0x6, 0x3FF0_0FF0_0800), (0x1_0000_0000, 0x3FFF_F000_0800)))
-    expectations = layout_expectations(r)
     numa_exact = exact_variable_mtrrs(numa, count=64)
     exact_state = loader_state(Loader.UEFI, numa_exact)
 
     return [
-        ("x86: UEFI blob encode, full", _us(lambda: encode_config_blob(ram, chipset)), "µs"),
         ("x86: UEFI blob encode, layout only", _us(lambda: encode_layout_blob(ram, chipset)), "µs"),
-        ("x86: UEFI blob decode", _us(lambda: decode_config_blob(blob)), "µs"),
-        ("x86: E820 build + pack", _us(lambda: encode_e820(build_e820(r.memory_layout))), "µs"),
-        ("x86: PCAT items", _us(lambda: PcatConfig(r.memory_layout, chipset).items()), "µs"),
-        ("x86: MTRR state, reference", _us(lambda: mtrr_state(r, Loader.UEFI)), "µs"),
-        ("x86: MTRR exact policy (default VM)", _us(lambda: exact_variable_mtrrs(r)), "µs"),
         (
             "x86: MTRR exact policy (4 odd NUMA nodes)",
             _us(lambda: exact_variable_mtrrs(numa, count=64)),
@@ -66,11 +53,6 @@ def bench_rows() -> list[Row]:
         (
             "x86: MTRR approximation, 2 registers (4 odd NUMA nodes)",
             _us(lambda: exact_variable_mtrrs(numa, count=2, approximate=True), 7, 5),
-            "µs",
-        ),
-        (
-            "x86: effective types + layout check (reference)",
-            _us(lambda: check_layout(effective_intervals(reference, 46), expectations)),
             "µs",
         ),
         (
