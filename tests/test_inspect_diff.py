@@ -240,7 +240,7 @@ def test_cli_corpus_exit_status_and_structured_json(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["counts"]["error_changed"] == 1 and data["counts"]["invalid"] == 1
     assert [f["status"] for f in data["failures"]] == ["error_changed", "invalid"]
-    assert data["failures"][1]["reason"].startswith("not JSON")
+    assert data["failures"][1]["reason"].startswith("JSON line: malformed JSON")
 
 
 def test_cli_bless_creates_and_refreshes_a_corpus(tmp_path: Path) -> None:

@@ -82,13 +82,13 @@ def _kind_of_file(mode: int) -> str:
     return "not a regular file"
 
 
-def _too_big(where: str, kind: str) -> VmLayoutError:
-    return VmLayoutError(
-        kind, f"{where}: larger than the {MAX_INPUT_BYTES // (1024 * 1024)} MiB input limit"
-    )
+def _too_big(where: str, kind: str, limit: int = MAX_INPUT_BYTES) -> VmLayoutError:
+    return VmLayoutError(kind, f"{where}: larger than the {limit // (1024 * 1024)} MiB input limit")
 
 
-def read_bytes(path: str | Path, kind: str = "invalid_input") -> bytes:
+def read_bytes(
+    path: str | Path, kind: str = "invalid_input", limit: int = MAX_INPUT_BYTES
+) -> bytes:
     """The content of `path`, which must be (or link to) a regular file of at most
     `MAX_INPUT_BYTES`; anything else is a `VmLayoutError` of `kind`.
 
@@ -104,8 +104,8 @@ def read_bytes(path: str | Path, kind: str = "invalid_input") -> bytes:
         raise VmLayoutError(kind, f"{where}: cannot read: {_reason(error)}") from None
     if not stat.S_ISREG(info.st_mode):
         raise VmLayoutError(kind, f"{where}: {_kind_of_file(info.st_mode)}, not a regular file")
-    if info.st_size > MAX_INPUT_BYTES:
-        raise _too_big(where, kind)
+    if info.st_size > limit:
+        raise _too_big(where, kind, limit)
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         fd = os.open(path, flags)
@@ -115,7 +115,7 @@ def read_bytes(path: str | Path, kind: str = "invalid_input") -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise VmLayoutError(kind, f"{where}: {_kind_of_file(info.st_mode)}, not a regular file")
-        return _read_bounded(lambda size: os.read(fd, size), where, kind)
+        return _read_bounded(lambda size: os.read(fd, size), where, kind, limit)
     except OSError as error:
         raise VmLayoutError(kind, f"{where}: cannot read: {_reason(error)}") from None
     finally:
@@ -133,23 +133,25 @@ def read_stdin_bytes(kind: str = "invalid_config") -> bytes:
         raise VmLayoutError(kind, f"<stdin>: cannot read: {_reason(error)}") from None
 
 
-def _read_bounded(read: Callable[[int], bytes], where: str, kind: str) -> bytes:
+def _read_bounded(
+    read: Callable[[int], bytes], where: str, kind: str, limit: int = MAX_INPUT_BYTES
+) -> bytes:
     chunks: list[bytes] = []
     total = 0
     while True:
-        chunk = read(min(1 << 20, MAX_INPUT_BYTES + 1 - total))
+        chunk = read(min(1 << 20, limit + 1 - total))
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
         total += len(chunk)
-        if total > MAX_INPUT_BYTES:
-            raise _too_big(where, kind)
+        if total > limit:
+            raise _too_big(where, kind, limit)
 
 
-def read_text(path: str | Path, kind: str = "invalid_input") -> str:
+def read_text(path: str | Path, kind: str = "invalid_input", limit: int = MAX_INPUT_BYTES) -> str:
     """`read_bytes` decoded as UTF-8 (`-` reads standard input); a leading byte-order
     mark, which some editors write, is dropped."""
-    data = read_stdin_bytes(kind) if str(path) == STDIN_NAME else read_bytes(path, kind)
+    data = read_stdin_bytes(kind) if str(path) == STDIN_NAME else read_bytes(path, kind, limit)
     text = decode_utf8(data, "<stdin>" if str(path) == STDIN_NAME else shown(path), kind)
     return text.removeprefix("\ufeff")
 

@@ -100,8 +100,6 @@ def _one_line(error: Exception) -> str:
     """A reason a user can act on, never a Python repr."""
     if isinstance(error, VmLayoutError):
         return error.message if error.kind == "invalid_line" else f"{error.kind}: {error.message}"
-    if isinstance(error, json.JSONDecodeError):
-        return f"not JSON: {error.msg} at column {error.colno}"
     if isinstance(error, KeyError):
         return f"missing field {error.args[0]}"
     text = str(error).splitlines()[0] if str(error) else ""
@@ -109,7 +107,9 @@ def _one_line(error: Exception) -> str:
 
 
 def _parse_line(line: str) -> tuple[dict[str, Any], VmConfig]:
-    case = json.loads(line)
+    from vmlayout.inputs import parse_json  # bounded nesting and numbers
+
+    case = parse_json(line, "JSON line", "invalid_line")
     if not isinstance(case, dict):
         raise VmLayoutError("invalid_line", "not a JSON object")
     if "config" not in case:
@@ -180,10 +180,14 @@ def _progress(done: int, total: int, stream: TextIO) -> None:
     stream.flush()
 
 
+#: A corpus holds one saved layout per line: far more than one config file, still bounded.
+MAX_CORPUS_BYTES = 4 * 1024 * 1024 * 1024
+
+
 def _read_lines(path: Path) -> list[str]:
     from vmlayout.inputs import read_text  # regular files only, bounded (no /dev/zero)
 
-    return read_text(path, "invalid_input").splitlines()
+    return read_text(path, "invalid_input", MAX_CORPUS_BYTES).splitlines()
 
 
 def worker_count(jobs: int | None) -> int:
