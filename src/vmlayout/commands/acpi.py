@@ -5,33 +5,17 @@ from __future__ import annotations
 import argparse
 
 from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
-
-
-def _int(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
-
-
-def add_topology_options(parser: argparse.ArgumentParser) -> None:
-    """VP count and socket size: which vNUMA node each VP sits in (SRAT, MADT)."""
-    parser.add_argument("--vp-count", type=_int, default=2, help="processors (default 2)")
-    parser.add_argument(
-        "--vps-per-socket",
-        type=_int,
-        default=None,
-        help="VPs per socket; VP v sits in vNUMA node (v / N) %% nodes (default: one "
-        "socket holds every VP on x86_64, as the reference on a host socket that large; "
-        "1 on aarch64)",
-    )
+from vmlayout.commands.platform import (
+    SOCKET_NOTE,
+    add_gic_arguments,
+    add_vp_arguments,
+    gic_from_args,
+    int_argument,
+)
 
 
 def add_acpi_options(parser: argparse.ArgumentParser) -> None:
-    add_topology_options(parser)
+    add_vp_arguments(parser, 2, SOCKET_NOTE)
     parser.add_argument(
         "--pci0",
         action="store_true",
@@ -44,39 +28,10 @@ def add_acpi_options(parser: argparse.ArgumentParser) -> None:
     x86.add_argument("--pic", action="store_true", help="legacy PIC present (MADT PCAT_COMPAT)")
     x86.add_argument("--pit", action="store_true", help="PIT present (IRQ0 -> GSI 2 override)")
     x86.add_argument(
-        "--vtd-address-width", type=_int, default=48, help="DMAR host address width (48)"
+        "--vtd-address-width", type=int_argument, default=48, help="DMAR host address width (48)"
     )
-    arm = parser.add_argument_group(
-        "aarch64 platform (not decided by the layout; defaults: OpenVMM on a Linux host)"
-    )
-    arm.add_argument("--gic-distributor-base", type=_int, default=0xFFFF_0000, help="(0xffff0000)")
-    arm.add_argument(
-        "--gic-redistributors-base",
-        type=_int,
-        default=0xEFFF_0000,
-        help="first VP's redistributor; VP v at + v * 0x20000 (0xefff0000)",
-    )
-    arm.add_argument(
-        "--gic-msi",
-        choices=("its", "v2m", "none"),
-        default="its",
-        help="PCIe MSI controller: GICv3 ITS, GICv2m frame, or none (its)",
-    )
-    arm.add_argument("--gic-its-base", type=_int, default=0xEFFC_0000, help="(0xeffc0000)")
-    arm.add_argument(
-        "--gic-v2m-base", type=_int, default=0xEFFE_8000, help="v2m MSI frame (0xeffe8000)"
-    )
-    arm.add_argument("--gic-v2m-spis", type=_int, default=64, help="v2m SPI count (64)")
-    arm.add_argument(
-        "--gic-interrupts",
-        type=_int,
-        default=992,
-        help="GIC interrupt lines; SMMU and v2m SPIs are dealt from the top (992)",
-    )
-    arm.add_argument(
-        "--timer-ppi", type=_int, default=20, help="virtual timer PPI INTID, GTDT (20)"
-    )
-    arm.add_argument(
+    add_gic_arguments(parser)
+    parser.add_argument(
         "--hyperv",
         action="store_true",
         help="FADT hypervisor vendor identity 'MsHyperV' (default: none, as without Hyper-V)",
@@ -86,21 +41,11 @@ def add_acpi_options(parser: argparse.ArgumentParser) -> None:
 def acpi_options_from_args(args: argparse.Namespace) -> object:
     from vmlayout.acpi.dsdt import AcpiOptions
     from vmlayout.errors import VmLayoutError
-    from vmlayout.platform import GicPlatform
 
     if args.pci0 and args.arch == "aarch64":
         raise VmLayoutError("invalid_argument", "--pci0: PCI0 exists only on x86_64")
-    gic = GicPlatform(
-        distributor_base=args.gic_distributor_base,
-        redistributors_base=args.gic_redistributors_base,
-        msi=args.gic_msi,
-        its_base=args.gic_its_base,
-        v2m_frame_base=args.gic_v2m_base,
-        v2m_spi_count=args.gic_v2m_spis,
-        virt_timer_ppi=args.timer_ppi,
-        nr_irqs=args.gic_interrupts,
-        hypervisor_vendor=int.from_bytes(b"MsHyperV", "little") if args.hyperv else 0,
-    )
+    vendor = int.from_bytes(b"MsHyperV", "little") if args.hyperv else 0
+    gic = gic_from_args(args, hypervisor_vendor=vendor)
     return AcpiOptions(
         vp_count=args.vp_count,
         vps_per_socket=args.vps_per_socket,

@@ -7,104 +7,12 @@ import sys
 from typing import Any
 
 from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-
-
-def add_vp_arguments(parser: argparse.ArgumentParser, default_count: int, arch_note: str) -> None:
-    """--vp-count and --vps-per-socket: one name for the processor count everywhere."""
-    parser.add_argument(
-        "--vp-count", type=_int, default=default_count, help=f"processors (default {default_count})"
-    )
-    parser.add_argument(
-        "--vps-per-socket",
-        type=_int,
-        default=None,
-        metavar="N",
-        help=f"VPs per socket; VP v sits in vNUMA node (v // N) %% nodes (default: {arch_note})",
-    )
-
-
-def add_gic_arguments(parser: argparse.ArgumentParser) -> None:
-    """The aarch64 interrupt controller, spelled as in `emit acpi` so the tree and the
-    MADT/GTDT can be asked for the same platform; defaults are OpenVMM's on a Linux
-    host."""
-    gic = parser.add_argument_group(
-        "aarch64 platform (not decided by the layout; defaults: OpenVMM on a Linux host)"
-    )
-    gic.add_argument(
-        "--gic-distributor-base",
-        type=_int,
-        default=0xFFFF_0000,
-        metavar="ADDR",
-        help="GICv3 distributor (0xffff0000)",
-    )
-    gic.add_argument(
-        "--gic-redistributors-base",
-        type=_int,
-        default=0xEFFF_0000,
-        metavar="ADDR",
-        help="first VP's redistributor, 0x20000 per VP (0xefff0000; OpenVMM uses "
-        "0xeffee000 on other hosts)",
-    )
-    gic.add_argument(
-        "--gic-msi",
-        choices=("its", "v2m", "none"),
-        default="its",
-        help="PCIe MSI controller and every pcie@ node's msi-parent: GICv3 ITS, GICv2m "
-        "frame, or none (its)",
-    )
-    gic.add_argument(
-        "--gic-its-base", type=_int, default=0xEFFC_0000, metavar="ADDR", help="(0xeffc0000)"
-    )
-    gic.add_argument(
-        "--gic-v2m-base",
-        type=_int,
-        default=0xEFFE_8000,
-        metavar="ADDR",
-        help="v2m MSI frame (0xeffe8000)",
-    )
-    gic.add_argument(
-        "--gic-v2m-spis",
-        type=_int,
-        default=64,
-        metavar="N",
-        help="v2m SPI count, dealt from the top before the SMMUs' (64)",
-    )
-    gic.add_argument(
-        "--gic-interrupts",
-        type=_int,
-        default=992,
-        metavar="N",
-        help="GIC interrupt lines; SMMU SPIs are dealt top-down from N-1 (992)",
-    )
-    gic.add_argument(
-        "--timer-ppi",
-        type=_int,
-        default=20,
-        metavar="INTID",
-        help="EL1 virtual timer interrupt, 16..31 (20)",
-    )
-
-
-def gic_from_args(args: argparse.Namespace) -> Any:
-    from vmlayout.platform import GicPlatform
-
-    return GicPlatform(
-        distributor_base=args.gic_distributor_base,
-        redistributors_base=args.gic_redistributors_base,
-        msi=args.gic_msi,
-        its_base=args.gic_its_base,
-        v2m_frame_base=args.gic_v2m_base,
-        v2m_spi_count=args.gic_v2m_spis,
-        virt_timer_ppi=args.timer_ppi,
-        nr_irqs=args.gic_interrupts,
-    )
+from vmlayout.commands.platform import (
+    add_gic_arguments,
+    add_vp_arguments,
+    gic_from_args,
+    int_argument,
+)
 
 
 def register(groups: CommandGroups) -> None:
@@ -129,7 +37,7 @@ def register(groups: CommandGroups) -> None:
     linux.add_argument("--bootargs", default="", help="kernel command line (default empty)")
     linux.add_argument(
         "--initrd-size",
-        type=_int,
+        type=int_argument,
         default=0,
         metavar="BYTES",
         help="initrd bytes; linux,initrd-end = start + BYTES (default 0: no initrd)",
