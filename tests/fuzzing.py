@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -154,3 +156,30 @@ def mutated_bytes(draw: st.DrawFn, seed: bytes, text: bool = False) -> bytes:
                 start, end = draw(st.sampled_from(runs))
                 data[start:end] = b"9" * draw(st.sampled_from((21, 101, 4301, 20_000)))
     return bytes(data)
+
+
+def json_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path into a JSON document (the root is `()`), for mutating one place."""
+    out = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            out += json_paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            out += json_paths(child, (*prefix, index))
+    return out
+
+
+def mutated_table(rng: random.Random, table: bytes, i: int) -> bytes:
+    """One of three damages to an ACPI table, in turn: truncated; one to three bits
+    flipped; a random body behind an intact header whose length is made to match."""
+    seed = bytearray(table)
+    if i % 3 == 0:
+        seed = seed[: rng.randrange(len(seed))]
+    elif i % 3 == 1:
+        for _ in range(rng.randrange(1, 4)):
+            seed[rng.randrange(len(seed))] ^= 1 << rng.randrange(8)
+    else:
+        seed[36:] = rng.randbytes(rng.randrange(0, 200))
+        seed[4:8] = len(seed).to_bytes(4, "little")
+    return bytes(seed)

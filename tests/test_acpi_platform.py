@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzzing import mutated_table
 from tests.tools import require_tool
 from vmlayout.acpi.aml import EisaId
 from vmlayout.acpi.decode import (
@@ -473,17 +474,9 @@ def test_platform_decoder_fuzz_gives_one_line_errors_only() -> None:
             if k[:4] in {"APIC", "SLIT", "CEDT", "IVRS", "DMAR", "IORT", "GTDT", "PPTT", "SRAT"}
         ]
     for i in range(6000):
-        seed = bytearray(rng.choice(seeds))
-        if i % 3 == 0:
-            seed = seed[: rng.randrange(len(seed))]
-        elif i % 3 == 1:
-            for _ in range(rng.randrange(1, 4)):
-                seed[rng.randrange(len(seed))] ^= 1 << rng.randrange(8)
-        else:
-            seed[36:] = rng.randbytes(rng.randrange(0, 200))
-            seed[4:8] = len(seed).to_bytes(4, "little")
+        seed = mutated_table(rng, rng.choice(seeds), i)
         try:
-            table = decode_table(bytes(seed))
+            table = decode_table(seed)
             if table.signature == "SRAT":
                 decode_srat_processors(table)
             else:

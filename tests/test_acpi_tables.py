@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzzing import mutated_table
 from tests.tools import require_tool
 from vmlayout.acpi.decode import (
     chipset_from_dsdt,
@@ -218,16 +219,7 @@ def test_table_decoder_fuzz_gives_one_line_errors_only() -> None:
     )
     seeds = [v for k, v in files.items() if not k.endswith("RSDP.bin")]
     for i in range(6000):
-        seed = bytearray(rng.choice(seeds))
-        if i % 3 == 0:
-            seed = seed[: rng.randrange(len(seed))]
-        elif i % 3 == 1:
-            for _ in range(rng.randrange(1, 4)):
-                seed[rng.randrange(len(seed))] ^= 1 << rng.randrange(8)
-        else:
-            seed[36:] = rng.randbytes(rng.randrange(0, 200))
-            seed[4:8] = len(seed).to_bytes(4, "little")
-        data = bytes(seed)
+        data = mutated_table(rng, rng.choice(seeds), i)
         try:
             table = decode_table(data)
             if table.signature in ("DSDT", "SSDT"):

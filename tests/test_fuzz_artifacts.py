@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzzing import assert_contract, fuzz_settings, mutated_bytes, run_main
+from tests.fuzzing import assert_contract, fuzz_settings, json_paths, mutated_bytes, run_main
 from vmlayout.artifacts import CONFIG_FILE, EmitSettings, build_artifact_set
 from vmlayout.config import DEFAULT_VM, load_config
 from vmlayout.policy import VmConfig, resolve
@@ -104,17 +103,6 @@ _RECORD_VALUES = st.one_of(
 )
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for key, child in value.items():
-            out += _paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            out += _paths(child, (*prefix, index))
-    return out
-
-
 @fuzz_settings("artifact_record")
 @given(data=st.data(), index=st.integers(0, len(SEED_SETS) - 1))
 def test_a_set_whose_record_has_hostile_fields_keeps_the_contract(
@@ -123,7 +111,7 @@ def test_a_set_whose_record_has_hostile_fields_keeps_the_contract(
     files = dict(SEED_SETS[index])
     record = json.loads(files[CONFIG_FILE])
     for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(_paths(record)[1:]))
+        path = data.draw(st.sampled_from(json_paths(record)[1:]))
         *parents, last = path
         container = record
         for step in parents:

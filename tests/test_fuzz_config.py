@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzzing import assert_contract, fuzz_settings, mutated_bytes, run_main
+from tests.fuzzing import assert_contract, fuzz_settings, json_paths, mutated_bytes, run_main
 from tests.vectors import PROJECT_VECTORS
 from vmlayout.config import DEFAULT_VM, config_to_dict, load_config
 
@@ -110,23 +110,12 @@ VALUES = st.recursive(
 )
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for key, child in value.items():
-            out += _paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            out += _paths(child, (*prefix, index))
-    return out
-
-
 @st.composite
 def hostile_config(draw: st.DrawFn) -> str:
     """A seed config with one to three fields replaced, removed or added."""
     config = json.loads(json.dumps(draw(st.sampled_from(DICT_SEEDS))))
     for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(_paths(config)))
+        path = draw(st.sampled_from(json_paths(config)))
         if not path:
             continue
         *parents, last = path

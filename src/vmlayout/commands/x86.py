@@ -8,16 +8,7 @@ import sys
 from typing import Any
 
 from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
-
-
-def _int(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
+from vmlayout.commands.platform import add_vp_arguments, int_argument
 
 
 def add_mtrr_policy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +27,7 @@ def add_mtrr_policy_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mtrr-count",
-        type=_int,
+        type=int_argument,
         default=None,
         metavar="N",
         help="variable MTRR registers available to the exact policy (default 8)",
@@ -103,9 +94,11 @@ def register(groups: CommandGroups) -> None:
         "little-endian entries.",
     )
     add_config_arguments(e820)
-    e820.add_argument("--acpi-len", type=_int, default=0, help="ACPI table bytes (default 0)")
-    e820.add_argument("--smbios-len", type=_int, default=0, help="SMBIOS bytes (default 0)")
-    e820.add_argument("--additional-pages", type=_int, default=0, help="extra low pages")
+    e820.add_argument(
+        "--acpi-len", type=int_argument, default=0, help="ACPI table bytes (default 0)"
+    )
+    e820.add_argument("--smbios-len", type=int_argument, default=0, help="SMBIOS bytes (default 0)")
+    e820.add_argument("--additional-pages", type=int_argument, default=0, help="extra low pages")
     e820.add_argument("--format", choices=("table", "json"), default="table")
     e820.add_argument("-o", "--output", metavar="FILE", help="write raw entries to FILE")
     e820.set_defaults(handler=_emit_e820)
@@ -135,8 +128,7 @@ def register(groups: CommandGroups) -> None:
         action="store_true",
         help="only StructureCount, MemoryMap and MmioRanges",
     )
-    uefi.add_argument("--vp-count", type=_int, default=2)
-    uefi.add_argument("--vps-per-socket", type=_int, default=None, help="default: vp count")
+    add_vp_arguments(uefi, 2, "one socket holds every VP")
     uefi.add_argument("--smt", action="store_true")
     uefi.add_argument("--bios-guid", default=None, help="GUID (default all zero)")
     uefi.add_argument("--entropy", default=None, metavar="HEX", help="64 bytes as hex")
