@@ -282,3 +282,23 @@ def test_growing_the_high_window_never_touches_ram_and_names_are_unique(
     high = by_name(changes)["chipset-high-mmio"]
     assert high.change is (Change.GREW if high_gib else Change.APPEARED)
     assert all(c.change in (Change.MOVED, Change.GREW, Change.APPEARED) for c in changes)
+
+
+def test_diff_help_says_additive_corpus_lines_pass_unless_strict() -> None:
+    result = run_cli("diff", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "exit 1 unless every line is `same` or `additive`" in text
+    assert "with --strict, unless every line is `same`" in text
+    assert "exit 1 unless every line is `same`)" not in text
+
+
+def test_corpus_invalid_config_names_config_once() -> None:
+    for config, detail in (
+        ([1], "config: expected a table/object, got list"),
+        ({"node_mem_sizes": "x"}, "config: node_mem_sizes: expected a list of sizes"),
+    ):
+        result = check_case((1, json.dumps({"config": config, "expect": {}}), False))
+        assert result.status == "invalid"
+        assert " config: config:" not in f" {result.reason}", result.reason
+        assert result.reason.startswith(f"invalid_config: {detail}"), result.reason

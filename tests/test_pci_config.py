@@ -166,3 +166,27 @@ def test_every_public_vector_topology_is_a_valid_devices_list() -> None:
         expected = devices_from_vector(topology)
         key = lambda f: (f.device, f.function)  # noqa: E731
         assert parsed == tuple(sorted(expected, key=key)), case["id"]
+
+
+def test_a_pinned_vf_bar_is_rejected_naming_the_key_path() -> None:
+    # VF BARs are never pinned in the reference: a `pinned` value would be silently ignored.
+    vf_bar = {
+        "index": 0,
+        "size": "64K",
+        "bits": 64,
+        "prefetchable": True,
+        "pinned": "0x1_0000_0000",
+    }
+    sriov = {"total_vfs": 4, "vf_offset": 1, "vf_stride": 1, "vf_bars": [vf_bar]}
+    with pytest.raises(VmLayoutError) as caught:
+        config_from_dict(config_with([{**GPU, "sriov": sriov}]))
+    assert caught.value.kind == "invalid_config"
+    assert "\n" not in caught.value.message
+    assert caught.value.message.startswith(
+        "pcie_root_complexes[0].devices[0].sriov.vf_bars[0].pinned: a VF BAR cannot be pinned"
+    )
+    del vf_bar["pinned"]
+    (function,) = (
+        config_from_dict(config_with([{**GPU, "sriov": sriov}])).pcie_root_complexes[0].devices
+    )
+    assert function.sriov is not None and function.sriov.vf_bars[0].pinned is None

@@ -133,3 +133,138 @@ def test_chipset_low_candidates_align_the_top_of_the_low_windows() -> None:
     # Default chipset low 128 MiB puts the windows' top at 0xF800_0000; the next size
     # that puts it on a 256 MiB boundary is 256 MiB.
     assert _chipset_low_candidates(config) == [256 * MIB]
+
+
+# Two root complexes whose 1 GiB aligned 32-bit pools crowd the space below 4 GiB: the
+# per-window search only succeeds with a larger chipset low window, whose bytes the
+# topmost low window can take instead.
+TWO_32_BIT = """\
+# two root complexes with 32-bit BARs only
+[[pcie_root_complexes]]
+name = "rc0"
+[[pcie_root_complexes.devices]]
+type = "endpoint"
+device = 0
+bars = [{ index = 0, size = "1 GiB" }]
+
+[[pcie_root_complexes]]
+name = "rc1"
+segment = 1
+[[pcie_root_complexes.devices]]
+type = "endpoint"
+device = 0
+bars = [{ index = 0, size = "1 GiB" }, { index = 1, size = "512 MiB" }]
+"""
+
+# rc1's fixed window leaves two gaps below 4 GiB, 130 MiB at 0 and 130 MiB under the
+# default 128 MiB chipset window. rc0's 129 MiB pool (64 MiB aligned) fits only the
+# first, but a window of at most 130 MiB goes into the second, the higher one, where the
+# pool does not fit: only a chipset low window of 256 MiB, which shrinks that gap to
+# 2 MiB, lets it land at 0.
+BEHIND_FIXED = """\
+# rc1's fixed window leaves a gap at 0 and one under the chipset window
+[[pcie_root_complexes]]
+name = "rc0"
+[[pcie_root_complexes.devices]]
+type = "endpoint"
+device = 0
+bars = [
+    { index = 0, size = "64 MiB" },
+    { index = 1, size = "64 MiB" },
+    { index = 2, size = "1 MiB" },
+]
+
+[[pcie_root_complexes]]
+name = "rc1"
+segment = 1
+low_mmio = { start = 0x0820_0000, end = 0xEFE0_0000 }
+[[pcie_root_complexes.devices]]
+type = "endpoint"
+device = 0
+bars = [{ index = 0, size = "256 MiB" }]
+"""
+
+
+def from_toml(text: str) -> VmConfig:
+    from vmlayout.inputs import parse_toml
+
+    return config_from_dict(parse_toml(text, "config.toml"))
+
+
+def holds(config: VmConfig) -> bool:
+    try:
+        assign(config)
+    except VmLayoutError:
+        return False
+    return True
+
+
+def test_fit_keeps_the_chipset_low_size_when_the_topmost_window_can_take_its_bytes() -> None:
+    config = from_toml(TWO_32_BIT)
+    result = fit_config(config)
+    assert result.chipset_low_after == result.chipset_low_before == 128 * MIB
+    assert result.config.chipset_low_mmio_size == 128 * MIB
+    assert holds(result.config)
+    sizes = {(w.rc, w.window): w.after for w in result.windows}
+    # rc0 is placed first, right under the chipset window, and keeps the 896 MiB the
+    # search's 1 GiB chipset window had: every window below it stays where it was.
+    assert sizes[("rc0", "low_mmio")] == 2432 * MIB
+    assert sizes[("rc1", "low_mmio")] == 1536 * MIB
+    shrunk = with_sizes(result.config, {(0, "low_mmio"): 2430 * MIB})
+    assert not holds(shrunk)
+
+
+def test_raising_the_chipset_low_size_helps_when_a_fixed_window_sits_below_it() -> None:
+    config = from_toml(BEHIND_FIXED)
+    assert config.chipset_low_mmio_size == 128 * MIB
+    # With the default chipset window no size of rc0's window works ...
+    assert not any(
+        holds(with_sizes(config, {(0, "low_mmio"): size}))
+        for size in range(LOW_STEP, 4096 * MIB, LOW_STEP)
+    )
+    # ... and a larger one is the only fit.
+    result = fit_config(config)
+    assert (result.chipset_low_before, result.chipset_low_after) == (128 * MIB, 256 * MIB)
+    assert holds(result.config)
+    assert [w.after for w in result.windows if w.window == "low_mmio"] == [130 * MIB, 3708 * MIB]
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+@pytest.mark.parametrize("with_key", [False, True], ids=["default", "explicit"])
+@pytest.mark.parametrize("text", [TWO_32_BIT, BEHIND_FIXED], ids=["two-32-bit", "behind-fixed"])
+def test_the_fitted_file_resolves_and_assigns(
+    tmp_path: Path, text: str, with_key: bool, suffix: str
+) -> None:
+    import json
+
+    from vmlayout.cli import main
+    from vmlayout.inputs import parse_toml
+
+    if with_key:
+        text = 'chipset_low_mmio_size = "128 MiB"\n' + text
+    source = tmp_path / f"config{suffix}"
+    fitted = tmp_path / f"fitted{suffix}"
+    if suffix == ".json":
+        source.write_text(json.dumps(parse_toml(text, "config.toml")))
+    else:
+        source.write_text(text)
+    expected = fit_config(load_config(source)).config
+    assert main(["fit", str(source), "-o", str(fitted)]) == 0
+    written = load_config(fitted)
+    assert written == expected
+    assign(written)
+    if suffix == ".toml":  # edited in place: the comment survives
+        comment = next(line for line in text.splitlines() if line.startswith("#"))
+        assert comment in fitted.read_text().splitlines()
+
+
+def test_the_hint_never_names_the_size_the_window_already_has() -> None:
+    # What `fit -o` used to write for TWO_32_BIT: the windows the search found with a
+    # 1 GiB chipset window, without the chipset size.
+    sizes = {(0, "low_mmio"): 1536 * MIB, (1, "low_mmio"): 1536 * MIB}
+    config = with_sizes(from_toml(TWO_32_BIT), sizes)
+    with pytest.raises(VmLayoutError) as caught:
+        assign(config)
+    assert caught.value.kind == "mmio_exhaustion"
+    assert caught.value.message.startswith("rc0: low_mmio MMIO exhaustion")
+    assert caught.value.message.endswith("`vmlayout fit` would choose low_mmio = 2432 MiB")

@@ -146,9 +146,13 @@ def _bool(data: Mapping[str, Any], key: str, path: str) -> bool:
 BAR_KEYS = ("index", "size", "bits", "prefetchable", "pinned")
 
 
-def _bar(value: object, path: str, slots: int) -> Bar:
+def _bar(value: object, path: str, slots: int, pinnable: bool = True) -> Bar:
     data = _mapping(value, path)
     _keys(data, BAR_KEYS, path)
+    if not pinnable and data.get("pinned") is not None:
+        # The reference never pins a VF BAR: its VF BAR demands carry no address and
+        # only the functions' own BARs are collected as pins.
+        raise _error(f"{path}.pinned", "a VF BAR cannot be pinned (VF BARs are always assigned)")
     index = _int(data, "index", path, slots - 1, None)
     if "size" not in data:
         raise _error(f"{path}.size", "missing")
@@ -179,8 +183,10 @@ def _bar(value: object, path: str, slots: int) -> Bar:
     return Bar(index, size, bits, _bool(data, "prefetchable", path), pinned)
 
 
-def _bars(value: object, path: str, slots: int) -> tuple[Bar, ...]:
-    bars = [_bar(item, f"{path}[{i}]", slots) for i, item in enumerate(_list(value, path))]
+def _bars(value: object, path: str, slots: int, pinnable: bool = True) -> tuple[Bar, ...]:
+    bars = [
+        _bar(item, f"{path}[{i}]", slots, pinnable) for i, item in enumerate(_list(value, path))
+    ]
     used: dict[int, int] = {}
     for i, bar in enumerate(bars):
         for register in (bar.index, bar.index + 1) if bar.is_64bit else (bar.index,):
@@ -203,7 +209,7 @@ def _sriov(value: object, path: str) -> Sriov:
         total_vfs=_int(data, "total_vfs", path, U16_MAX, None),
         vf_offset=_int(data, "vf_offset", path, U16_MAX, None),
         vf_stride=_int(data, "vf_stride", path, U16_MAX, None),
-        vf_bars=_bars(data.get("vf_bars", []), f"{path}.vf_bars", 6),
+        vf_bars=_bars(data.get("vf_bars", []), f"{path}.vf_bars", 6, pinnable=False),
     )
 
 

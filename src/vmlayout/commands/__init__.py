@@ -30,6 +30,7 @@ INSPECTOR_MODULES: tuple[str, ...] = (
     "vmlayout.inspect.dtb",
     "vmlayout.inspect.pcat",
     "vmlayout.inspect.views",
+    "vmlayout.inspect.pci",
     "vmlayout.inspect.igvm",
     "vmlayout.inspect.e820",
 )

@@ -23,7 +23,8 @@ def register(groups: CommandGroups) -> None:
         "-o",
         "--output",
         metavar="FITTED",
-        help="write the fitted config here (same format as CONFIG; only window sizes change)",
+        help="write the fitted config here (same format as CONFIG; only window sizes change, "
+        "and chipset_low_mmio_size when fit raises it)",
     )
     fit.add_argument(
         "--host-phys-bits",
@@ -125,7 +126,9 @@ def fitted_text(path: Any, text: str, fitted: Any) -> str:
         data = parse_json(text, str(path))
         _set_sizes(data, fitted)
         return json.dumps(data, indent=2) + "\n"
-    edited = _edit_toml(text, fitted)
+    original = config_from_dict(parse_toml(text, str(path)))
+    chipset_changed = original.chipset_low_mmio_size != fitted.chipset_low_mmio_size
+    edited = _edit_toml(text, fitted, chipset_changed)
     if edited is not None:
         reparsed = config_from_dict(parse_toml(edited, str(path)))
         if reparsed == fitted:
@@ -142,12 +145,16 @@ def _size_value(old: object, size: int) -> object:
 
 
 def _set_sizes(data: dict[str, Any], fitted: Any) -> None:
+    from vmlayout.config import config_from_dict
     from vmlayout.policy import DynamicMmio
 
-    if "chipset_low_mmio_size" in data or fitted.chipset_low_mmio_size != 0:
-        old = data.get("chipset_low_mmio_size")
-        if old is not None:
-            data["chipset_low_mmio_size"] = _size_value(old, fitted.chipset_low_mmio_size)
+    # A raised chipset low size is written whether or not CONFIG sets it: the default
+    # would bring back the size the fitted windows do not fit.
+    old = data.get("chipset_low_mmio_size")
+    if old is not None or config_from_dict(data).chipset_low_mmio_size != (
+        fitted.chipset_low_mmio_size
+    ):
+        data["chipset_low_mmio_size"] = _size_value(old, fitted.chipset_low_mmio_size)
     for rc_data, rc in zip(
         data.get("pcie_root_complexes", []), fitted.pcie_root_complexes, strict=False
     ):
@@ -164,8 +171,9 @@ def _set_sizes(data: dict[str, Any], fitted: Any) -> None:
                 rc_data[key] = {"size": _size_value(None, window.size)}
 
 
-def _edit_toml(text: str, fitted: Any) -> str | None:
-    """Rewrite the `low_mmio`/`high_mmio` lines of each `[[pcie_root_complexes]]` table."""
+def _edit_toml(text: str, fitted: Any, chipset_changed: bool) -> str | None:
+    """Rewrite the `low_mmio`/`high_mmio` lines of each `[[pcie_root_complexes]]` table
+    (and `chipset_low_mmio_size`, when `fit` raised it)."""
     import re
 
     from vmlayout.policy import DynamicMmio
@@ -175,6 +183,8 @@ def _edit_toml(text: str, fitted: Any) -> str | None:
     header = re.compile(r"^\s*\[\[\s*pcie_root_complexes\s*\]\]\s*(#.*)?$")
     any_header = re.compile(r"^\s*\[")
     value_re = r"(\{[^}]*\}|\"[^\"]*\"|'[^']*'|[0-9A-Za-z_]+)"
+    if chipset_changed:
+        _edit_toml_chipset(lines, format_size(fitted.chipset_low_mmio_size), value_re)
     starts = [i for i, line in enumerate(lines) if header.match(line)]
     if len(starts) != len(fitted.pcie_root_complexes):
         return None
@@ -198,6 +208,26 @@ def _edit_toml(text: str, fitted: Any) -> str | None:
             else:
                 lines.insert(start + 1, f'{key} = {{ size = "{size}" }}\n')
     return "".join(lines)
+
+
+def _edit_toml_chipset(lines: list[str], size: str, value_re: str) -> None:
+    """Set the top-level `chipset_low_mmio_size` line, or add one before the first table
+    (and the comments above it) when CONFIG relies on the default."""
+    import re
+
+    first_table = next(
+        (i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines)
+    )
+    key = re.compile(rf"^(\s*chipset_low_mmio_size\s*=\s*){value_re}(.*)$", re.DOTALL)
+    for j in range(first_table):
+        match = key.match(lines[j])
+        if match:
+            lines[j] = f'{match.group(1)}"{size}"{match.group(3)}'
+            return
+    at = first_table
+    while at > 0 and (not lines[at - 1].strip() or lines[at - 1].lstrip().startswith("#")):
+        at -= 1
+    lines.insert(at, f'chipset_low_mmio_size = "{size}"\n')
 
 
 def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:

@@ -22,9 +22,12 @@ def register(groups: CommandGroups) -> None:
         "the compatibility model for keeping a guest across a change (hibernation, live "
         "migration, VMM upgrade): a range present in both that moved, shrank or vanished, "
         "and any change to RAM, is a break; a window grown in place and new ranges are "
-        "additive. Exit 1 on any break (with --strict, on any change). With --corpus, "
-        "check a JSON Lines file of {id, config, expect} against saved layouts in "
-        "parallel (exit 1 unless every line is `same`); --bless writes the expectations.",
+        "additive. PCI assignments are compared too: every BAR, VF BAR and bridge window "
+        "by the name `resolve` prints (rc0 03:00.0 BAR1), and a bridge whose bus numbers "
+        "changed is a break. Exit 1 on any break (with --strict, on any change). With "
+        "--corpus, check a JSON Lines file of {id, config, expect} against saved layouts "
+        "in parallel (exit 1 unless every line is `same` or `additive`; with --strict, "
+        "unless every line is `same`); --bless writes the expectations.",
     )
     diff.add_argument("before", nargs="?", metavar="A", help="config or saved layout JSON")
     diff.add_argument("after", nargs="?", metavar="B", help="config or saved layout JSON")

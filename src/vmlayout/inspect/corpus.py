@@ -36,7 +36,8 @@ from vmlayout.report import resolved_to_json
 STATUS_MEANINGS = {
     "same": "resolves to exactly the saved layout",
     "additive": "differs only by additive changes (a window grown in place, a new range)",
-    "break": "at least one break: a shared range moved, shrank or vanished, or RAM changed",
+    "break": "at least one break: a shared range or BAR moved, shrank or vanished, a bridge "
+    "was renumbered, or RAM changed",
     "changed": "no range changed but other saved fields differ (totals, IOMMU kind)",
     "error_changed": "the saved error kind differs, or an error became a layout or back",
     "invalid": "the line is not a valid corpus line (bad JSON, field or config)",
@@ -117,7 +118,11 @@ def _parse_line(line: str) -> tuple[dict[str, Any], VmConfig]:
     try:
         config = config_from_dict(case["config"])
     except VmLayoutError as error:
-        raise VmLayoutError(error.kind, f"config: {error.message}") from None
+        # Name the field once: config errors mostly already start with `config`.
+        message = error.message
+        if message != "config" and not message.startswith(("config:", "config.", "config[")):
+            message = f"config: {message}"
+        raise VmLayoutError(error.kind, message) from None
     return case, config
 
 

@@ -11,12 +11,18 @@ guest keeps the addresses it saw before the change):
   every existing address keeps its meaning.
 
 `--strict` makes every change a break (for fleets that demand identical layouts).
-Ranges are compared under the one naming scheme of `vmlayout.report.named_ranges`.
+Ranges are compared under the one naming scheme of `vmlayout.report.named_ranges`; a
+root complex's PCI assignment (its `pci` object) adds every BAR, VF BAR region and
+bridge window under the name `resolve` prints (`rc0 03:00.0 BAR1`, `rc0 00:00.0 pref`,
+as `vmlayout.pci.report`), classified like any other non-RAM range, and each bridge's
+bus numbers (`rc0 00:00.0 buses`): a bridge whose secondary or subordinate bus changed
+is `renumbered`, a break (the devices behind it get new BDFs).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -36,6 +42,7 @@ class Change(Enum):
     NODE_CHANGED = "node_changed"
     VANISHED = "vanished"
     APPEARED = "appeared"
+    RENUMBERED = "renumbered"
 
 
 class ChangeClass(Enum):
@@ -43,17 +50,54 @@ class ChangeClass(Enum):
     ADDITIVE = "additive"
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Span:
+    """A `[start, end)` byte range that need not be page aligned: a BAR may be 16 bytes,
+    so the PCI rows of a diff use this where layout ranges use `MemoryRange`."""
+
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class BusNumbers:
+    """A bridge's bus numbers, as its config space holds them."""
+
+    primary: int
+    secondary: int
+    subordinate: int
+
+    def text(self) -> str:
+        return f"buses {self.secondary:02x}..{self.subordinate:02x}"
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "primary": self.primary,
+            "secondary": self.secondary,
+            "subordinate": self.subordinate,
+        }
+
+
+Extent = MemoryRange | Span
+
+
 @dataclass(frozen=True, slots=True)
 class RangeChange:
     name: str
     change: Change
-    before: MemoryRange | None
-    after: MemoryRange | None
+    before: Extent | BusNumbers | None
+    after: Extent | BusNumbers | None
     change_class: ChangeClass = ChangeClass.BREAK
     reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        def pair(r: MemoryRange | None) -> list[int] | None:
+        def pair(r: Extent | BusNumbers | None) -> list[int] | dict[str, int] | None:
+            if isinstance(r, BusNumbers):
+                return r.to_json()
             return None if r is None else [r.start, r.end]
 
         return {
@@ -66,17 +110,32 @@ class RangeChange:
         }
 
 
-def _span(r: MemoryRange) -> str:
+def _span(r: Extent) -> str:
     return f"[{format_address(r.start)}, {format_address(r.end)})"
 
 
-def _classify(
-    name: str, old: NamedRange | None, new: NamedRange | None
-) -> tuple[Change, ChangeClass, str] | None:
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One compared range: a layout range (`NamedRange`) or a PCI BAR or window."""
+
+    range: Extent
+    is_ram: bool = False
+    vnode: int | None = None
+    #: What the range is, for reasons: `range`, `BAR`, `VF BAR region`, `bridge window`.
+    noun: str = "range"
+
+
+def _entry(named: NamedRange) -> _Entry:
+    return _Entry(named.range, named.kind == "ram", named.vnode)
+
+
+def _classify(old: _Entry | None, new: _Entry | None) -> tuple[Change, ChangeClass, str] | None:
     """The change between two versions of one named range, its class and a reason."""
     subject = old or new
     assert subject is not None
-    is_ram = subject.kind == "ram" or (new is not None and new.kind == "ram")
+    is_ram = subject.is_ram or (new is not None and new.is_ram)
+    noun = subject.noun
+    pci = noun != "range"
     if old is None:
         assert new is not None
         if is_ram:
@@ -85,13 +144,14 @@ def _classify(
                 ChangeClass.BREAK,
                 f"new guest RAM {_span(new.range)}: a saved guest's memory map no longer matches",
             )
+        what = f"new {noun}" if pci else "new range"
         return (
             Change.APPEARED,
             ChangeClass.ADDITIVE,
-            f"new range {_span(new.range)}; no existing address changes meaning",
+            f"{what} {_span(new.range)}; no existing address changes meaning",
         )
     if new is None:
-        what = "guest RAM" if is_ram else "range"
+        what = "guest RAM" if is_ram else noun
         return (
             Change.VANISHED,
             ChangeClass.BREAK,
@@ -99,19 +159,32 @@ def _classify(
         )
     a, b = old.range, new.range
     if a.start != b.start:
+        moved = f"starts at {format_address(b.start)} instead of {format_address(a.start)}; "
+        if pci:
+            return (
+                Change.MOVED,
+                ChangeClass.BREAK,
+                f"{moved}a guest that kept its {noun}s across the change (hibernation, "
+                "migration, preserve_bars) still uses the old address",
+            )
         what = "guest memory" if is_ram else "what a saved guest mapped there"
         return (
             Change.MOVED,
             ChangeClass.BREAK,
-            f"starts at {format_address(b.start)} instead of {format_address(a.start)}; "
-            f"{what} is no longer where the guest saved it",
+            f"{moved}{what} is no longer where the guest saved it",
         )
     if b.end < a.end:
+        lost = (
+            "guest memory there is gone"
+            if is_ram
+            else "a saved guest's mapping of it reaches past its end"
+            if pci
+            else "BARs or mappings there break"
+        )
         return (
             Change.SHRANK,
             ChangeClass.BREAK,
-            f"loses {format_size(a.end - b.end)} at {_span(MemoryRange(b.end, a.end))}; "
-            + ("guest memory there is gone" if is_ram else "BARs or mappings there break"),
+            f"loses {format_size(a.end - b.end)} at {_span(Span(b.end, a.end))}; {lost}",
         )
     if b.end > a.end:
         if is_ram:
@@ -135,37 +208,186 @@ def _classify(
     return None
 
 
+def _classify_buses(
+    old: BusNumbers | None, new: BusNumbers | None
+) -> tuple[Change, ChangeClass, str] | None:
+    """A bridge's bus numbers: renumbered or gone is a break, a new bridge is additive."""
+    if old is None:
+        assert new is not None
+        return (
+            Change.APPEARED,
+            ChangeClass.ADDITIVE,
+            f"new bridge with {new.text()}; additive by itself (a bridge it renumbers is "
+            "its own break)",
+        )
+    if new is None:
+        return (
+            Change.VANISHED,
+            ChangeClass.BREAK,
+            f"bridge with {old.text()} is gone; a saved guest may still address devices there",
+        )
+    if (old.secondary, old.subordinate) == (new.secondary, new.subordinate):
+        return None
+    return (
+        Change.RENUMBERED,
+        ChangeClass.BREAK,
+        f"{old.text()} -> {new.text()}: the devices behind this bridge get new bus numbers, "
+        "so a saved guest's BDFs and config-space accesses miss them",
+    )
+
+
+#: Noun of each kind of PCI row, for reasons.
+_PCI_NOUNS = {"bar": "BAR", "vf-bar": "VF BAR region", "window": "bridge window"}
+
+
+_U64 = 1 << 64
+
+
+def _uint(value: Any, what: str, limit: int = _U64) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
+        bound = "2^64" if limit == _U64 else str(limit)
+        raise ValueError(f"{what} is not an integer from 0 below {bound}")
+    return value
+
+
+def _end(start: int, size: int, what: str) -> int:
+    if start + size > _U64:
+        raise ValueError(f"{what} ends beyond 2^64")
+    return start + size
+
+
+def check_bdf(value: Any, what: str) -> str:
+    """`BB:DD.F` as `vmlayout.pci.model.bdf_text` writes it (F decimal, up to 255 with ARI)."""
+    import re
+
+    if (
+        not isinstance(value, str)
+        or re.fullmatch(r"[0-9a-f]{2}:[0-9a-f]{2}\.[0-9]{1,3}", value) is None
+    ):
+        raise ValueError(f"{what} is not a bus:device.function")
+    return value
+
+
+def _pci_of(rc: Any) -> tuple[str, Mapping[str, Any]] | None:
+    """(root-complex name, its `pci` object) or None for a root complex without devices."""
+    if not isinstance(rc, Mapping):
+        raise TypeError("a root complex is not an object")
+    pci = rc.get("pci")
+    if pci is None:
+        return None
+    if not isinstance(pci, Mapping):
+        raise TypeError(f"{rc['name']}: pci is not an object")
+    return str(rc["name"]), pci
+
+
+def _list(pci: Mapping[str, Any], key: str, rc: str) -> list[Mapping[str, Any]]:
+    if key not in pci:
+        raise ValueError(f"{rc}: pci.{key} is missing")
+    items = pci[key]
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        raise TypeError(f"{rc}: pci.{key} is not a list of objects")
+    return items
+
+
+def pci_ranges(layout: Mapping[str, Any]) -> list[tuple[str, str, Span]]:
+    """(name, kind, range) of every BAR, VF BAR region and bridge window of a layout's
+    `pci` objects, named as `resolve` prints them (`vmlayout.pci.report.pci_rows`):
+    `<rc> <bdf> BAR<i>`, `<rc> <bdf> VF-BAR<i>`, `<rc> <bdf> mem|pref`. Raises KeyError,
+    TypeError or ValueError (one line) on a malformed object."""
+    rows: list[tuple[str, str, Span]] = []
+    for rc in layout["pcie_root_complexes"]:
+        found = _pci_of(rc)
+        if found is None:
+            continue
+        name, pci = found
+        for key, label, kind, size_key in (
+            ("bars", "BAR", "bar", "size"),
+            ("vf_bars", "VF-BAR", "vf-bar", "total_size"),
+        ):
+            for b in _list(pci, key, name):
+                bdf = check_bdf(b["bdf"], f"{name}: a {label}'s bdf")
+                index = _uint(b["index"], f"{name} {bdf}: a {label} index", 6)
+                where = f"{name} {bdf} {label}{index}"
+                start = _uint(b["address"], f"{where}: address")
+                size = _uint(b[size_key], f"{where}: {size_key}")
+                rows.append((where, kind, Span(start, _end(start, size, where))))
+        for w in _list(pci, "bridge_windows", name):
+            bdf = check_bdf(w["bdf"], f"{name}: a bridge window's bdf")
+            for kind in ("mem", "pref"):
+                window = w[kind]
+                if window is None:
+                    continue
+                where = f"{name} {bdf} {kind}"
+                if not isinstance(window, list) or len(window) != 2:
+                    raise ValueError(f"{where} is not a [base, limit] pair")
+                base, limit = _uint(window[0], f"{where} base"), _uint(window[1], f"{where} limit")
+                if limit < base:
+                    raise ValueError(f"{where}: limit below base")
+                rows.append((where, "window", Span(base, limit + 1)))
+    return rows
+
+
+def pci_buses(layout: Mapping[str, Any]) -> dict[str, BusNumbers]:
+    """`<rc> <bdf> buses` -> the bus numbers of every bridge of a layout's `pci` objects."""
+    out: dict[str, BusNumbers] = {}
+    for rc in layout["pcie_root_complexes"]:
+        found = _pci_of(rc)
+        if found is None:
+            continue
+        name, pci = found
+        for b in _list(pci, "buses", name):
+            where = f"{name} {check_bdf(b['bdf'], f'{name}: a bridge bdf')} buses"
+            numbers = [
+                _uint(b[k], f"{where}: {k}", 256) for k in ("primary", "secondary", "subordinate")
+            ]
+            out[where] = BusNumbers(*numbers)
+    return out
+
+
+def _entries(layout: Mapping[str, Any]) -> dict[str, _Entry]:
+    entries = {n.name: _entry(n) for n in named_ranges(layout)}
+    for name, kind, span in pci_ranges(layout):
+        entries[name] = _Entry(span, noun=_PCI_NOUNS[kind])
+    return entries
+
+
 def diff_layouts(
     before: dict[str, Any], after: dict[str, Any], strict: bool = False
 ) -> list[RangeChange]:
-    """Every change between two layouts (in `resolve --format json` form), breaks first,
-    then by address."""
-    old = {n.name: n for n in named_ranges(before)}
-    new = {n.name: n for n in named_ranges(after)}
-    changes = []
-    for name in [*old, *(n for n in new if n not in old)]:
-        verdict = _classify(name, old.get(name), new.get(name))
+    """Every change between two layouts (in `resolve --format json` form, PCI
+    assignments included), breaks first, then by address (bus numbers last)."""
+    changes: list[RangeChange] = []
+
+    def add(
+        name: str,
+        verdict: tuple[Change, ChangeClass, str] | None,
+        o: Extent | BusNumbers | None,
+        n: Extent | BusNumbers | None,
+    ) -> None:
         if verdict is None:
-            continue
+            return
         change, klass, reason = verdict
         if strict and klass is ChangeClass.ADDITIVE:
             klass, reason = ChangeClass.BREAK, f"{reason} (--strict: any change breaks)"
+        changes.append(RangeChange(name, change, o, n, klass, reason))
+
+    old, new = _entries(before), _entries(after)
+    for name in [*old, *(n for n in new if n not in old)]:
         o, n = old.get(name), new.get(name)
-        changes.append(
-            RangeChange(
-                name, change, None if o is None else o.range, None if n is None else n.range,
-                klass, reason,
-            )
-        )  # fmt: skip
+        add(name, _classify(o, n), None if o is None else o.range, None if n is None else n.range)
+    old_buses, new_buses = pci_buses(before), pci_buses(after)
+    for name in [*old_buses, *(n for n in new_buses if n not in old_buses)]:
+        ob, nb = old_buses.get(name), new_buses.get(name)
+        add(name, _classify_buses(ob, nb), ob, nb)
     classes = list(ChangeClass)
-    return sorted(
-        changes,
-        key=lambda c: (
-            classes.index(c.change_class),
-            (c.before or c.after or MemoryRange(0, 0)).start,
-            c.name,
-        ),
-    )
+
+    def order(c: RangeChange) -> tuple[int, bool, int, str]:
+        subject = c.before or c.after
+        if isinstance(subject, BusNumbers) or subject is None:
+            return classes.index(c.change_class), True, 0, c.name
+        return classes.index(c.change_class), False, subject.start, c.name
+
+    return sorted(changes, key=order)
 
 
 def is_compatible(changes: list[RangeChange]) -> bool:
@@ -210,6 +432,8 @@ def check_saved_layout(data: Any, where: str) -> dict[str, Any]:
         raise VmLayoutError("invalid_input", f"{where}: not a saved vmlayout layout: not an object")
     try:
         named_ranges(data)
+        pci_ranges(data)
+        pci_buses(data)
     except KeyError as error:
         reason = f"missing field {error.args[0]!s}"
     except (TypeError, ValueError, AttributeError, VmLayoutError) as error:
@@ -223,9 +447,11 @@ def changes_to_table(changes: list[RangeChange], strict: bool = False) -> str:
     if not changes:
         return "no differences: compatible\n"
 
-    def span(r: MemoryRange | None) -> str:
+    def span(r: Extent | BusNumbers | None) -> str:
         if r is None:
             return "-"
+        if isinstance(r, BusNumbers):
+            return r.text()
         return f"{format_address(r.start)} - {format_address(r.end)} ({format_size(r.size)})"
 
     rows = [

@@ -187,25 +187,97 @@ class _Search:
 def fit_config(config: VmConfig, host_bits: int | None = None) -> FitResult:
     """The smallest dynamic windows of every root complex with devices (see module doc).
 
-    When the space below 4 GiB is the limit, the chipset low window grows to the next
-    sizes that align its start (where the top-down low windows begin) to a pool's
-    alignment: the padding every low window then saves can exceed what the chipset
-    window gains. Raises `fit_impossible` when no size works: a fixed window too small,
-    32-bit windows beyond the space below 4 GiB, a bus or pin error no size changes."""
+    When the space below 4 GiB is the limit, the search is repeated with the chipset low
+    window grown to the next sizes that align its start (where the top-down low windows
+    begin) to a pool's alignment. Those bytes are then handed back to the topmost low
+    window (`_keep_chipset`), which keeps every window where it was, so the chipset size
+    is kept. That fails only when a fixed low window lies between the chipset window and
+    the topmost dynamic one: the gap above the fixed window is where the allocator puts
+    a small window first, and a larger chipset window is then the only way to close it,
+    so the result raises `chipset_low_mmio_size`. Raises `fit_impossible`
+    when no size works: a fixed window too small, 32-bit windows beyond the space below
+    4 GiB, a bus or pin error no size changes."""
     try:
         return _fit(config, host_bits, config)
     except Below4GibError as error:
         first = error
+    raised: FitResult | None = None
     for size in _chipset_low_candidates(config):
         try:
-            return _fit(replace(config, chipset_low_mmio_size=size), host_bits, config)
+            result = _fit(replace(config, chipset_low_mmio_size=size), host_bits, config)
         except Below4GibError:
             continue
+        kept = _keep_chipset(result, config, host_bits)
+        if kept is not None:
+            return kept
+        raised = raised or result
+    if raised is not None:
+        return raised
     raise first
 
 
+def _chipset_size(config: VmConfig) -> int:
+    """The chipset low window's size as the resolver places it."""
+    return max(align_up(config.chipset_low_mmio_size, PAGE_SIZE), config.arch.reserved_zone.size)
+
+
+def _keep_chipset(result: FitResult, original: VmConfig, host_bits: int | None) -> FitResult | None:
+    """`result` (found with a larger chipset low window) with the original chipset size,
+    the difference given to the topmost dynamic low window: it keeps its start, so every
+    window below it keeps its place. That window is then shrunk while everything still
+    fits. None when the result does not hold (the topmost window is not the first one
+    placed below the chipset window, or is not one `fit` may resize)."""
+    grow = _chipset_size(result.config) - _chipset_size(original)
+    rcs = result.config.pcie_root_complexes
+    sizes: dict[Key, int] = {
+        (w.index, w.window): w.after
+        for w in result.windows
+        if isinstance(_window_of(rcs[w.index], w.window), DynamicMmio)
+    }
+    lows = [w for w in result.windows if w.window == LOW and (w.index, LOW) in sizes]
+    if not lows:
+        return None
+    top = max(lows, key=lambda w: w.placed.end)
+    key = (top.index, LOW)
+    sizes[key] += grow
+    if not _holds(original, sizes):
+        return None
+    levels = {w.index: root_level(original.pcie_root_complexes[w.index]) for w in result.windows}
+    lowest = _Search(original, levels).lower_bound(key)
+    while sizes[key] - LOW_STEP >= lowest and _holds(
+        original, {**sizes, key: sizes[key] - LOW_STEP}
+    ):
+        sizes[key] -= LOW_STEP
+    return _finish(original, levels, sizes, host_bits, original)
+
+
+def _holds(config: VmConfig, sizes: dict[Key, int]) -> bool:
+    """Whether `config` with these window sizes resolves and assigns every BAR."""
+    try:
+        _assign_all(with_sizes(config, sizes), resolve(with_sizes(config, sizes, 63)))
+    except VmLayoutError:
+        return False
+    return True
+
+
+def _assign_all(config: VmConfig, resolved: ResolvedLayout) -> None:
+    """Assign every root complex with devices; unlike `assign_resolved`, an error carries
+    no `fit` hint (computing one would run `fit` again)."""
+    from vmlayout.pci import assign_functions
+
+    for rc, ranges in zip(config.pcie_root_complexes, resolved.pcie_root_complexes, strict=True):
+        if rc.devices:
+            params = AssignmentParams(
+                rc.start_bus, rc.end_bus, ranges.low_mmio, ranges.high_mmio, rc.preserve_bars
+            )
+            try:
+                assign_functions(rc.devices, params)
+            except VmLayoutError as error:
+                raise VmLayoutError(error.kind, f"{rc.name}: {error.message}") from None
+
+
 def _chipset_low_candidates(config: VmConfig) -> list[int]:
-    current = max(align_up(config.chipset_low_mmio_size, PAGE_SIZE), config.arch.reserved_zone.size)
+    current = _chipset_size(config)
     alignments = set()
     for rc in config.pcie_root_complexes:
         if rc.devices:
@@ -243,8 +315,19 @@ def _fit(config: VmConfig, host_bits: int | None, original: VmConfig) -> FitResu
     else:
         raise impossible("window sizes do not settle (each resize moves another window)")
 
+    return _finish(config, levels, sizes, host_bits, original)
+
+
+def _finish(
+    config: VmConfig,
+    levels: dict[int, Level],
+    sizes: dict[Key, int],
+    host_bits: int | None,
+    original: VmConfig,
+) -> FitResult:
+    """The result for these window sizes, checked: the config resolves and assigns."""
     fitted = with_sizes(config, sizes)
-    resolved = search.resolve(sizes)
+    resolved = _Search(config, levels).resolve(sizes)
     _check_assignments(fitted, resolved)
     rows = []
     for index, rc in enumerate(config.pcie_root_complexes):
@@ -280,9 +363,7 @@ def _fit(config: VmConfig, host_bits: int | None, original: VmConfig) -> FitResu
 
 
 def _check_assignments(config: VmConfig, resolved: ResolvedLayout) -> None:
-    from vmlayout.pci.layout import assign_resolved
-
     try:
-        assign_resolved(resolved, config)
+        _assign_all(config, resolved)
     except VmLayoutError as error:
         raise impossible(f"{error.kind}: {error.message}") from None

@@ -46,12 +46,21 @@ def fit_hint(config: VmConfig, rc_name: str, window: str) -> str:
         result = fit_config(config)
     except VmLayoutError as error:
         return f" (vmlayout fit finds no size either: {error.message})"
-    chosen = [
-        f"{w.window} = {format_size(w.after)}"
+    (chosen,) = [w for w in result.windows if w.rc == rc_name and w.window == window]
+    others = [
+        f"{w.rc} {w.window} = {format_size(w.after)}"
         for w in result.windows
-        if w.rc == rc_name and w.window == window
+        if w.after != w.before and w is not chosen
     ]
-    return f"; `vmlayout fit` would choose {', '.join(chosen)}"
+    chipset = ""
+    if result.chipset_low_after != result.chipset_low_before:
+        chipset = f"chipset_low_mmio_size = {format_size(result.chipset_low_after)}"
+    size = f"{window} = {format_size(chosen.after)}"
+    changes = ", ".join(others + ([chipset] if chipset else []))
+    if chosen.after != chosen.before or not changes:
+        return f"; `vmlayout fit` would choose {size}" + (f" and {chipset}" if chipset else "")
+    # The window is big enough where the fitted layout puts it: name what moves it there.
+    return f"; `vmlayout fit` keeps {size} and changes {changes}"
 
 
 def pci_table_lines(resolved: ResolvedLayout) -> list[str]:
