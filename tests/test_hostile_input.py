@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,15 +43,6 @@ def _subprocess(*args: str | Path, timeout: float = 30, stdin: str | None = None
         check=False,
     )
     return Outcome(result.returncode, result.stdout, result.stderr)
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 # 1. Unbounded reads --------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.configs import TWO_SOCKET
 from vmlayout.artifacts import EmitSettings, build_artifact_set, load_artifact_set
 from vmlayout.cli import main
 from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict
@@ -25,15 +26,6 @@ from vmlayout.inspect.crosscheck import (
 from vmlayout.output import write_directory_atomic
 from vmlayout.policy import VmConfig, resolve
 
-TWO_SOCKET = {
-    "node_mem_sizes": [8 << 30, 8 << 30],
-    "chipset_high_mmio_size": 4 << 30,
-    "vtl2_chipset_mmio_size": 1 << 30,
-    "pcie_root_complexes": [
-        {"name": "rc0", "segment": 0, "iommu": "intel_vtd"},
-        {"name": "rc1", "segment": 1, "iommu": "intel_vtd"},
-    ],
-}
 #: One VP per socket: VP 0 in vNUMA node 0, VP 1 in node 1.
 SPLIT_VPS = EmitSettings(vp_count=2, vps_per_socket=1)
 

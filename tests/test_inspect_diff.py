@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.cli import assert_one_line_error, run_cli
+from tests.configs import TWO_SOCKET
 from tests.vectors import PROJECT_VECTORS
 from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict
 from vmlayout.inspect.corpus import check_case, check_corpus, worker_count
@@ -86,17 +87,6 @@ def test_adding_vtl2_only_adds_ranges_each_once() -> None:
         (Change.APPEARED, ChangeClass.ADDITIVE)
     }
     assert [c.name for c in changes] == ["vtl2-chipset-mmio"]
-
-
-TWO_SOCKET = {
-    "node_mem_sizes": [8 << 30, 8 << 30],
-    "chipset_high_mmio_size": 4 << 30,
-    "vtl2_chipset_mmio_size": 1 << 30,
-    "pcie_root_complexes": [
-        {"name": "rc0", "segment": 0, "iommu": "intel_vtd"},
-        {"name": "rc1", "segment": 1, "iommu": "intel_vtd"},
-    ],
-}
 
 
 def test_growing_the_two_socket_high_window_moves_exactly_the_three_ranges_above_it() -> None:

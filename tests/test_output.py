@@ -8,22 +8,12 @@ import os
 import socket
 import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from vmlayout.errors import VmLayoutError
 from vmlayout.output import INCOMPLETE_MARKER, write_atomic, write_directory_atomic
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def _mode(path: Path) -> int:
