@@ -14,10 +14,9 @@ from vmlayout.firmware.memtype import (
     MtrrState,
     decode_variable_pairs,
     lint_mtrr_state,
-    readable_size,
 )
 from vmlayout.firmware.mtrr import MTRR_VALID
-from vmlayout.ranges import GIB, MIB, MemoryRange
+from vmlayout.ranges import GIB, MIB, MemoryRange, readable_size
 
 WIDTH = 46
 MASK_BITS = (1 << WIDTH) - 1

@@ -183,3 +183,18 @@ def format_size(size: int) -> str:
         if size >= 1 << shift:
             return f"{size / (1 << shift):.2f} {unit}"
     return f"{size} B"
+
+
+def readable_size(size: int) -> str:
+    """The size in its largest exact unit and, when that reads as a long number
+    (`262143 MiB`), the same value as a round size minus or plus a remainder."""
+    exact = format_size(size)
+    number = exact.split(" ", 1)[0]
+    if not number.isdigit() or int(number) < 1024:
+        return exact
+    unit = 1 << ((size.bit_length() - 1) // 10 * 10)
+    near = min((size // unit) * unit, -(-size // unit) * unit, key=lambda r: abs(size - r))
+    rest = size - near
+    if rest == 0 or near == 0:
+        return exact
+    return f"{exact} ({format_size(near)} {'+' if rest > 0 else '-'} {format_size(abs(rest))})"

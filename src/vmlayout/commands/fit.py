@@ -44,7 +44,7 @@ def _fit(args: argparse.Namespace) -> int:
     from vmlayout.inputs import read_text
     from vmlayout.output import write_atomic
     from vmlayout.pci.fit import fit_config
-    from vmlayout.ranges import format_address, format_size
+    from vmlayout.ranges import format_address, format_size, readable_size
 
     if args.host_phys_bits is not None and not 1 <= args.host_phys_bits <= 63:
         raise VmLayoutError(
@@ -65,7 +65,7 @@ def _fit(args: argparse.Namespace) -> int:
                 w.window,
                 format_size(w.before),
                 format_size(w.after),
-                format_size(w.pool_size) if w.pool_size else "-",
+                readable_size(w.pool_size) if w.pool_size else "-",
                 format_size(w.pool_alignment),
                 f"{format_address(w.placed.start)}..{format_address(w.placed.end)}",
             )

@@ -211,10 +211,9 @@ def _check_mtrr(args: argparse.Namespace) -> int:
         check_layout,
         effective_intervals,
         layout_expectations,
-        readable_size,
         type_name,
     )
-    from vmlayout.ranges import format_address
+    from vmlayout.ranges import format_address, readable_size
 
     resolved = _x86(args)
     state = _state(args, resolved)

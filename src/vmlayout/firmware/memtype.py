@@ -28,7 +28,7 @@ from vmlayout.firmware.mtrr import (
     physbase_msr,
     physmask_msr,
 )
-from vmlayout.ranges import MAX_ADDRESS, MemoryRange, subtract_ranges
+from vmlayout.ranges import MAX_ADDRESS, MemoryRange, readable_size, subtract_ranges
 
 UC, WC, WT, WP, WB = 0x00, 0x01, 0x04, 0x05, 0x06
 TYPE_NAMES = {UC: "UC", WC: "WC", WT: "WT", WP: "WP", WB: "WB"}
@@ -506,23 +506,6 @@ def mtrr_state(
 
 
 # --- explaining a state ---------------------------------------------------------------
-
-
-def readable_size(size: int) -> str:
-    """The size in its largest exact unit and, when that reads as a long number
-    (`262143 MiB`), the same value as a round size minus or plus a remainder."""
-    from vmlayout.ranges import format_size
-
-    exact = format_size(size)
-    number = exact.split(" ", 1)[0]
-    if not number.isdigit() or int(number) < 1024:
-        return exact
-    unit = 1 << ((size.bit_length() - 1) // 10 * 10)
-    near = min((size // unit) * unit, -(-size // unit) * unit, key=lambda r: abs(size - r))
-    rest = size - near
-    if rest == 0 or near == 0:
-        return exact
-    return f"{exact} ({format_size(near)} {'+' if rest > 0 else '-'} {format_size(abs(rest))})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,7 +106,8 @@ def mtrr_view(doc: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _mtrr_text(view: dict[str, Any], name: str) -> list[str]:
-    from vmlayout.firmware.memtype import msr_name, readable_size
+    from vmlayout.firmware.memtype import msr_name
+    from vmlayout.ranges import readable_size
 
     lines = [
         f"{name}: MTRR state, loader {view['loader']}, policy {view['policy']}, "

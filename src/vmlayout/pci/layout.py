@@ -66,7 +66,7 @@ def fit_hint(config: VmConfig, rc_name: str, window: str) -> str:
 def pci_table_lines(resolved: ResolvedLayout) -> list[str]:
     """The resolve table's PCI section: BARs and bridge windows under their root complex."""
     from vmlayout.pci.report import pci_rows
-    from vmlayout.ranges import format_address, format_size
+    from vmlayout.ranges import format_address, readable_size
 
     assignments = assign_resolved(resolved)
     if not assignments:
@@ -79,7 +79,7 @@ def pci_table_lines(resolved: ResolvedLayout) -> list[str]:
     ]
     table = [("name", "start", "end", "size", "type")]
     table += [
-        (r.name, format_address(r.start), format_address(r.end), format_size(r.end - r.start),
+        (r.name, format_address(r.start), format_address(r.end), readable_size(r.end - r.start),
          r.attributes)
         for r in rows
     ]  # fmt: skip

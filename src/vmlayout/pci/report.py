@@ -78,10 +78,10 @@ def pci_rows(rc: str, assignment: PciAssignment) -> list[PciRow]:
 
 def explain_row(row: PciRow) -> str:
     """Why a BAR or window sits where it does: pool, alignment, turn, fixed or not."""
-    from vmlayout.ranges import format_address, format_size
+    from vmlayout.ranges import format_address, format_size, readable_size
 
     lines = [f"{row.name}: {format_address(row.start)}..{format_address(row.end)} "]
-    lines[0] += f"({format_size(row.end - row.start)}, {row.attributes})"
+    lines[0] += f"({readable_size(row.end - row.start)}, {row.attributes})"
     d = row.decision
     if d is None:
         return lines[0] + "\n"
