@@ -246,7 +246,7 @@ def test_fixed_low_mmio_above_4gb_is_rejected() -> None:
         resolve(cfg(pcie_root_complexes=(bad,)))
     assert caught.value.kind == "fixed_low_mmio_above_4gb"
     assert str(caught.value) == (
-        "pcie-rc0-low-mmio: fixed low MMIO range 0x140000000-0x180000000 must end at or below 4 GiB"
+        "pcie-rc0-low-mmio: fixed low MMIO range 0x1_4000_0000-0x1_8000_0000 must end at or below 4 GiB"
     )
 
 
@@ -482,4 +482,4 @@ def resolve_or_none(data: dict[str, Any]) -> ResolvedLayout | None:
 
 
 def test_memory_range_with_node_text_form() -> None:
-    assert str(MemoryRangeWithNode(R(0, 0x4000_0000), 0)) == "0x0-0x40000000(0)"
+    assert str(MemoryRangeWithNode(R(0, 0x4000_0000), 0)) == "0x0-0x4000_0000(0)"

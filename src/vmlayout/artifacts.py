@@ -232,10 +232,17 @@ def mtrr_json(resolved: Any, settings: EmitSettings) -> bytes:
     return (json.dumps(doc, indent=1) + "\n").encode()
 
 
-def pcat_json(resolved: Any) -> bytes:
+def pcat_json(resolved: Any) -> bytes | None:
+    """The PCAT items and CMOS image, or None for a layout the PCAT BIOS cannot run
+    (`PcatConfig` refuses it: no high window, or a first RAM range of 64 GiB or more)."""
     from vmlayout.firmware.pcat import PcatConfig
 
-    pcat = PcatConfig(resolved.memory_layout, resolved.chipset)
+    try:
+        pcat = PcatConfig(resolved.memory_layout, resolved.chipset)
+    except VmLayoutError as error:
+        if error.kind in ("incorrect_mmio_holes", "pcat_first_ram_too_large"):
+            return None
+        raise
     doc = {
         "items": [[int(item), value] for item, value in pcat.items().items()],
         "cmos": pcat.cmos_image().hex(),
@@ -247,7 +254,7 @@ def emitter_files(resolved: Any, settings: EmitSettings) -> tuple[dict[str, byte
     """The firmware artifacts; E820's ACPI size is taken from the emitted tables so the
     E820 ACPI entry covers exactly the table blob."""
     from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables, tables_blob_size
-    from vmlayout.devicetree.linux import GICD_BASE, GICR_BASE, linux_dtb_of
+    from vmlayout.devicetree.linux import linux_dtb_of
     from vmlayout.devicetree.paravisor import (
         ParavisorDtOptions,
         encode_mmio_ranges,
@@ -255,12 +262,13 @@ def emitter_files(resolved: Any, settings: EmitSettings) -> tuple[dict[str, byte
     )
     from vmlayout.firmware.e820 import build_e820, encode_e820
     from vmlayout.firmware.uefi import UefiOptions, encode_config_blob
+    from vmlayout.platform import DEFAULT_GIC
 
     layout = resolved.memory_layout
     acpi_options = AcpiOptions(vp_count=settings.vp_count, vps_per_socket=settings.vps_per_socket)
     files = dict(build_acpi_tables(resolved, acpi_options))
     if resolved.arch.value == "aarch64":
-        options = UefiOptions(gic=(GICD_BASE, GICR_BASE))
+        options = UefiOptions(gic=(DEFAULT_GIC.distributor_base, DEFAULT_GIC.redistributors_base))
         files["uefi-config.bin"] = encode_config_blob(layout.ram, resolved.chipset, options)
         files["linux.dtb"] = linux_dtb_of(resolved)
         return files, settings
@@ -272,9 +280,9 @@ def emitter_files(resolved: Any, settings: EmitSettings) -> tuple[dict[str, byte
             build_e820(layout, settings.e820_acpi_len, settings.e820_smbios_len)
         )
     files["mtrr.json"] = mtrr_json(resolved, settings)
-    # PCAT cannot run without a high window or with a first RAM range of 64 GiB or more
-    if not resolved.chipset.high.is_empty() and layout.ram[0].range.size < 64 << 30:
-        files["pcat.json"] = pcat_json(resolved)
+    pcat = pcat_json(resolved)
+    if pcat is not None:
+        files["pcat.json"] = pcat
     files["paravisor.dtb"] = paravisor_dtb_of(
         resolved,
         ParavisorDtOptions(vp_count=settings.vp_count, vps_per_socket=settings.vps_per_socket),

@@ -333,20 +333,21 @@ def _numa_distances(value: object, node_count: int) -> tuple[tuple[int, int, int
     return tuple(entries)
 
 
-def _parse_text(path: Path, text: str) -> Mapping[str, Any]:
-    """TOML or JSON by suffix (other suffixes and stdin: TOML, then JSON); every parser
-    failure, however hostile the text, is one `invalid_config` error."""
+def parse_config_text(path: Path, text: str) -> tuple[Mapping[str, Any], str]:
+    """(data, `"toml"` or `"json"`): TOML or JSON by suffix (other suffixes and stdin:
+    TOML, then JSON); `fit -o` writes the format found. Every parser failure, however
+    hostile the text, is one `invalid_config` error."""
     where = "<stdin>" if str(path) == STDIN_NAME else shown(path)
     suffix = "" if str(path) == STDIN_NAME else path.suffix.lower()
     if suffix == ".json":
-        return _mapping(parse_json(text, where), where)
+        return _mapping(parse_json(text, where), where), "json"
     if suffix == ".toml":
-        return _mapping(parse_toml(text, where), where)
+        return _mapping(parse_toml(text, where), where), "toml"
     try:
-        return _mapping(parse_toml(text, where), where)
+        return _mapping(parse_toml(text, where), where), "toml"
     except VmLayoutError as toml_error:
         try:
-            return _mapping(parse_json(text, where), where)
+            return _mapping(parse_json(text, where), where), "json"
         except VmLayoutError as json_error:
             # Report the parser the text looks meant for.
             raise json_error if text.lstrip()[:1] in ("{", "[") else toml_error from None
@@ -357,7 +358,7 @@ def load_config(path: str | Path, arch: str | None = None) -> VmConfig:
     standard input. Only regular files up to the input size limit are read."""
     path = Path(path)
     text = read_text(path, "invalid_config")
-    return config_from_dict(_parse_text(path, text), arch)
+    return config_from_dict(parse_config_text(path, text)[0], arch)
 
 
 def config_to_dict(config: VmConfig) -> dict[str, Any]:

@@ -61,7 +61,7 @@ class MemoryRange:
         return MemoryRange(start, end) if start <= end else EMPTY
 
     def __str__(self) -> str:
-        return f"{self.start:#x}-{self.end:#x}"
+        return f"{format_address(self.start)}-{format_address(self.end)}"
 
     def to_pair(self) -> list[int]:
         return [self.start, self.end]

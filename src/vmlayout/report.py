@@ -34,8 +34,11 @@ def _assignments(resolved: ResolvedLayout) -> dict[str, Any]:
 def resolved_to_json(resolved: ResolvedLayout) -> dict[str, Any]:
     """Exactly the `expect` object of resolver vectors; a root complex that lists devices
     also gets `pci`, exactly a `pci.jsonl` RESULT (assignment errors raise)."""
+    return _layout_json(resolved, _assignments(resolved))
+
+
+def _layout_json(resolved: ResolvedLayout, pci: Mapping[str, Any]) -> dict[str, Any]:
     layout = resolved.memory_layout
-    pci = _assignments(resolved)
     return {
         "ram": [{"start": r.range.start, "end": r.range.end, "vnode": r.vnode} for r in layout.ram],
         "chipset": {
@@ -179,7 +182,8 @@ def table_rows(named: Iterable[NamedRange]) -> list[TableRow]:
 def resolved_to_table(resolved: ResolvedLayout) -> str:
     """One row per range by address (each under its one name), the placement that is each
     chipset window, then totals."""
-    named = resolved_named_ranges(resolved)
+    pci = _assignments(resolved)  # once, for the ranges and the PCI section
+    named = named_ranges(_layout_json(resolved, pci))
     header = ("name", "kind", "start", "end", "size", "vnode")
     rows = table_rows(named)
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -198,10 +202,10 @@ def resolved_to_table(resolved: ResolvedLayout) -> str:
         window: MemoryRange = getattr(resolved.chipset, key)
         roles.append(f"{key} = {'(none)' if window.is_empty() else role_of[f'chipset {key}']}")
     out.append(f"chipset MMIO windows ({resolved.arch.value}): {', '.join(roles)}")
-    if any(rc.devices for rc in resolved.config.pcie_root_complexes):
+    if pci:
         from vmlayout.pci.layout import pci_table_lines
 
-        out += pci_table_lines(resolved)
+        out += pci_table_lines(pci)
     layout = resolved.memory_layout
     out.append("")
     out.append(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vmlayout.acpi.tables import HEADER, MCFG_ENTRY, RSDP, SRAT_MEMORY, checksum
+from vmlayout.acpi.tables import GTDT_BODY, HEADER, MCFG_ENTRY, RSDP, SRAT_MEMORY, checksum
 from vmlayout.errors import VmLayoutError
 from vmlayout.ranges import PAGE_SIZE, MemoryRange
 
@@ -56,6 +56,25 @@ def decode_rsdp(data: bytes) -> dict[str, Any]:
     return fields
 
 
+def _records(
+    body: bytes, offset: int, what: str, length_at: int = 1, width: int = 1
+) -> list[tuple[int, int]]:
+    """(offset, length) of each record from `offset` to the end of `body`, its length
+    the `width`-byte field at `length_at`: MADT, SRAT, PPTT 1 byte at 1 (the default);
+    CEDT, IVRS, DMAR 2 bytes at 2; IORT 2 bytes at 1."""
+    header = length_at + width
+    out = []
+    while offset < len(body):
+        if offset + header > len(body):
+            raise _bad(what, f"record header at {offset + 36:#x} is truncated")
+        length = int.from_bytes(body[offset + length_at : offset + header], "little")
+        if length < header or offset + length > len(body):
+            raise _bad(what, f"record at {offset + 36:#x} has bad length {length}")
+        out.append((offset, length))
+        offset += length
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class SratMemory:
     range: MemoryRange
@@ -68,15 +87,10 @@ def decode_srat(table: Table) -> tuple[list[SratMemory], list[tuple[int, int]]]:
     if table.signature != "SRAT":
         raise _bad("SRAT", f"signature is {table.signature!r}")
     body = table.body
-    offset = 12
     memory: list[SratMemory] = []
     others: list[tuple[int, int]] = []
-    while offset < len(body):
-        if offset + 2 > len(body):
-            raise _bad("SRAT", f"entry header at {offset + 36:#x} is truncated")
-        kind, length = body[offset], body[offset + 1]
-        if length < 2 or offset + length > len(body):
-            raise _bad("SRAT", f"entry at {offset + 36:#x} has bad length {length}")
+    for offset, length in _records(body, 12, "SRAT"):
+        kind = body[offset]
         if kind == 1:
             if length != SRAT_MEMORY.size:
                 raise _bad("SRAT", f"memory entry at {offset + 36:#x} has length {length}")
@@ -87,7 +101,6 @@ def decode_srat(table: Table) -> tuple[list[SratMemory], list[tuple[int, int]]]:
             memory.append(SratMemory(MemoryRange(start, end), e["proximity_domain"], e["flags"]))
         else:
             others.append((kind, length))
-        offset += length
     return memory, others
 
 
@@ -397,37 +410,6 @@ def _expect(table: Table, signature: str) -> None:
         raise _bad(signature, f"signature is {table.signature!r}")
 
 
-def _entries(body: bytes, offset: int, what: str, wide: bool = False) -> list[tuple[int, int]]:
-    """(offset, length) of each record from `offset` to the end of `body`: 8-bit type
-    and length (MADT, SRAT, PPTT), or with `wide` 16-bit type and length (DMAR)."""
-    out = []
-    while offset < len(body):
-        if offset + (4 if wide else 2) > len(body):
-            raise _bad(what, f"record header at {offset + 36:#x} is truncated")
-        length = (
-            int.from_bytes(body[offset + 2 : offset + 4], "little") if wide else body[offset + 1]
-        )
-        if length < (4 if wide else 2) or offset + length > len(body):
-            raise _bad(what, f"record at {offset + 36:#x} has bad length {length}")
-        out.append((offset, length))
-        offset += length
-    return out
-
-
-def _records16(body: bytes, offset: int, what: str, length_at: int) -> list[tuple[int, int]]:
-    """Records with an 8-bit type and a 16-bit length at `length_at`."""
-    out = []
-    while offset < len(body):
-        if offset + length_at + 2 > len(body):
-            raise _bad(what, f"record header at {offset + 36:#x} is truncated")
-        length = int.from_bytes(body[offset + length_at : offset + length_at + 2], "little")
-        if length < length_at + 2 or offset + length > len(body):
-            raise _bad(what, f"record at {offset + 36:#x} has bad length {length}")
-        out.append((offset, length))
-        offset += length
-    return out
-
-
 def _u(body: bytes, offset: int, size: int) -> int:
     return int.from_bytes(body[offset : offset + size], "little")
 
@@ -444,6 +426,9 @@ MADT_KINDS = {
     0xF: "gic_its",
 }
 
+#: The shortest entry of each type that holds the fields `decode_madt` reads.
+MADT_MIN_LENGTH = {0x0: 8, 0x1: 12, 0x2: 10, 0x4: 6, 0x9: 16, 0xB: 80, 0xC: 24, 0xD: 24, 0xF: 20}
+
 
 def decode_madt(table: Table) -> list[dict[str, Any]]:
     """Every MADT entry with its identifying fields (processor UIDs, APIC ids, GIC
@@ -453,11 +438,10 @@ def decode_madt(table: Table) -> list[dict[str, Any]]:
     if len(body) < 8:
         raise _bad("APIC", "body shorter than the local interrupt controller header")
     out: list[dict[str, Any]] = []
-    for offset, length in _entries(body, 8, "APIC"):
+    for offset, length in _records(body, 8, "APIC"):
         kind = body[offset]
         e: dict[str, Any] = {"type": MADT_KINDS.get(kind, kind)}
-        need = {0x0: 8, 0x1: 12, 0x2: 10, 0x4: 6, 0x9: 16, 0xB: 80, 0xC: 24, 0xD: 24, 0xF: 20}
-        if length < need.get(kind, 2):
+        if length < MADT_MIN_LENGTH.get(kind, 2):
             raise _bad("APIC", f"entry at {offset + 36:#x} is too short for its type")
         if kind == 0x0:
             e |= {
@@ -545,7 +529,7 @@ def decode_cedt(table: Table) -> list[CxlWindows]:
     _expect(table, "CEDT")
     body = table.body
     by_uid: dict[int, CxlWindows] = {}
-    for offset, length in _records16(body, 0, "CEDT", 2):
+    for offset, length in _records(body, 0, "CEDT", 2, 2):
         kind = body[offset]
         if kind == 0:
             if length < 32:
@@ -588,7 +572,7 @@ def decode_ivrs(table: Table) -> tuple[dict[str, int], list[IommuEntry]]:
     info = _u(body, 0, 4)
     fields = {"efr_sup": info & 1, "pa_size": (info >> 8) & 0x7F, "va_size": (info >> 15) & 0x7F}
     units = []
-    for offset, length in _records16(body, 12, "IVRS", 2):
+    for offset, length in _records(body, 12, "IVRS", 2, 2):
         kind = body[offset]
         if kind not in (0x10, 0x11, 0x40):
             continue
@@ -623,7 +607,7 @@ def decode_dmar(table: Table) -> tuple[int, list[IommuEntry]]:
     if len(body) < 12:
         raise _bad("DMAR", "no host address width")
     units = []
-    for offset, length in _entries(body, 12, "DMAR", wide=True):
+    for offset, length in _records(body, 12, "DMAR", 2, 2):
         if _u(body, offset, 2) != 0:
             continue
         if length < 16:
@@ -661,7 +645,7 @@ def decode_iort(table: Table) -> list[IortNode]:
     if not 12 <= first <= len(body):
         raise _bad("IORT", f"node offset {first + 36:#x} is outside the table")
     nodes = []
-    for offset, length in _records16(body, first, "IORT", 1):
+    for offset, length in _records(body, first, "IORT", 1, 2):
         if length < 16:
             raise _bad("IORT", f"node at {offset + 36:#x} is too short")
         kind = body[offset]
@@ -678,34 +662,29 @@ def decode_iort(table: Table) -> list[IortNode]:
             )
             for m in (offset + mapping_at + 20 * i for i in range(mapping_count))
         )
-        node = IortNode(
-            {0: "its_group", 2: "root_complex", 4: "smmuv3"}.get(kind, str(kind)),
-            offset + 36,
-            _u(body, offset + 4, 4),
-            mappings,
-        )
+        segment = base = gsivs = None
         if kind == 2 and length >= 36:
-            node = IortNode(
-                node.kind, node.offset, node.identifier, mappings, _u(body, offset + 28, 4)
-            )
+            segment = _u(body, offset + 28, 4)
         elif kind == 4 and length >= 68:
-            node = IortNode(
-                node.kind,
-                node.offset,
-                node.identifier,
+            base = _base(_u(body, offset + 16, 8), "IORT")
+            gsivs = (_u(body, offset + 44, 4), _u(body, offset + 52, 4))
+        nodes.append(
+            IortNode(
+                {0: "its_group", 2: "root_complex", 4: "smmuv3"}.get(kind, str(kind)),
+                offset + 36,
+                _u(body, offset + 4, 4),
                 mappings,
-                base=_base(_u(body, offset + 16, 8), "IORT"),
-                gsivs=(_u(body, offset + 44, 4), _u(body, offset + 52, 4)),
+                segment,
+                base,
+                gsivs,
             )
-        nodes.append(node)
+        )
     if len(nodes) != count:
         raise _bad("IORT", f"header counts {count} nodes, {len(nodes)} present")
     return nodes
 
 
 def decode_gtdt(table: Table) -> dict[str, int]:
-    from vmlayout.acpi.tables import GTDT_BODY
-
     _expect(table, "GTDT")
     if len(table.body) < GTDT_BODY.size:
         raise _bad("GTDT", f"body shorter than {GTDT_BODY.size} bytes")
@@ -718,7 +697,7 @@ def decode_pptt(table: Table) -> list[dict[str, int]]:
     _expect(table, "PPTT")
     body = table.body
     out = []
-    for offset, length in _entries(body, 0, "PPTT"):
+    for offset, length in _records(body, 0, "PPTT"):
         if body[offset] != 0:
             continue
         if length < 20:
@@ -744,7 +723,7 @@ def decode_srat_processors(table: Table) -> list[tuple[int, int]]:
     _expect(table, "SRAT")
     body = table.body
     out = []
-    for offset, length in _entries(body, 12, "SRAT"):
+    for offset, length in _records(body, 12, "SRAT"):
         kind = body[offset]
         if kind == 0 and length >= 16:
             vnode = body[offset + 2] | _u(body, offset + 9, 3) << 8

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmlayout.commands import CommandGroups
+
+if TYPE_CHECKING:
+    from vmlayout.policy import VmConfig
 
 
 def register(groups: CommandGroups) -> None:
@@ -39,7 +42,7 @@ def register(groups: CommandGroups) -> None:
 def _fit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from vmlayout.config import load_config
+    from vmlayout.config import config_from_dict, parse_config_text
     from vmlayout.errors import VmLayoutError
     from vmlayout.inputs import read_text
     from vmlayout.output import write_atomic
@@ -50,7 +53,10 @@ def _fit(args: argparse.Namespace) -> int:
         raise VmLayoutError(
             "invalid_argument", f"--host-phys-bits: {args.host_phys_bits} is out of range 1..63"
         )
-    config = load_config(args.config)
+    # Read once: `-o` edits this very text (and standard input cannot be read twice).
+    text = read_text(Path(args.config), "invalid_config")
+    data, fmt = parse_config_text(Path(args.config), text)
+    config = config_from_dict(data)
     if not any(rc.devices for rc in config.pcie_root_complexes):
         raise VmLayoutError(
             "fit_impossible", f"{args.config}: no root complex lists devices; nothing to fit"
@@ -103,37 +109,30 @@ def _fit(args: argparse.Namespace) -> int:
             f"{result.host_bits} bits; the width is too small",
         )
     if args.output is not None:
-        text = read_text(Path(args.config), "invalid_config")
-        write_atomic(args.output, fitted_text(Path(args.config), text, result.config))
+        write_atomic(args.output, fitted_text(args.config, text, data, fmt, config, result.config))
     return 0
 
 
-def fitted_text(path: Any, text: str, fitted: Any) -> str:
-    """CONFIG's text with only its window sizes changed (same format; TOML keeps its
-    comments where the size lines can be edited in place)."""
+def fitted_text(
+    where: str, text: str, data: Any, fmt: str, original: VmConfig, fitted: VmConfig
+) -> str:
+    """CONFIG's text (parsed as `data`, in `fmt`) with only its window sizes changed (same
+    format; TOML keeps its comments where the size lines can be edited in place).
+    `data` is edited."""
     import json
 
     from vmlayout.config import config_from_dict
-    from vmlayout.inputs import parse_json, parse_toml
+    from vmlayout.inputs import parse_toml
 
-    is_json = path.suffix.lower() == ".json"
-    if not is_json and path.suffix.lower() != ".toml":
-        try:
-            parse_toml(text, str(path))
-        except Exception:
-            is_json = True
-    if is_json:
-        data = parse_json(text, str(path))
+    if fmt == "json":
         _set_sizes(data, fitted)
         return json.dumps(data, indent=2) + "\n"
-    original = config_from_dict(parse_toml(text, str(path)))
     chipset_changed = original.chipset_low_mmio_size != fitted.chipset_low_mmio_size
     edited = _edit_toml(text, fitted, chipset_changed)
     if edited is not None:
-        reparsed = config_from_dict(parse_toml(edited, str(path)))
+        reparsed = config_from_dict(parse_toml(edited, where))
         if reparsed == fitted:
             return edited
-    data = parse_toml(text, str(path))
     _set_sizes(data, fitted)
     return toml_dumps(data)
 

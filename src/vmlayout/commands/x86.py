@@ -297,10 +297,10 @@ def _emit_pcat(args: argparse.Namespace) -> int:
 def _emit_uefi(args: argparse.Namespace) -> int:
     import uuid
 
-    from vmlayout.devicetree.linux import GICD_BASE, GICR_BASE
     from vmlayout.errors import VmLayoutError
     from vmlayout.firmware.uefi import UefiOptions, encode_config_blob, encode_layout_blob
     from vmlayout.output import write_atomic
+    from vmlayout.platform import DEFAULT_GIC
 
     resolved = resolve_from_args(args)
     layout = resolved.memory_layout
@@ -324,7 +324,11 @@ def _emit_uefi(args: argparse.Namespace) -> int:
             serial=args.serial,
             frontpage=args.frontpage,
             vmbus=not args.no_vmbus,
-            gic=(GICD_BASE, GICR_BASE) if resolved.arch.value == "aarch64" else None,
+            gic=(
+                (DEFAULT_GIC.distributor_base, DEFAULT_GIC.redistributors_base)
+                if resolved.arch.value == "aarch64"
+                else None
+            ),
         )
         blob = encode_config_blob(layout.ram, resolved.chipset, options)
     write_atomic(args.output, blob)

@@ -46,11 +46,7 @@ PHANDLE_ITS = 4
 #: SMMU instance n (in root-complex order) gets phandle 5 + n.
 PHANDLE_SMMU_BASE = 5
 
-#: OpenVMM's defaults on a Linux host (KVM wants 64 KiB aligned GIC frames).
-GICD_BASE = GicPlatform().distributor_base
 GICD_SIZE = 0x1_0000
-GICR_BASE = GicPlatform().redistributors_base
-GICR_SIZE_PER_CPU = GIC_REDISTRIBUTOR_SIZE
 GIC_ITS_SIZE = 0x2_0000
 GIC_V2M_FRAME_SIZE = 0x1000
 SMMU_SIZE = 0x2_0000
@@ -104,7 +100,7 @@ class LinuxDtOptions:
     @property
     def redistributors(self) -> MemoryRange:
         base = self.gic.redistributors_base
-        return MemoryRange(base, base + GICR_SIZE_PER_CPU * self.vp_count)
+        return MemoryRange(base, base + GIC_REDISTRIBUTOR_SIZE * self.vp_count)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,14 @@ from vmlayout.firmware.mtrr import (
     physbase_msr,
     physmask_msr,
 )
-from vmlayout.ranges import MAX_ADDRESS, MemoryRange, readable_size, subtract_ranges
+from vmlayout.ranges import (
+    MAX_ADDRESS,
+    MemoryRange,
+    format_address,
+    format_size,
+    readable_size,
+    subtract_ranges,
+)
 
 UC, WC, WT, WP, WB = 0x00, 0x01, 0x04, 0x05, 0x06
 TYPE_NAMES = {UC: "UC", WC: "WC", WT: "WT", WP: "WP", WB: "WB"}
@@ -243,8 +250,6 @@ class Violation:
     actual: int | str
 
     def describe(self) -> str:
-        from vmlayout.ranges import format_address, format_size
-
         return (
             f"{self.name}: [{format_address(self.range.start)}, "
             f"{format_address(self.range.end)}) ({format_size(self.range.size)}) is "
@@ -530,8 +535,6 @@ class VariablePair:
         return type_name(self.type)
 
     def describe(self) -> str:
-        from vmlayout.ranges import format_address
-
         if not self.valid:
             return f"pair {self.index}: disabled (PHYSMASK{self.index} V=0)"
         spans = ", ".join(
@@ -578,8 +581,6 @@ def lint_mtrr_state(state: MtrrState, physical_address_width: int) -> list[str]:
     aligned to their mask (the hardware ignores the low bits, so the pair covers more
     than its base suggests), masks with holes, reserved types, and addresses where
     overlapping pairs combine to a type the SDM leaves undefined."""
-    from vmlayout.ranges import format_address
-
     findings = []
     for pair in decode_variable_pairs(state, physical_address_width):
         if not pair.valid:

@@ -157,21 +157,14 @@ def _rc_text(rc: dict[str, Any]) -> list[str]:
         f"{_window_text('high_mmio', rc['high_mmio'])}; {len(rc['buses'])} bridge(s), "
         f"{len(rc['ranges'])} BAR(s) and window(s)"
     ]
-    table = [("name", "start", "end", "size", "type")]
-    table += [
+    from vmlayout.pci.report import range_table
+
+    table = [
         (name, format_address(span.start), format_address(span.end), format_size(span.size),
          _attributes(rc, name, kind))
         for name, kind, span in rc["ranges"]
     ]  # fmt: skip
-    widths = [max(len(row[i]) for row in table) for i in range(5)]
-    for i, row in enumerate(table):
-        cells = [
-            c.rjust(w) if 1 <= j <= 3 else c.ljust(w)
-            for j, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append(("  " + "  ".join(cells)).rstrip())
-        if i == 0:
-            lines.append("  " + "  ".join("-" * w for w in widths))
+    lines += range_table(table, indent="  ")
     for name, numbers in rc["buses"].items():
         lines.append(
             f"  {name}: primary {numbers.primary:02x}, secondary {numbers.secondary:02x}, "

@@ -24,15 +24,13 @@ from vmlayout.pci.model import (
     Decision,
     VfBarAssignment,
 )
-from vmlayout.ranges import FOUR_GIB, MemoryRange
+from vmlayout.ranges import FOUR_GIB, MemoryRange, align_down
 
 
 def align_up(value: int, alignment: int) -> int:
+    """Unbounded (`ranges.align_up` returns None past 2**64): every caller compares the
+    result with the end of a gap or window, which refuses an overflow."""
     return (value + alignment - 1) & ~(alignment - 1)
-
-
-def align_down(value: int, alignment: int) -> int:
-    return value & ~(alignment - 1)
 
 
 def bar_is_mem64(bar: ProbedBar) -> bool:

@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from vmlayout.errors import VmLayoutError
-from vmlayout.pci.assign import Level, align_down, align_up, level_layout
+from vmlayout.pci.assign import Level, align_up, level_layout
 from vmlayout.pci.enumerate import ScanState, enumerate_functions
+from vmlayout.pci.layout import assign_resolved
 from vmlayout.pci.model import AssignmentParams
 from vmlayout.policy import (
     DynamicMmio,
@@ -25,7 +26,7 @@ from vmlayout.policy import (
     VmConfig,
     resolve,
 )
-from vmlayout.ranges import FOUR_GIB, GIB, MIB, PAGE_SIZE, MemoryRange, format_size
+from vmlayout.ranges import FOUR_GIB, GIB, MIB, PAGE_SIZE, MemoryRange, align_down, format_size
 
 LOW_STEP = 2 * MIB
 HIGH_STEP = GIB
@@ -56,19 +57,22 @@ def root_level(rc: RootComplexConfig) -> Level:
     return level_layout(enumerate_functions(rc.devices, params, state))
 
 
+def pool_of(level: Level, window: str) -> tuple[int, int, int | None]:
+    """(size, alignment, pinned base) of the root pool that `window` holds."""
+    if window == LOW:
+        return level.mem32, level.align32, level.base32
+    return level.mem64, level.align64, level.base64
+
+
 def pool_need(level: Level, window: str, placed: MemoryRange) -> int:
     """Bytes from the window's start to the end of its pool (0: nothing goes there).
 
     The resolved high window is never empty, so the 64-bit pool always goes high."""
-    size, alignment, fixed = (
-        (level.mem32, level.align32, level.base32)
-        if window == LOW
-        else (level.mem64, level.align64, level.base64)
-    )
+    size, alignment, fixed = pool_of(level, window)
     if size == 0:
         return 0
     base = fixed if fixed is not None else align_up(placed.start, alignment)
-    if base is None or base < placed.start:
+    if base < placed.start:
         return SIZE_LIMIT[window] + 1  # a pin below the window: no size moves it there
     return base + size - placed.start
 
@@ -148,8 +152,7 @@ class _Search:
 
     def lower_bound(self, key: Key) -> int:
         index, window = key
-        level = self.levels[index]
-        pool = level.mem32 if window == LOW else level.mem64
+        pool, _, _ = pool_of(self.levels[index], window)
         return max(STEP[window], align_up(pool, STEP[window]))
 
     def search(self, sizes: dict[Key, int], key: Key) -> int:
@@ -164,24 +167,16 @@ class _Search:
             size = max(size + step, align_up(need, step))
             if size > SIZE_LIMIT[window]:
                 rc = self.config.pcie_root_complexes[index]
+                pool, alignment, _ = pool_of(self.levels[index], window)
                 raise (Below4GibError if window == LOW else impossible)(
                     f"{rc.name}: no {window} size up to {format_size(SIZE_LIMIT[window])} holds "
-                    f"its BARs ({format_size(self._pool(key))} pool, alignment "
-                    f"{format_size(self._alignment(key))})"
+                    f"its BARs ({format_size(pool)} pool, alignment {format_size(alignment)})"
                 )
         else:
             raise impossible(f"{window} of root complex {index}: the search does not settle")
         while size - step >= lowest and self.fits(sizes, key, size - step):
             size -= step
         return size
-
-    def _pool(self, key: Key) -> int:
-        level = self.levels[key[0]]
-        return level.mem32 if key[1] == LOW else level.mem64
-
-    def _alignment(self, key: Key) -> int:
-        level = self.levels[key[0]]
-        return level.align32 if key[1] == LOW else level.align64
 
 
 def fit_config(config: VmConfig, host_bits: int | None = None) -> FitResult:
@@ -254,26 +249,10 @@ def _keep_chipset(result: FitResult, original: VmConfig, host_bits: int | None) 
 def _holds(config: VmConfig, sizes: dict[Key, int]) -> bool:
     """Whether `config` with these window sizes resolves and assigns every BAR."""
     try:
-        _assign_all(with_sizes(config, sizes), resolve(with_sizes(config, sizes, 63)))
+        assign_resolved(resolve(with_sizes(config, sizes, 63)), hint=False)
     except VmLayoutError:
         return False
     return True
-
-
-def _assign_all(config: VmConfig, resolved: ResolvedLayout) -> None:
-    """Assign every root complex with devices; unlike `assign_resolved`, an error carries
-    no `fit` hint (computing one would run `fit` again)."""
-    from vmlayout.pci import assign_functions
-
-    for rc, ranges in zip(config.pcie_root_complexes, resolved.pcie_root_complexes, strict=True):
-        if rc.devices:
-            params = AssignmentParams(
-                rc.start_bus, rc.end_bus, ranges.low_mmio, ranges.high_mmio, rc.preserve_bars
-            )
-            try:
-                assign_functions(rc.devices, params)
-            except VmLayoutError as error:
-                raise VmLayoutError(error.kind, f"{rc.name}: {error.message}") from None
 
 
 def _chipset_low_candidates(config: VmConfig) -> list[int]:
@@ -328,18 +307,21 @@ def _finish(
     """The result for these window sizes, checked: the config resolves and assigns."""
     fitted = with_sizes(config, sizes)
     resolved = _Search(config, levels).resolve(sizes)
-    _check_assignments(fitted, resolved)
+    try:
+        assign_resolved(resolved, hint=False)
+    except VmLayoutError as error:
+        raise impossible(f"{error.kind}: {error.message}") from None
     rows = []
     for index, rc in enumerate(config.pcie_root_complexes):
         if index not in levels:
             continue
-        level = levels[index]
         placed = resolved.pcie_root_complexes[index]
         for window in (LOW, HIGH):
             before = _window_of(rc, window)
             before_size = (
                 before.size if isinstance(before, DynamicMmio) else before.end - before.start
             )
+            pool, alignment, _ = pool_of(levels[index], window)
             rows.append(
                 WindowFit(
                     rc.name,
@@ -347,8 +329,8 @@ def _finish(
                     window,
                     before_size,
                     sizes.get((index, window), before_size),
-                    level.mem32 if window == LOW else level.mem64,
-                    level.align32 if window == LOW else level.align64,
+                    pool,
+                    alignment,
                     placed.low_mmio if window == LOW else placed.high_mmio,
                 )
             )
@@ -360,10 +342,3 @@ def _finish(
         layout_top=resolved.layout_top,
         host_bits=config.physical_address_size if host_bits is None else host_bits,
     )
-
-
-def _check_assignments(config: VmConfig, resolved: ResolvedLayout) -> None:
-    try:
-        _assign_all(config, resolved)
-    except VmLayoutError as error:
-        raise impossible(f"{error.kind}: {error.message}") from None

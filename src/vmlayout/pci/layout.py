@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from vmlayout.errors import VmLayoutError
 from vmlayout.pci import AssignmentParams, PciAssignment, assign_functions
 from vmlayout.policy import ResolvedLayout, VmConfig
 
 
-def assign_resolved(
-    resolved: ResolvedLayout, config: VmConfig | None = None
-) -> dict[str, PciAssignment]:
+def assign_resolved(resolved: ResolvedLayout, *, hint: bool = True) -> dict[str, PciAssignment]:
     """Root-complex name -> assignment, for root complexes that list devices.
 
-    Errors carry the reference's message behind the root complex's name; an MMIO
-    exhaustion also names the window size `vmlayout fit` would choose."""
-    config = resolved.config if config is None else config
+    Errors carry the reference's message behind the root complex's name; with `hint`, an
+    MMIO exhaustion also names the window size `vmlayout fit` would choose (`fit` itself
+    passes `hint=False`: computing the hint would run `fit` again)."""
+    config = resolved.config
     out: dict[str, PciAssignment] = {}
     for rc, ranges in zip(config.pcie_root_complexes, resolved.pcie_root_complexes, strict=True):
         if not rc.devices:
@@ -26,7 +27,7 @@ def assign_resolved(
             out[rc.name] = assign_functions(rc.devices, params)
         except VmLayoutError as error:
             message = f"{rc.name}: {error.message}"
-            if error.kind == "mmio_exhaustion":
+            if hint and error.kind == "mmio_exhaustion":
                 window = "high_mmio" if error.message.startswith("high_mmio") else "low_mmio"
                 message += fit_hint(config, rc.name, window)
             raise VmLayoutError(error.kind, message) from None
@@ -63,12 +64,11 @@ def fit_hint(config: VmConfig, rc_name: str, window: str) -> str:
     return f"; `vmlayout fit` keeps {size} and changes {changes}"
 
 
-def pci_table_lines(resolved: ResolvedLayout) -> list[str]:
+def pci_table_lines(assignments: Mapping[str, PciAssignment]) -> list[str]:
     """The resolve table's PCI section: BARs and bridge windows under their root complex."""
-    from vmlayout.pci.report import pci_rows
+    from vmlayout.pci.report import pci_rows, range_table
     from vmlayout.ranges import format_address, readable_size
 
-    assignments = assign_resolved(resolved)
     if not assignments:
         return []
     # By address, a window before what it holds.
@@ -77,23 +77,13 @@ def pci_table_lines(resolved: ResolvedLayout) -> list[str]:
         for name, a in assignments.items()
         for row in sorted(pci_rows(name, a), key=lambda r: (r.start, -r.end, r.kind != "window"))
     ]
-    table = [("name", "start", "end", "size", "type")]
-    table += [
+    table = [
         (r.name, format_address(r.start), format_address(r.end), readable_size(r.end - r.start),
          r.attributes)
         for r in rows
     ]  # fmt: skip
-    widths = [max(len(row[i]) for row in table) for i in range(5)]
-    out = ["", "PCI assignment (BARs and bridge windows inside their root complex's windows):"]
-    for i, row in enumerate(table):
-        cells = [
-            c.rjust(w) if 1 <= j <= 3 else c.ljust(w)
-            for j, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        out.append("  ".join(cells).rstrip())
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return out
+    title = "PCI assignment (BARs and bridge windows inside their root complex's windows):"
+    return ["", title, *range_table(table)]
 
 
 def pci_json(resolved: ResolvedLayout) -> bytes | None:

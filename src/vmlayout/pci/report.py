@@ -25,6 +25,23 @@ class PciRow:
     prefetchable: bool
 
 
+def range_table(rows: list[tuple[str, str, str, str, str]], indent: str = "") -> list[str]:
+    """Lines of a name/start/end/size/type table (addresses and sizes right-aligned), as
+    the resolve table's PCI section and `inspect pci.json` print it."""
+    table = [("name", "start", "end", "size", "type"), *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    lines = []
+    for i, row in enumerate(table):
+        cells = [
+            c.rjust(w) if 1 <= j <= 3 else c.ljust(w)
+            for j, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append((indent + "  ".join(cells)).rstrip())
+        if i == 0:
+            lines.append(indent + "  ".join("-" * w for w in widths))
+    return lines
+
+
 def _bar_attributes(is_64bit: bool, prefetchable: bool) -> str:
     return f"{64 if is_64bit else 32}-bit{' pref' if prefetchable else ''}"
 
