@@ -715,8 +715,10 @@ def test_crosscheck_reads_pcie_windows_and_smmus_back_from_the_linux_tree(tmp_pa
     for row in ("ECAM a", "a low MMIO", "a high MMIO", "IOMMU a", "ECAM b", "b high MMIO"):
         assert cells[(row, "DT linux")].status == "ok", row
     assert all(cell.status == "ok" for cell in cells.values())
-    smmu = r.iommu_ranges[0]
-    moved = dataclasses.replace(r, iommu_ranges=(MemoryRange(smmu.start - MIB, smmu.end - MIB),))
+    a, b = r.pcie_root_complexes
+    smmu = a.iommu
+    moved_a = dataclasses.replace(a, iommu=MemoryRange(smmu.start - MIB, smmu.end - MIB))
+    moved = dataclasses.replace(r, pcie_root_complexes=(moved_a, b))
     cells = crosscheck_cells(tmp_path / "moved", r, moved)
     assert cells[("IOMMU a", "DT linux")].status == "bad"
     assert cells[("ECAM a", "DT linux")].status == "ok"

@@ -246,7 +246,8 @@ def test_fixed_low_mmio_above_4gb_is_rejected() -> None:
         resolve(cfg(pcie_root_complexes=(bad,)))
     assert caught.value.kind == "fixed_low_mmio_above_4gb"
     assert str(caught.value) == (
-        "pcie-rc0-low-mmio: fixed low MMIO range 0x1_4000_0000-0x1_8000_0000 must end at or below 4 GiB"
+        "pcie-rc0-low-mmio: fixed low MMIO range 0x1_4000_0000-0x1_8000_0000 "
+        "must end at or below 4 GiB"
     )
 
 
@@ -483,3 +484,17 @@ def resolve_or_none(data: dict[str, Any]) -> ResolvedLayout | None:
 
 def test_memory_range_with_node_text_form() -> None:
     assert str(MemoryRangeWithNode(R(0, 0x4000_0000), 0)) == "0x0-0x4000_0000(0)"
+
+
+def test_each_root_complex_carries_its_own_iommu_window() -> None:
+    """IOMMU windows belong to root complexes by name, not by position in a list."""
+    rcs = (
+        rc("a", segment=0, iommu=IommuKind.SMMU),
+        rc("b", segment=1),
+        rc("c", segment=2, iommu=IommuKind.SMMU),
+    )
+    r = resolve(cfg(ARM, pcie_root_complexes=rcs))
+    a, b, c = r.pcie_root_complexes
+    placed = {p.tag: p.range for p in r.placed}
+    assert (a.iommu, b.iommu, c.iommu) == (placed["smmu-0"], EMPTY, placed["smmu-1"])
+    assert r.iommu_ranges == (a.iommu, c.iommu)

@@ -26,12 +26,13 @@ plain vector schema. Sizes and pinned addresses accept units like every config s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
 from vmlayout.errors import VmLayoutError
-from vmlayout.ranges import FOUR_GIB, parse_size
+from vmlayout.inputs import shown
+from vmlayout.ranges import FOUR_GIB, U64_LIMIT, parse_size
 
 #: The smallest memory BAR PCI allows (the low 4 bits of a BAR are flags).
 MIN_BAR_SIZE = 16
@@ -40,7 +41,6 @@ MAX_DEVICE = 31
 MAX_FUNCTION = 7
 MAX_ARI_FUNCTION = 255
 U16_MAX = 0xFFFF
-U64_LIMIT = 1 << 64
 
 
 class FunctionKind(Enum):
@@ -122,7 +122,9 @@ def _list(value: object, path: str) -> Sequence[Any]:
 def _keys(data: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
     for key in data:
         if key not in allowed:
-            raise _error(f"{path}.{key}", f"unknown key (expected one of: {', '.join(allowed)})")
+            raise _error(
+                f"{path}.{shown(key)}", f"unknown key (expected one of: {', '.join(allowed)})"
+            )
 
 
 def _int(data: Mapping[str, Any], key: str, path: str, high: int, default: int | None) -> int:
@@ -281,7 +283,7 @@ def devices_from_data(value: object, path: str) -> tuple[PciFunction, ...]:
         entry_path = f"{path}[{i}]"
         function, count = _function(item, entry_path)
         for offset in range(count):
-            copy = function if offset == 0 else _with_device(function, function.device + offset)
+            copy = replace(function, device=function.device + offset)
             entries.append((copy, entry_path))
     seen: dict[tuple[int, int], str] = {}
     for function, entry_path in entries:
@@ -293,8 +295,8 @@ def devices_from_data(value: object, path: str) -> tuple[PciFunction, ...]:
                 f"described by {seen[key]}",
             )
         seen[key] = entry_path
+    is_ari = any(f.ari for f, _ in entries if (f.device, f.function) == (0, 0))
     for function, entry_path in entries:
-        is_ari = any(f.ari for f, _ in entries if (f.device, f.function) == (0, 0))
         if function.function > MAX_FUNCTION and not (function.device == 0 and is_ari):
             raise _error(
                 f"{entry_path}.function",
@@ -307,20 +309,6 @@ def devices_from_data(value: object, path: str) -> tuple[PciFunction, ...]:
                 f"device {function.device} has no function 0, so it would never be found",
             )
     return tuple(sorted((f for f, _ in entries), key=lambda f: (f.device, f.function)))
-
-
-def _with_device(function: PciFunction, device: int) -> PciFunction:
-    return PciFunction(
-        function.kind,
-        device,
-        function.function,
-        function.bars,
-        function.sriov,
-        function.ari,
-        function.siov,
-        function.ari_forwarding,
-        function.children,
-    )
 
 
 def bar_to_data(bar: Bar) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from vmlayout.errors import VmLayoutError
-from vmlayout.inputs import shown
+from vmlayout.inputs import read_bytes, shown
 
 #: Present in an `emit all` directory while its files are being replaced; `inspect`
 #: refuses a directory holding it, so an interrupted run is never taken for a set.
@@ -57,12 +57,17 @@ def _fill(fd: int, payload: bytes, mode: int) -> None:
     disk and close: a rename after this never exposes a short file."""
     try:
         os.fchmod(fd, mode)
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, payload)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, payload: bytes) -> None:
+    """`os.write` may write less than asked (a pipe, a signal): loop until all is out."""
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:
@@ -117,9 +122,7 @@ def _write_through(path: Path, payload: bytes) -> None:
     except OSError as error:
         raise _output_error(path, error) from None
     try:
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, payload)
     except OSError as error:
         raise _output_error(path, error) from None
     finally:
@@ -221,8 +224,6 @@ def _refresh_directory(
 def pending_names(path: Path) -> tuple[str, ...]:
     """The names an interrupted refresh of `path` was writing or removing (from its
     `INCOMPLETE_MARKER`), or none; unreadable markers count as none."""
-    from vmlayout.inputs import read_bytes
-
     marker = path / INCOMPLETE_MARKER
     if not os.path.lexists(marker):
         return ()

@@ -147,6 +147,9 @@ class RootComplexRanges:
     high_mmio: MemoryRange
     cxl_hdm: MemoryRange = EMPTY
     cxl_chbcr: MemoryRange = EMPTY
+    #: This root complex's IOMMU registers (SMMUv3, AMD-Vi or VT-d), or EMPTY: carried
+    #: here so no consumer pairs IOMMU windows with root complexes by list position.
+    iommu: MemoryRange = EMPTY
 
     @property
     def ecam_bus0_base(self) -> int:
@@ -165,9 +168,13 @@ class ResolvedLayout:
     pci_segments: tuple[tuple[int, MemoryRange], ...]
     virtio_mmio: MemoryRange
     iommu_kind: IommuKind | None
-    iommu_ranges: tuple[MemoryRange, ...]
     vtl2_framebuffer_base: int | None
     placed: tuple[PlacedRange, ...] = field(default_factory=tuple)
+
+    @property
+    def iommu_ranges(self) -> tuple[MemoryRange, ...]:
+        """Every IOMMU window in root-complex order (the resolver vectors' list)."""
+        return tuple(rc.iommu for rc in self.pcie_root_complexes if not rc.iommu.is_empty())
 
     @property
     def arch(self) -> Arch:
@@ -314,13 +321,14 @@ def resolve(config: VmConfig, trace: list[PlacementRecord] | None = None) -> Res
         )
 
     iommu_kind = _iommu_kind(config)
-    iommu_slots = []
+    iommu_slots: dict[int, RangeSlot] = {}  # root-complex index -> its IOMMU's slot
     if iommu_kind is not None:
         tag, size = iommu_kind.tag_and_size
-        count = sum(1 for rc in config.pcie_root_complexes if rc.iommu is not None)
-        iommu_slots = [
-            builder.request(f"{tag}-{idx}", size, size, Placement.MMIO32) for idx in range(count)
-        ]
+        with_iommu = [i for i, rc in enumerate(config.pcie_root_complexes) if rc.iommu]
+        iommu_slots = {
+            rc_index: builder.request(f"{tag}-{n}", size, size, Placement.MMIO32)
+            for n, rc_index in enumerate(with_iommu)
+        }
 
     ram_slots: list[tuple[int, RamSlot]] = []
     for vnode, size in enumerate(config.node_mem_sizes):
@@ -355,7 +363,9 @@ def resolve(config: VmConfig, trace: list[PlacementRecord] | None = None) -> Res
         return item.range if isinstance(item, RangeSlot) else item
 
     rc_ranges = []
-    for rc, (low, high, hdm, chbcr) in zip(config.pcie_root_complexes, rc_slots, strict=True):
+    for index, (rc, (low, high, hdm, chbcr)) in enumerate(
+        zip(config.pcie_root_complexes, rc_slots, strict=True)
+    ):
         block = segment_slots[rc.segment].range
         min_bus = segments[rc.segment][0]
         ecam_start = block.start + (rc.start_bus - min_bus) * PCIE_ECAM_BYTES_PER_BUS
@@ -373,6 +383,7 @@ def resolve(config: VmConfig, trace: list[PlacementRecord] | None = None) -> Res
                 got(high),
                 got(hdm),
                 got(chbcr),
+                got(iommu_slots.get(index)),
             )
         )
     for rc_range in rc_ranges:
@@ -423,7 +434,6 @@ def resolve(config: VmConfig, trace: list[PlacementRecord] | None = None) -> Res
         pci_segments=tuple((seg, slot.range) for seg, slot in segment_slots.items()),
         virtio_mmio=got(virtio_slot),
         iommu_kind=iommu_kind,
-        iommu_ranges=tuple(slot.range for slot in iommu_slots),
         vtl2_framebuffer_base=None if framebuffer.is_empty() else framebuffer.start,
         placed=tuple(placed),
     )

@@ -153,7 +153,8 @@ def named_ranges(layout: Mapping[str, Any]) -> tuple[NamedRange, ...]:
 
 
 def resolved_named_ranges(resolved: ResolvedLayout) -> tuple[NamedRange, ...]:
-    return named_ranges(resolved_to_json(resolved))
+    """`named_ranges` of a resolved layout; the names need no PCI assignment, so none runs."""
+    return named_ranges(_layout_json(resolved, {}))
 
 
 def range_names(resolved: ResolvedLayout) -> list[str]:

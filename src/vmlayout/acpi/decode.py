@@ -1,5 +1,7 @@
-"""Read our ACPI tables back: headers and checksums, SRAT, MCFG, and the devices and
-`_CRS` resources of a DSDT/SSDT.
+"""Read our ACPI tables back: headers and checksums, SRAT, MCFG, the devices and
+`_CRS` resources of a DSDT/SSDT, and the platform tables (MADT, SLIT, CEDT, IVRS,
+DMAR, IORT, GTDT, PPTT), read with the encoder's record declarations where it has
+them, so the two cannot drift apart.
 
 The AML reader understands exactly the subset `aml.py` produces (names, devices,
 scopes, methods, data objects) and rejects anything else with a one-line error, so
@@ -11,7 +13,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vmlayout.acpi.tables import GTDT_BODY, HEADER, MCFG_ENTRY, RSDP, SRAT_MEMORY, checksum
+from vmlayout.acpi.cxl import CFMWS, CHBS
+from vmlayout.acpi.iommu import (
+    DEVICE_SCOPE_IOAPIC,
+    DMAR_DRHD,
+    IORT_BODY,
+    IORT_ID_MAPPING,
+    IORT_NODE,
+    IORT_ROOT_COMPLEX,
+    IORT_ROOT_COMPLEX_TYPE,
+    IORT_SMMUV3,
+    IORT_SMMUV3_TYPE,
+)
+from vmlayout.acpi.tables import (
+    GTDT_BODY,
+    HEADER,
+    MADT_GIC_ITS,
+    MADT_GIC_MSI_FRAME,
+    MADT_GICC,
+    MADT_GICD,
+    MCFG_ENTRY,
+    PPTT_PROCESSOR,
+    RSDP,
+    SRAT_MEMORY,
+    checksum,
+)
+from vmlayout.binfmt import Struct
 from vmlayout.errors import VmLayoutError
 from vmlayout.ranges import PAGE_SIZE, MemoryRange
 
@@ -426,8 +453,22 @@ MADT_KINDS = {
     0xF: "gic_its",
 }
 
+#: The GIC entries, read with the encoder's declarations: (record, {output key: field}).
+MADT_GIC_FIELDS: dict[int, tuple[Struct, dict[str, str]]] = {
+    0xB: (MADT_GICC, {"uid": "uid", "flags": "flags", "gicr_base": "gicr_base", "mpidr": "mpidr"}),
+    0xC: (MADT_GICD, {"base": "base", "version": "gic_version"}),
+    0xD: (MADT_GIC_MSI_FRAME, {"base": "base", "spi_count": "spi_count", "spi_base": "spi_base"}),
+    0xF: (MADT_GIC_ITS, {"id": "its_id", "base": "base"}),
+}
 #: The shortest entry of each type that holds the fields `decode_madt` reads.
-MADT_MIN_LENGTH = {0x0: 8, 0x1: 12, 0x2: 10, 0x4: 6, 0x9: 16, 0xB: 80, 0xC: 24, 0xD: 24, 0xF: 20}
+MADT_MIN_LENGTH = {
+    0x0: 8,
+    0x1: 12,
+    0x2: 10,
+    0x4: 6,
+    0x9: 16,
+    **{kind: record.size for kind, (record, _) in MADT_GIC_FIELDS.items()},
+}
 
 
 def decode_madt(table: Table) -> list[dict[str, Any]]:
@@ -467,23 +508,10 @@ def decode_madt(table: Table) -> list[dict[str, Any]]:
                 "flags": _u(body, offset + 8, 4),
                 "uid": _u(body, offset + 12, 4),
             }
-        elif kind == 0xB:
-            e |= {
-                "uid": _u(body, offset + 8, 4),
-                "flags": _u(body, offset + 12, 4),
-                "gicr_base": _u(body, offset + 60, 8),
-                "mpidr": _u(body, offset + 68, 8),
-            }
-        elif kind == 0xC:
-            e |= {"base": _u(body, offset + 8, 8), "version": body[offset + 20]}
-        elif kind == 0xD:
-            e |= {
-                "base": _u(body, offset + 8, 8),
-                "spi_count": _u(body, offset + 20, 2),
-                "spi_base": _u(body, offset + 22, 2),
-            }
-        elif kind == 0xF:
-            e |= {"id": _u(body, offset + 4, 4), "base": _u(body, offset + 8, 8)}
+        elif kind in MADT_GIC_FIELDS:
+            record, keys = MADT_GIC_FIELDS[kind]
+            values = record.unpack(body, offset)
+            e |= {key: values[name] for key, name in keys.items()}
         out.append(e)
     return out
 
@@ -532,20 +560,22 @@ def decode_cedt(table: Table) -> list[CxlWindows]:
     for offset, length in _records(body, 0, "CEDT", 2, 2):
         kind = body[offset]
         if kind == 0:
-            if length < 32:
+            if length < CHBS.size:
                 raise _bad("CEDT", f"CHBS at {offset + 36:#x} is too short")
-            uid = _u(body, offset + 4, 4)
+            chbs = CHBS.unpack(body, offset)
+            uid = chbs["uid"]
             old = by_uid.get(uid, CxlWindows(uid))
-            chbcr = _range(_u(body, offset + 16, 8), _u(body, offset + 24, 8), "CEDT CHBS")
+            chbcr = _range(chbs["base"], chbs["size"], "CEDT CHBS")
             by_uid[uid] = CxlWindows(uid, chbcr, old.hdm)
         elif kind == 1:
-            if length < 40:
+            if length < CFMWS.size + 4:
                 raise _bad("CEDT", f"CFMWS at {offset + 36:#x} is too short")
-            hdm = _range(_u(body, offset + 8, 8), _u(body, offset + 16, 8), "CEDT CFMWS")
-            ways = 1 << body[offset + 24] if body[offset + 24] < 8 else 0
-            if length < 36 + 4 * ways or ways != 1:
+            cfmws = CFMWS.unpack(body, offset)
+            hdm = _range(cfmws["base"], cfmws["size"], "CEDT CFMWS")
+            ways = 1 << cfmws["eniw"] if cfmws["eniw"] < 8 else 0
+            if length < CFMWS.size + 4 * ways or ways != 1:
                 raise _bad("CEDT", f"CFMWS at {offset + 36:#x}: only 1-way windows are decoded")
-            uid = _u(body, offset + 36, 4)
+            uid = _u(body, offset + CFMWS.size, 4)
             old = by_uid.get(uid, CxlWindows(uid))
             by_uid[uid] = CxlWindows(uid, old.chbcr, hdm)
     return list(by_uid.values())
@@ -553,13 +583,12 @@ def decode_cedt(table: Table) -> list[CxlWindows]:
 
 @dataclass(frozen=True, slots=True)
 class IommuEntry:
-    """An IOMMU as the IVRS, DMAR or IORT describes it: register base, PCI segment,
-    and the buses (IVRS), the root complex identifier (IORT) or neither (DMAR)."""
+    """An IOMMU as the IVRS or DMAR describes it (the IORT's are `IortNode`s): register
+    base, PCI segment, the buses (IVRS only), whether it remaps the IO-APIC."""
 
     base: int
     segment: int
     buses: tuple[int, int] | None = None
-    identifier: int | None = None
     ioapic: bool = False
 
 
@@ -610,17 +639,18 @@ def decode_dmar(table: Table) -> tuple[int, list[IommuEntry]]:
     for offset, length in _records(body, 12, "DMAR", 2, 2):
         if _u(body, offset, 2) != 0:
             continue
-        if length < 16:
+        if length < DMAR_DRHD.size:
             raise _bad("DMAR", f"DRHD at {offset + 36:#x} is too short")
+        drhd = DMAR_DRHD.unpack(body, offset)
         ioapic = False
-        pos = offset + 16
+        pos = offset + DMAR_DRHD.size
         while pos < offset + length:
-            if pos + 2 > offset + length or body[pos + 1] < 6:
+            if pos + 2 > offset + length or body[pos + 1] < 6:  # a scope header without its path
                 raise _bad("DMAR", f"device scope at {pos + 36:#x} is truncated")
-            ioapic |= body[pos] == 3
+            ioapic |= body[pos] == DEVICE_SCOPE_IOAPIC
             pos += body[pos + 1]
-        base = _base(_u(body, offset + 8, 8), "DMAR")
-        units.append(IommuEntry(base, _u(body, offset + 6, 2), ioapic=ioapic))
+        base = _base(drhd["base"], "DMAR")
+        units.append(IommuEntry(base, drhd["segment"], ioapic=ioapic))
     return body[0] + 1, units
 
 
@@ -641,38 +671,35 @@ def decode_iort(table: Table) -> list[IortNode]:
     body = table.body
     if len(body) < 12:
         raise _bad("IORT", "no node count")
-    count, first = _u(body, 0, 4), _u(body, 4, 4) - 36
-    if not 12 <= first <= len(body):
+    header = IORT_BODY.unpack(body)
+    count, first = header["node_count"], header["node_offset"] - 36
+    if not IORT_BODY.size <= first <= len(body):
         raise _bad("IORT", f"node offset {first + 36:#x} is outside the table")
     nodes = []
     for offset, length in _records(body, first, "IORT", 1, 2):
-        if length < 16:
+        if length < IORT_NODE.size:
             raise _bad("IORT", f"node at {offset + 36:#x} is too short")
-        kind = body[offset]
-        mapping_count, mapping_at = _u(body, offset + 8, 4), _u(body, offset + 12, 4)
-        if mapping_count and mapping_at + 20 * mapping_count > length:
+        node = IORT_NODE.unpack(body, offset)
+        kind, mapping_count = node["type"], node["mapping_count"]
+        step = IORT_ID_MAPPING.size
+        if mapping_count and node["mapping_offset"] + step * mapping_count > length:
             raise _bad("IORT", f"node at {offset + 36:#x}: ID mappings run past the node")
         mappings = tuple(
-            (
-                _u(body, m, 4),
-                _u(body, m + 4, 4),
-                _u(body, m + 8, 4),
-                _u(body, m + 12, 4),
-                _u(body, m + 16, 4),
-            )
-            for m in (offset + mapping_at + 20 * i for i in range(mapping_count))
+            tuple(IORT_ID_MAPPING.unpack(body, offset + node["mapping_offset"] + step * i).values())
+            for i in range(mapping_count)
         )
         segment = base = gsivs = None
-        if kind == 2 and length >= 36:
-            segment = _u(body, offset + 28, 4)
-        elif kind == 4 and length >= 68:
-            base = _base(_u(body, offset + 16, 8), "IORT")
-            gsivs = (_u(body, offset + 44, 4), _u(body, offset + 52, 4))
+        if kind == IORT_ROOT_COMPLEX_TYPE and length >= IORT_NODE.size + IORT_ROOT_COMPLEX.size:
+            segment = IORT_ROOT_COMPLEX.unpack(body, offset + IORT_NODE.size)["segment"]
+        elif kind == IORT_SMMUV3_TYPE and length >= IORT_NODE.size + IORT_SMMUV3.size:
+            smmu = IORT_SMMUV3.unpack(body, offset + IORT_NODE.size)
+            base = _base(smmu["base"], "IORT")
+            gsivs = (smmu["event_gsiv"], smmu["gerr_gsiv"])
         nodes.append(
             IortNode(
                 {0: "its_group", 2: "root_complex", 4: "smmuv3"}.get(kind, str(kind)),
                 offset + 36,
-                _u(body, offset + 4, 4),
+                node["identifier"],
                 mappings,
                 segment,
                 base,
@@ -700,14 +727,15 @@ def decode_pptt(table: Table) -> list[dict[str, int]]:
     for offset, length in _records(body, 0, "PPTT"):
         if body[offset] != 0:
             continue
-        if length < 20:
+        if length < PPTT_PROCESSOR.size:
             raise _bad("PPTT", f"processor node at {offset + 36:#x} is too short")
+        node = PPTT_PROCESSOR.unpack(body, offset)
         out.append(
             {
                 "offset": offset + 36,
-                "flags": _u(body, offset + 4, 4),
-                "parent": _u(body, offset + 8, 4),
-                "acpi_processor_id": _u(body, offset + 12, 4),
+                "flags": node["flags"],
+                "parent": node["parent"],
+                "acpi_processor_id": node["acpi_processor_id"],
             }
         )
     return out

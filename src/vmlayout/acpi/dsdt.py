@@ -477,8 +477,7 @@ def build_acpi_tables(
 
 
 def _iommu_units(resolved: object) -> list[tuple[int, IommuUnit]]:
-    """(root-complex index, unit) per root complex with an IOMMU, in config order;
-    the resolver's IOMMU windows are in that same order."""
+    """(root-complex index, unit) per root complex with an IOMMU, in config order."""
     from vmlayout.policy import IommuKind, ResolvedLayout
 
     assert isinstance(resolved, ResolvedLayout)
@@ -492,14 +491,10 @@ def _iommu_units(resolved: object) -> list[tuple[int, IommuUnit]]:
                     "root complex needs one (a device outside every DRHD gets no MSIs once "
                     "interrupt remapping is on)",
                 )
-    with_iommu = [
-        (index, rc)
-        for index, (rc, cfg) in enumerate(zip(resolved.pcie_root_complexes, configs, strict=True))
-        if cfg.iommu is not None
-    ]
     return [
-        (index, IommuUnit(window.start, rc.segment, rc.start_bus, rc.end_bus))
-        for (index, rc), window in zip(with_iommu, resolved.iommu_ranges, strict=True)
+        (index, IommuUnit(rc.iommu.start, rc.segment, rc.start_bus, rc.end_bus))
+        for index, rc in enumerate(resolved.pcie_root_complexes)
+        if not rc.iommu.is_empty()
     ]
 
 

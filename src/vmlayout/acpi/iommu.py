@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from vmlayout.acpi.tables import HEADER, STANDARD_FLAVOUR, build_table
 from vmlayout.binfmt import Struct
 from vmlayout.errors import VmLayoutError
+from vmlayout.policy import IommuKind
 
 # --- AMD-Vi (IVRS) ---------------------------------------------------------------------
 
@@ -336,5 +337,12 @@ def build_iort(root_complexes: list[IortRootComplex], smmus: list[IortSmmu], its
 
 
 #: Register window bytes per IOMMU as each table implies it (the tables carry only the
-#: base): AMD IOMMU 16 KiB, VT-d 4 KiB, SMMUv3 128 KiB — the sizes the resolver places.
-IOMMU_WINDOW_BYTES = {"IVRS": 0x4000, "DMAR": 0x1000, "IORT": 0x2_0000}
+#: base): the size the resolver places for that kind.
+IOMMU_WINDOW_BYTES = {
+    table: kind.tag_and_size[1]
+    for table, kind in (
+        ("IVRS", IommuKind.AMD_VI),
+        ("DMAR", IommuKind.INTEL_VTD),
+        ("IORT", IommuKind.SMMU),
+    )
+}

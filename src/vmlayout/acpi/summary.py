@@ -19,8 +19,6 @@ from vmlayout.acpi.decode import (
 )
 from vmlayout.ranges import format_address, format_size
 
-PLATFORM_SIGNATURES = ("APIC", "SLIT", "CEDT", "IVRS", "DMAR", "IORT", "GTDT", "PPTT")
-
 
 def _span(start: int, end: int) -> str:
     return f"{format_address(start)} - {format_address(end)} ({format_size(end - start)})"

@@ -195,9 +195,13 @@ def _emit_state(args: argparse.Namespace) -> int:
     writes = state.to_msrs()
     width = resolved.config.physical_address_size
     if args.format == "json":
-        out = {"loader": args.loader, "policy": args.mtrr_policy}
-        doc = {**out, "msrs": [[w.msr, w.value] for w in writes]}
-        sys.stdout.write(json.dumps({**doc, **mtrr_explanation_json(state, width)}) + "\n")
+        doc = {
+            "loader": args.loader,
+            "policy": args.mtrr_policy,
+            "msrs": [[w.msr, w.value] for w in writes],
+            **mtrr_explanation_json(state, width),
+        }
+        sys.stdout.write(json.dumps(doc) + "\n")
         return 0
     sys.stdout.write("msr     register        value\n")
     for w in writes:

@@ -49,7 +49,6 @@ PHANDLE_SMMU_BASE = 5
 GICD_SIZE = 0x1_0000
 GIC_ITS_SIZE = 0x2_0000
 GIC_V2M_FRAME_SIZE = 0x1000
-SMMU_SIZE = 0x2_0000
 UART_BASES = (0xEFFEC000, 0xEFFEB000)
 UART_SPIS = (1, 2)
 #: SBSA subset of the PL011, as the reference advertises it.
@@ -105,10 +104,10 @@ class LinuxDtOptions:
 
 @dataclass(frozen=True, slots=True)
 class SmmuInstance:
-    """One SMMUv3: its root complex (config index), MMIO base and SPI INTIDs."""
+    """One SMMUv3: its root complex (config index), resolved MMIO window and SPI INTIDs."""
 
     rc_index: int
-    base: int
+    window: MemoryRange
     event_intid: int
     gerror_intid: int
 
@@ -134,15 +133,17 @@ def smmu_instances(resolved: ResolvedLayout, gic: GicPlatform) -> tuple[SmmuInst
     SPIs the top-down SPI layout gives it (after any v2m block)."""
     from vmlayout.policy import IommuKind
 
-    with_iommu = [i for i, rc in enumerate(resolved.config.pcie_root_complexes) if rc.iommu]
     if resolved.iommu_kind is not IommuKind.SMMU:
         return ()
+    with_iommu = [
+        (i, rc.iommu)
+        for i, rc in enumerate(resolved.pcie_root_complexes)
+        if not rc.iommu.is_empty()
+    ]
     _, spis = gic.spi_layout(len(with_iommu))
     return tuple(
-        SmmuInstance(rc_index, r.start, event, gerror)
-        for rc_index, r, (event, gerror) in zip(
-            with_iommu, resolved.iommu_ranges, spis, strict=True
-        )
+        SmmuInstance(rc_index, r, event, gerror)
+        for (rc_index, r), (event, gerror) in zip(with_iommu, spis, strict=True)
     )
 
 
@@ -231,10 +232,10 @@ def _gic_node(options: LinuxDtOptions) -> Node:
 
 def _smmu_node(n: int, smmu: SmmuInstance) -> Node:
     return Node(
-        unit_name("smmu", smmu.base),
+        unit_name("smmu", smmu.window.start),
         (
             ("compatible", string("arm,smmu-v3")),
-            ("reg", u64s(smmu.base, SMMU_SIZE)),
+            ("reg", u64s(smmu.window.start, smmu.window.size)),
             # GIC_SPI cells carry the SPI number, INTID - 32
             (
                 "interrupts",

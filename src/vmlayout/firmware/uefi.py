@@ -319,11 +319,3 @@ def has_config_blob_header(data: bytes) -> bool:
     """Starts like a blob (a 16-byte StructureCount); a damaged one is still recognised,
     so the decoder can say what is wrong with it."""
     return data[:8] == HEADER.pack(structure_type=StructureType.STRUCTURE_COUNT, length=16)
-
-
-def looks_like_config_blob(data: bytes) -> bool:
-    return (
-        len(data) >= 16
-        and data[:8] == HEADER.pack(structure_type=0, length=16)
-        and STRUCTURE_COUNT.unpack(data, 8)["total_config_blob_size"] == len(data)
-    )

@@ -1,8 +1,49 @@
-"""Shared pieces of the small binary decoders (`inspect/e820.py`, `inspect/igvm.py`)."""
+"""Shared pieces of the small decoders: the aligned range line of `inspect/e820.py`,
+`inspect/igvm.py` and `inspect/views.py`, and the JSON document every JSON inspector
+(`pcat`, `views`, `pci`) sniffs."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+from vmlayout.errors import VmLayoutError
 from vmlayout.ranges import MemoryRange, format_address, format_size
+
+#: Anything bigger is not one of our JSON views (the largest is a few hundred KiB; a
+#: full 256-bus pci.json is well below).
+MAX_JSON_BYTES = 16 << 20
+
+
+@functools.lru_cache(maxsize=1)
+def _parse_once(data: bytes, where: str) -> Any:
+    from vmlayout.inputs import parse_json  # bounded nesting and numbers
+
+    try:
+        return parse_json(data, where, "invalid_artifact")
+    except VmLayoutError as error:
+        return error
+
+
+def json_document(data: bytes, where: str) -> Any:
+    """`data` as JSON, or `invalid_artifact`. `inspect` asks each JSON inspector's
+    `sniff` and then the chosen `inspect` about the same bytes: they share one parse
+    (callers must not modify the document)."""
+    doc = _parse_once(data, where)
+    if isinstance(doc, VmLayoutError):
+        raise doc
+    return doc
+
+
+def sniffed_object(data: bytes | None, where: str) -> dict[str, Any] | None:
+    """The JSON object `data` holds, for a `sniff`; None when it is not one of ours."""
+    if data is None or len(data) > MAX_JSON_BYTES or data.lstrip()[:1] != b"{":
+        return None
+    try:
+        doc = json_document(data, where)
+    except VmLayoutError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def range_line(label: str, r: MemoryRange, note: str = "", width: int = 12) -> str:

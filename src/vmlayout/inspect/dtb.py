@@ -42,14 +42,23 @@ def decode_dtb(data: bytes) -> dict[str, Any]:
         kind = "paravisor"
         tree = parse_host_tree(data)
         chipset = chipset_from_host_tree(tree)
-        memory = [(e.range, e.vnode, _MEMORY_TYPES.get(e.entry_type, "?")) for e in tree.memory]
+        names = _memory_type_names()
+        memory = [(e.range, e.vnode, names.get(e.entry_type, "?")) for e in tree.memory]
     else:
         raise VmLayoutError("unrecognised_input", "device tree carries no VMBus node")
     return {"kind": kind, "chipset": chipset, "memory": memory, "pcie": bridges}
 
 
-#: IGVM memory-map entry types by microsoft,igvm-type.
-_MEMORY_TYPES = {0: "ram", 1: "platform-reserved", 2: "persistent", 3: "vtl2-protectable"}
+def _memory_type_names() -> dict[int, str]:
+    """IGVM memory-map entry types (microsoft,igvm-type) by the paravisor module's names."""
+    from vmlayout.devicetree import paravisor as p
+
+    return {
+        p.MEMORY: "ram",
+        p.PLATFORM_RESERVED: "platform-reserved",
+        p.PERSISTENT: "persistent",
+        p.VTL2_PROTECTABLE: "vtl2-protectable",
+    }
 
 
 def _has_vmbus_bus(root: Node) -> bool:

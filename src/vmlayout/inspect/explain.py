@@ -17,7 +17,7 @@ from vmlayout.allocator import PlacedRangeKind, PlacementRecord
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout, VmConfig, resolve
 from vmlayout.ranges import MemoryRange, format_address, format_size
-from vmlayout.report import named_ranges, resolved_to_json, split_extent_name
+from vmlayout.report import resolved_named_ranges, split_extent_name
 
 #: Phase processing order: a placement can only be affected by earlier phases.
 _PHASE_ORDER = (
@@ -269,7 +269,7 @@ def _lookup(
 ) -> tuple[PlacementRecord, MemoryRange | None]:
     """The placement behind a range name (see `vmlayout.report.named_ranges`) and, for
     an extent or ECAM share, the range itself."""
-    named = {n.name: n for n in named_ranges(resolved_to_json(resolved))}
+    named = {n.name: n for n in resolved_named_ranges(resolved)}
     by_tag = {record.tag: record for record in trace}
     tag, _ = split_extent_name(name)
     if name in by_tag:

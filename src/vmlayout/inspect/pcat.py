@@ -11,22 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from vmlayout.errors import VmLayoutError
-
-
-def _document(data: bytes) -> Any:
-    from vmlayout.inputs import parse_json  # bounded nesting and numbers
-
-    try:
-        return parse_json(data, "pcat", "invalid_artifact")
-    except VmLayoutError:
-        return None
+from vmlayout.inspect.binaries import json_document, sniffed_object
 
 
 def sniff(path: Path, data: bytes | None) -> bool:
-    if data is None or not data.lstrip().startswith(b"{"):
-        return False
-    doc = _document(data)
-    return isinstance(doc, dict) and "items" in doc and isinstance(doc.get("cmos"), str)
+    doc = sniffed_object(data, path.name)
+    return doc is not None and "items" in doc and isinstance(doc.get("cmos"), str)
 
 
 def _items(doc: dict[str, Any]) -> dict[int, int]:
@@ -43,7 +33,7 @@ def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
     from vmlayout.firmware.pcat import PcatItem, decode_cmos
 
     assert data is not None
-    doc = _document(data)
+    doc = json_document(data, path.name)
     items = _items(doc)
     try:
         image = bytes.fromhex(doc["cmos"])

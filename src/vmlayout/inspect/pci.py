@@ -17,27 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from vmlayout.errors import VmLayoutError
+from vmlayout.inspect.binaries import json_document, sniffed_object
 from vmlayout.ranges import format_address, format_size
 
-#: Anything bigger is not a pci.json vmlayout wrote (a full 256-bus tree is well below).
-_MAX_JSON_BYTES = 16 << 20
 _KEY = "root_complexes"
 
 
-def _load(data: bytes, where: str) -> Any:
-    from vmlayout.inputs import parse_json  # bounded nesting and numbers
-
-    return parse_json(data, where, "invalid_artifact")
-
-
 def sniff(path: Path, data: bytes | None) -> bool:
-    if data is None or len(data) > _MAX_JSON_BYTES or data.lstrip()[:1] != b"{":
-        return False
-    try:
-        doc = _load(data, path.name)
-    except VmLayoutError:
-        return False
-    return isinstance(doc, dict) and _KEY in doc and "placed" not in doc and "msrs" not in doc
+    doc = sniffed_object(data, path.name)
+    return doc is not None and _KEY in doc and "placed" not in doc and "msrs" not in doc
 
 
 def _bad(where: str, what: str) -> VmLayoutError:
@@ -205,7 +193,7 @@ def _rc_json(rc: dict[str, Any]) -> dict[str, Any]:
 
 def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
     assert data is not None
-    view = pci_view(_load(data, path.name), path.name)
+    view = pci_view(json_document(data, path.name), path.name)
     problems = sum(len(rc["problems"]) for rc in view)
     status = 1 if problems else 0
     if fmt == "json":

@@ -14,17 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from vmlayout.errors import VmLayoutError
-from vmlayout.inspect.binaries import range_line
+from vmlayout.inspect.binaries import json_document, range_line, sniffed_object
 from vmlayout.ranges import format_address, format_size
-
-#: Anything bigger is not one of our JSON views (the largest is a few hundred KiB).
-_MAX_JSON_BYTES = 16 << 20
-
-
-def _load(data: bytes, where: str) -> Any:
-    from vmlayout.inputs import parse_json
-
-    return parse_json(data, where, "invalid_artifact")
 
 
 def kind_of(doc: Any) -> str | None:
@@ -40,12 +31,7 @@ def kind_of(doc: Any) -> str | None:
 
 
 def sniff(path: Path, data: bytes | None) -> bool:
-    if data is None or len(data) > _MAX_JSON_BYTES or data.lstrip()[:1] != b"{":
-        return False
-    try:
-        return kind_of(_load(data, path.name)) is not None
-    except VmLayoutError:
-        return False
+    return kind_of(sniffed_object(data, path.name)) is not None
 
 
 def _bad(where: str, what: str) -> VmLayoutError:
@@ -249,7 +235,7 @@ def _config_json(view: dict[str, Any]) -> dict[str, Any]:
 
 def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
     assert data is not None
-    doc = _load(data, path.name)
+    doc = json_document(data, path.name)
     kind = kind_of(doc)
     if kind == "mtrr":
         view = mtrr_view(doc, path.name)

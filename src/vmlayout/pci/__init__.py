@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from vmlayout.devices import PciFunction
 from vmlayout.pci.assign import bar_rows, place
-from vmlayout.pci.enumerate import Scanned, ScanState, enumerate_functions
+from vmlayout.pci.enumerate import Scanned, enumerate_functions
 from vmlayout.pci.model import (
     AssignmentParams,
     BarAssignment,
@@ -38,8 +38,7 @@ __all__ = [
 
 def assign_functions(functions: Sequence[PciFunction], params: AssignmentParams) -> PciAssignment:
     """Number the buses and place every BAR of one root complex (spec 06)."""
-    state = ScanState(params.start_bus + 1, params.end_bus, params.preserve_bars)
-    scanned = enumerate_functions(functions, params, state)
+    scanned, state = enumerate_functions(functions, params)
     root = place(scanned, params)
     bars, vfs, windows = bar_rows(scanned, root.placement)
     buses: list[BusAssignment] = []

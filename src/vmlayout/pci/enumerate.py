@@ -227,6 +227,8 @@ def _scan_function(
 
 
 def enumerate_functions(
-    functions: Sequence[PciFunction], params: AssignmentParams, state: ScanState
-) -> tuple[Scanned, ...]:
-    return scan_bus(functions, params.start_bus, None, state)
+    functions: Sequence[PciFunction], params: AssignmentParams
+) -> tuple[tuple[Scanned, ...], ScanState]:
+    """The scanned tree from the root bus, and what the walk recorded on the way."""
+    state = ScanState(params.start_bus + 1, params.end_bus, params.preserve_bars)
+    return scan_bus(functions, params.start_bus, None, state), state

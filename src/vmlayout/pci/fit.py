@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from vmlayout.errors import VmLayoutError
 from vmlayout.pci.assign import Level, align_up, level_layout
-from vmlayout.pci.enumerate import ScanState, enumerate_functions
+from vmlayout.pci.enumerate import enumerate_functions
 from vmlayout.pci.layout import assign_resolved
 from vmlayout.pci.model import AssignmentParams
 from vmlayout.policy import (
@@ -53,8 +53,8 @@ class Below4GibError(VmLayoutError):
 def root_level(rc: RootComplexConfig) -> Level:
     """The root bus's sizing: it depends on the devices and bus range, never on windows."""
     params = AssignmentParams(rc.start_bus, rc.end_bus, preserve_bars=rc.preserve_bars)
-    state = ScanState(rc.start_bus + 1, rc.end_bus, rc.preserve_bars)
-    return level_layout(enumerate_functions(rc.devices, params, state))
+    scanned, _ = enumerate_functions(rc.devices, params)
+    return level_layout(scanned)
 
 
 def pool_of(level: Level, window: str) -> tuple[int, int, int | None]:
