@@ -746,18 +746,24 @@ def register_window(base: int, size: int, what: str) -> MemoryRange:
     return _range(base, size, what)
 
 
-def decode_srat_processors(table: Table) -> list[tuple[int, int]]:
-    """(APIC id, x2APIC id or GICC ACPI UID; vnode) of every processor affinity entry."""
+def decode_srat_processors(table: Table, enabled_only: bool = False) -> list[tuple[int, int]]:
+    """(APIC id, x2APIC id or GICC ACPI UID; vnode) of every processor affinity entry
+    (with `enabled_only`, of those whose Enabled flag is set: the ones an OS uses)."""
     _expect(table, "SRAT")
     body = table.body
     out = []
+    # type -> (minimum length, id (offset, width), vnode (offset, width), flags offset)
+    layouts = {0: (16, (3, 1), None, 4), 2: (24, (8, 4), (4, 4), 12), 3: (18, (6, 4), (2, 4), 10)}
     for offset, length in _records(body, 12, "SRAT"):
-        kind = body[offset]
-        if kind == 0 and length >= 16:
+        layout = layouts.get(body[offset])
+        if layout is None or length < layout[0]:
+            continue
+        _, (id_at, id_width), vnode_field, flags_at = layout
+        if enabled_only and not _u(body, offset + flags_at, 4) & 1:
+            continue
+        if vnode_field is None:  # Local APIC: proximity domain split 7:0 and 31:8
             vnode = body[offset + 2] | _u(body, offset + 9, 3) << 8
-            out.append((body[offset + 3], vnode))
-        elif kind == 2 and length >= 24:
-            out.append((_u(body, offset + 8, 4), _u(body, offset + 4, 4)))
-        elif kind == 3 and length >= 18:
-            out.append((_u(body, offset + 6, 4), _u(body, offset + 2, 4)))
+        else:
+            vnode = _u(body, offset + vnode_field[0], vnode_field[1])
+        out.append((_u(body, offset + id_at, id_width), vnode))
     return out

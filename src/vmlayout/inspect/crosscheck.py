@@ -514,28 +514,12 @@ def read_srat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
 
 
 def srat_processor_vnodes(table: Any, arch: str) -> list[tuple[int, int]]:
-    """(VP index, vNUMA node) of every enabled processor affinity entry: Local APIC
-    (type 0: APIC id = VP), x2APIC (type 2) and GICC (type 3: UID = VP + 1)."""
-    body = table.body
-    offset = 12
-    out = []
-    while offset + 2 <= len(body):
-        kind, length = body[offset], body[offset + 1]
-        if length < 2 or offset + length > len(body):
-            raise VmLayoutError("invalid_artifact", f"SRAT: entry at {offset + 36:#x} is bad")
-        entry = body[offset : offset + length]
+    """(VP index, vNUMA node) of every enabled processor: APIC ids are VP indices, GICC
+    ACPI processor UIDs are VP + 1."""
+    from vmlayout.acpi.decode import decode_srat_processors
 
-        def u32(at: int, entry: bytes = entry) -> int:
-            return int.from_bytes(entry[at : at + 4], "little")
-
-        if kind == 0 and length >= 16 and u32(4) & 1:
-            out.append((entry[3], entry[2] | int.from_bytes(entry[9:12], "little") << 8))
-        elif kind == 2 and length >= 24 and u32(12) & 1:
-            out.append((u32(8), u32(4)))
-        elif kind == 3 and length >= 18 and u32(10) & 1:
-            out.append((u32(6) - 1 if arch == "aarch64" else u32(6), u32(2)))
-        offset += length
-    return out
+    offset = 1 if arch == "aarch64" else 0
+    return [(ident - offset, vnode) for ident, vnode in decode_srat_processors(table, True)]
 
 
 def _rc_names(resolved: ResolvedLayout, count: int, what: str) -> list[str]:
