@@ -178,3 +178,21 @@ def test_inspect_of_a_truncated_dtb_is_a_one_line_error(tmp_path: Path) -> None:
     run_cli("emit", "dt-linux", "--arch", "aarch64", "-o", out)
     out.write_bytes(out.read_bytes()[:200])
     assert_one_line_error(run_cli("inspect", out), "invalid_dtb")
+
+
+def test_emit_acpi_over_an_earlier_run_removes_only_its_own_stale_tables(tmp_path: Path) -> None:
+    out = tmp_path / "acpi"
+    assert run_cli("emit", "acpi", "-o", out).returncode == 0  # default VM: has MCFG, SSDT
+    (out / "notes.txt").write_text("mine")
+    (out / "DMAR.aml").write_bytes(b"DMAR not a table of ours")
+    (out / "SSDT-old.aml").write_bytes((out / "SSDT.aml").read_bytes())
+    no_rc = tmp_path / "no-rc.json"
+    no_rc.write_text(json.dumps({"node_mem_sizes": [4 << 30]}))
+    result = run_cli("emit", "acpi", no_rc, "-o", out)
+    assert result.returncode == 0
+    assert "MCFG.aml" in result.stdout and "SSDT.aml" in result.stdout  # reported as removed
+    names = {p.name for p in out.iterdir()}
+    assert names == {
+        "DSDT.aml", "FACP.aml", "APIC.aml", "SRAT.aml", "XSDT.aml", "RSDP.bin",
+        "notes.txt", "DMAR.aml", "SSDT-old.aml",
+    }  # fmt: skip

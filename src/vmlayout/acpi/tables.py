@@ -113,6 +113,8 @@ class HeaderFlavour:
 DSDT_FLAVOUR = HeaderFlavour(b"MSFTVM", b"DSDT01\0\0", 1, b"MSFT", 0x05000000)
 SSDT_FLAVOUR = HeaderFlavour(b"MSFTVM", b"SSDT01\0\0", 1, b"MSFT", 0x01000000)
 STANDARD_FLAVOUR = HeaderFlavour(b"HVLITE", b"HVLITETB", 0, b"MSHV", 0)
+#: The OEM ids vmlayout (like the reference) writes: how a table of ours is recognised.
+OEM_IDS = frozenset(f.oem_id for f in (DSDT_FLAVOUR, SSDT_FLAVOUR, STANDARD_FLAVOUR))
 
 
 def checksum(data: bytes | bytearray) -> int:

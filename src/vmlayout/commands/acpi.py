@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
+from pathlib import Path
 
 from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
 from vmlayout.commands.platform import (
@@ -88,6 +90,42 @@ def _emit_acpi(args: argparse.Namespace) -> int:
     if options.pci0 and resolved.arch.value != "x86_64":
         raise VmLayoutError("invalid_argument", "--pci0: PCI0 exists only on x86_64")
     files = build_acpi_tables(resolved, options)
-    write_directory_atomic(args.output, files)
+    stale = _stale_tables(Path(args.output), files)
+    write_directory_atomic(args.output, files, remove=stale)
     print(f"wrote {len(files)} tables to {args.output}: {', '.join(files)}")
+    if stale:
+        print(f"removed {len(stale)} table(s) of an earlier run: {', '.join(stale)}")
     return 0
+
+
+#: Signatures of every table `emit acpi` can write (each as `<SIGNATURE>.aml`).
+TABLE_SIGNATURES = (
+    "DSDT", "FACP", "APIC", "SRAT", "SLIT", "MCFG", "SSDT",
+    "CEDT", "IVRS", "DMAR", "IORT", "GTDT", "PPTT", "XSDT",
+)  # fmt: skip
+
+
+def _stale_tables(directory: Path, written: Mapping[str, bytes]) -> list[str]:
+    """Tables an earlier `emit acpi` left in DIR that this run does not write (say an
+    SSDT after the root complexes were removed): a file named `<SIG>.aml` holding that
+    table with vmlayout's OEM identity. Any other file is left alone."""
+    from vmlayout.acpi.tables import HEADER, OEM_IDS
+    from vmlayout.errors import VmLayoutError
+    from vmlayout.inputs import read_bytes
+
+    stale = []
+    for signature in TABLE_SIGNATURES:
+        name = f"{signature}.aml"
+        path = directory / name
+        if name in written or not path.is_file():
+            continue
+        try:
+            data = read_bytes(path)
+        except VmLayoutError:
+            continue
+        if len(data) < HEADER.size:
+            continue
+        header = HEADER.unpack(data)
+        if header["signature"] == signature.encode() and header["oem_id"] in OEM_IDS:
+            stale.append(name)
+    return stale
