@@ -38,7 +38,7 @@ from vmlayout.ranges import GIB, MIB  # noqa: E402
 VECTORS = ROOT / "tests" / "vectors"
 Row = tuple[str, float, str]
 #: Benchmark modules of the emitter stages, each with `bench_rows() -> list[Row]`.
-EXTRA_MODULES = ("benchmarks.emitters", "benchmarks.x86", "benchmarks.pci")
+EXTRA_MODULES = ("benchmarks.emitters", "benchmarks.x86", "benchmarks.pci", "benchmarks.scale")
 
 
 def large_vm() -> VmConfig:

@@ -9,7 +9,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -220,23 +219,13 @@ def test_a_bad_artifact_name_in_the_record_is_one_error(artifact_set: Path, name
 # 6. Quadratic validation -----------------------------------------------------------
 
 
-def _timed(call: object) -> float:
-    assert callable(call)
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
-def test_validating_10000_root_complexes_is_near_linear() -> None:
+def test_10000_root_complexes_are_validated_and_the_overlap_named() -> None:
+    """The scale of issue 11's reproduction; its speed (sort-based, not pairwise) is
+    measured in `benchmarks/scale.py`, not asserted here."""
     rcs = [{"segment": i, "start_bus": 0, "end_bus": 0} for i in range(10_000)]
     rcs.append({"segment": 9_999, "start_bus": 0, "end_bus": 0})  # the last one overlaps
-
-    def check() -> None:
-        with pytest.raises(VmLayoutError, match=r"pcie_root_complexes\[10000\].*\[9999\]"):
-            config_from_dict({"pcie_root_complexes": rcs})
-
-    # Comparing all 50 million pairs takes many seconds; the sorted claims well under one.
-    assert _timed(check) < 2.0
+    with pytest.raises(VmLayoutError, match=r"pcie_root_complexes\[10000\].*\[9999\]"):
+        config_from_dict({"pcie_root_complexes": rcs})
 
 
 def test_bus_overlap_names_the_earliest_root_complex_it_overlaps() -> None:
@@ -259,13 +248,13 @@ def test_bus_overlap_names_the_earliest_root_complex_it_overlaps() -> None:
 # 7. map with 20,000 NUMA nodes ------------------------------------------------------
 
 
-def test_map_of_20000_numa_nodes_takes_about_as_long_as_resolve(tmp_path: Path) -> None:
+def test_map_of_20000_numa_nodes_draws_every_ram_range(tmp_path: Path) -> None:
+    """Issue 11's reproduction; map's speed against resolve's is a row of
+    `benchmarks/scale.py`."""
     config = tmp_path / "numa.json"
     config.write_text(json.dumps({"node_mem_sizes": ["1G"] * 20_000}))
-    resolve_s = _timed(lambda: run_main("resolve", config))
-    map_s = _timed(lambda: run_main("map", config, "-o", tmp_path / "m.svg"))
-    assert (tmp_path / "m.svg").stat().st_size > 0
-    assert map_s < 4 * resolve_s + 1.0, (map_s, resolve_s)
+    assert run_main("map", config, "-o", tmp_path / "m.svg").status == 0
+    assert (tmp_path / "m.svg").read_text().count("<rect") > 20_000
 
 
 def test_a_png_too_tall_to_allocate_is_one_error(tmp_path: Path) -> None:
