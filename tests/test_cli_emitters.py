@@ -196,3 +196,24 @@ def test_emit_acpi_over_an_earlier_run_removes_only_its_own_stale_tables(tmp_pat
         "DSDT.aml", "FACP.aml", "APIC.aml", "SRAT.aml", "XSDT.aml", "RSDP.bin",
         "notes.txt", "DMAR.aml", "SSDT-old.aml",
     }  # fmt: skip
+
+
+def test_emit_acpi_writes_the_cxl_window_restrictions_asked_for(tmp_path: Path) -> None:
+    from vmlayout.acpi.cxl import CFMWS
+
+    config = tmp_path / "cxl.json"
+    config.write_text(
+        json.dumps({"pcie_root_complexes": [{"name": "rc0", "cxl": {"hdm_size": 4 << 30}}]})
+    )
+    for value in (0, 6):
+        out = tmp_path / f"acpi{value}"
+        args = ("--cxl-window-restrictions", str(value)) if value else ()
+        assert run_cli("emit", "acpi", config, "-o", out, *args).returncode == 0
+        body = (out / "CEDT.aml").read_bytes()[36:]
+        cfmws_at = int.from_bytes(body[2:4], "little")  # after the CHBS record
+        assert body[0] == 0 and body[cfmws_at] == 1
+        assert CFMWS.unpack(body, cfmws_at)["window_restrictions"] == value
+    too_wide = run_cli(
+        "emit", "acpi", config, "-o", tmp_path / "x", "--cxl-window-restrictions", "0x10000"
+    )
+    assert_one_line_error(too_wide, "cxl_window_restrictions")

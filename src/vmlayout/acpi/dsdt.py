@@ -210,6 +210,12 @@ class AcpiOptions:
 
     def __post_init__(self) -> None:
         VpTopology(self.vp_count, self.vps_per_socket)  # validates both counts
+        if not 0 <= self.cxl_window_restrictions <= 0xFFFF:
+            raise VmLayoutError(
+                "invalid_argument",
+                f"cxl_window_restrictions: {self.cxl_window_restrictions:#x} is not a 16-bit "
+                "CFMWS restrictions field",
+            )
 
     def vp_vnodes(self, node_count: int, arch: str) -> tuple[int, ...]:
         return VpTopology(self.vp_count, self.vps_per_socket).vnodes(node_count, arch)

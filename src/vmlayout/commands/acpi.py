@@ -32,6 +32,14 @@ def add_acpi_options(parser: argparse.ArgumentParser) -> None:
     x86.add_argument(
         "--vtd-address-width", type=int_argument, default=48, help="DMAR host address width (48)"
     )
+    parser.add_argument(
+        "--cxl-window-restrictions",
+        type=int_argument,
+        default=0,
+        metavar="BITS",
+        help="CEDT CFMWS window restrictions of every CXL fixed memory window, e.g. 0x6 "
+        "for volatile + persistent (0, as the reference)",
+    )
     add_gic_arguments(parser)
     parser.add_argument(
         "--hyperv",
@@ -58,6 +66,7 @@ def acpi_options_from_args(args: argparse.Namespace) -> object:
         pic=args.pic,
         pit=args.pit,
         vtd_address_width=args.vtd_address_width,
+        cxl_window_restrictions=args.cxl_window_restrictions,
         gic=gic,
     )
 
