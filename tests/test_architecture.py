@@ -24,6 +24,7 @@ STAGES: dict[str, tuple[int, str]] = {
     "devices": (2, ""),
     "policy": (3, ""),
     "config": (4, ""),
+    "zones": (4, ""),
     "pci": (5, ""),
     "firmware": (6, "firmware"),
     "acpi": (6, "acpi"),

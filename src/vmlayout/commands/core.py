@@ -18,6 +18,12 @@ def register(groups: CommandGroups) -> None:
     )
     add_config_arguments(resolve)
     resolve.add_argument("--format", choices=("table", "json"), default="table")
+    resolve.add_argument(
+        "--gaps",
+        action="store_true",
+        help="also list the gaps between ranges (with why each exists) and the "
+        "architectural zones (json: adds `gaps` and `zones`)",
+    )
     resolve.set_defaults(handler=_resolve)
 
     mtrr = groups.emit.add_parser(
@@ -54,10 +60,18 @@ def _resolve(args: argparse.Namespace) -> int:
     from vmlayout.report import resolved_to_json, resolved_to_table
 
     resolved = resolve_from_args(args)
+    extra: dict[str, object] = {}
+    lines: list[str] = []
+    if args.gaps:
+        from vmlayout.inspect.where import gaps_to_json, gaps_to_lines, layout_gaps
+        from vmlayout.zones import zone_blocks
+
+        gaps, blocks = layout_gaps(resolved.config), zone_blocks(resolved.arch)
+        extra, lines = gaps_to_json(gaps, blocks), gaps_to_lines(gaps, blocks)
     if args.format == "json":
-        sys.stdout.write(json.dumps(resolved_to_json(resolved)) + "\n")
+        sys.stdout.write(json.dumps({**resolved_to_json(resolved), **extra}) + "\n")
     else:
-        sys.stdout.write(resolved_to_table(resolved))
+        sys.stdout.write(resolved_to_table(resolved) + "".join(f"{x}\n" for x in lines))
     return 0
 
 

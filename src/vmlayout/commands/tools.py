@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from vmlayout.commands import (
     CommandGroups,
@@ -12,6 +13,7 @@ from vmlayout.commands import (
     load_config_from_args,
     resolve_from_args,
 )
+from vmlayout.commands.acpi import add_acpi_options
 
 
 def register(groups: CommandGroups) -> None:
@@ -59,7 +61,23 @@ def register(groups: CommandGroups) -> None:
     explain.add_argument("name", metavar="NAME")
     add_config_arguments(explain)
     explain.add_argument("--format", choices=("table", "json"), default="table")
+    add_acpi_options(explain)
     explain.set_defaults(handler=_explain)
+
+    where = groups.top.add_parser(
+        "where",
+        help="what lives at a guest physical address",
+        description="The range holding ADDRESS (under the name `resolve` prints) or the "
+        "gap it falls in and why the allocator left it; the architectural zone there "
+        "(LAPIC, IO-APIC, GIC distributor, GICR of VP n, ITS or v2m, UART n, ...); "
+        "everything holding it, innermost first (a BAR, its bridge windows, the "
+        "root-complex window). The platform options are `emit acpi`'s.",
+    )
+    where.add_argument("address", metavar="ADDRESS", help="e.g. 0xfee0_0000")
+    add_config_arguments(where)
+    where.add_argument("--format", choices=("table", "json"), default="table")
+    add_acpi_options(where)
+    where.set_defaults(handler=_where)
 
     picture = groups.top.add_parser(
         "map",
@@ -117,10 +135,35 @@ def _diff(args: argparse.Namespace) -> int:
     return 0 if is_compatible(changes) else 1
 
 
+def zone_blocks_from_args(args: argparse.Namespace, config: Any) -> Any:
+    """The architectural zones the platform options (`emit acpi`'s) place."""
+    from vmlayout.commands.platform import gic_from_args
+    from vmlayout.zones import zone_blocks
+
+    return zone_blocks(config.arch, gic_from_args(args), args.vp_count, not args.no_ioapic)
+
+
+def _where(args: argparse.Namespace) -> int:
+    from vmlayout.inspect.where import parse_address, where
+
+    address = parse_address(args.address)
+    config = load_config_from_args(args)
+    result = where(address, config, zone_blocks_from_args(args, config))
+    if args.format == "json":
+        sys.stdout.write(json.dumps(result.to_json()) + "\n")
+    else:
+        sys.stdout.write(result.to_text())
+    return 0
+
+
 def _explain(args: argparse.Namespace) -> int:
     from vmlayout.inspect.explain import explain
+    from vmlayout.inspect.where import looks_like_address
     from vmlayout.pci.report import explain_pci, explain_row, row_to_json
 
+    if looks_like_address(args.name):  # `explain 0xfee0_0000` answers as `where`
+        args.address = args.name
+        return _where(args)
     config = load_config_from_args(args)
     bar = explain_pci(args.name, config)  # `rc0 01:00.0 BAR1`, `rc0 00:00.0 pref`, ...
     if bar is not None:

@@ -35,6 +35,8 @@ from vmlayout.layout import ChipsetMmioRanges, MemoryRangeWithNode
 from vmlayout.platform import GIC_REDISTRIBUTOR_SIZE, GicPlatform
 from vmlayout.ranges import EMPTY, MIB, PAGE_SIZE, MemoryRange
 from vmlayout.topology import VpTopology
+from vmlayout.zones import GIC_DISTRIBUTOR_SIZE as GICD_SIZE
+from vmlayout.zones import GIC_ITS_SIZE, GIC_V2M_FRAME_SIZE, UART_BASES
 
 if TYPE_CHECKING:
     from vmlayout.policy import ResolvedLayout, RootComplexRanges
@@ -46,10 +48,6 @@ PHANDLE_ITS = 4
 #: SMMU instance n (in root-complex order) gets phandle 5 + n.
 PHANDLE_SMMU_BASE = 5
 
-GICD_SIZE = 0x1_0000
-GIC_ITS_SIZE = 0x2_0000
-GIC_V2M_FRAME_SIZE = 0x1000
-UART_BASES = (0xEFFEC000, 0xEFFEB000)
 UART_SPIS = (1, 2)
 #: SBSA subset of the PL011, as the reference advertises it.
 PL011_PERIPH_ID = 0x0004_1011
