@@ -291,15 +291,21 @@ def _lookup(
 def explain(name: str, config: VmConfig) -> Explanation:
     trace: list[PlacementRecord] = []
     resolved: ResolvedLayout = resolve(config, trace)
+    if any(rc.devices for rc in config.pcie_root_complexes):
+        from vmlayout.pci.layout import assign_resolved
+
+        assign_resolved(resolved)  # an assignment error fails every name (docs/pci.md)
     record, part = _lookup(name, resolved, trace)
     previous = trace[record.order - 1] if record.order > 0 else None
     first, last = (part, part) if part is not None else (record.ranges[0], record.ranges[-1])
     below = above = None
-    for placed in resolved.placed:
-        if placed.range.end <= first.start:
-            below = (placed.tag, placed.range)
-        elif placed.range.start >= last.end and above is None:
-            above = (placed.tag, placed.range)
+    # Neighbours under the names `resolve` prints (`ram0-extent1`, not `ram0`).
+    for named in resolved_named_ranges(resolved):
+        if named.range.end <= first.start:
+            if below is None or named.range.end >= below[1].end:
+                below = (named.name, named.range)
+        elif named.range.start >= last.end and above is None:
+            above = (named.name, named.range)
     phase_index = _PHASE_ORDER.index(record.kind)
     earlier = tuple(r for r in trace if r.kind is record.kind and r.order < record.order)
     previous_phase: tuple[PlacementRecord, ...] = ()
@@ -326,3 +332,42 @@ def explain(name: str, config: VmConfig) -> Explanation:
         depends_on=tuple(f for f in depends if f not in own),
         search=search,
     )
+
+
+#: A BAR or bridge-window name as a user types it: any case, the root complex's name,
+#: a BDF as `3:0.0`, `03:00.0` or lspci's `0000:03:00.0` (segment first), then `BAR1`,
+#: `VF-BAR0`, `mem` or `pref`.
+_PCI_NAME = re.compile(
+    r"^\s*(?P<rc>\S+)\s+(?:(?P<segment>[0-9a-f]{1,4}):)?(?P<bus>[0-9a-f]{1,2}):"
+    r"(?P<device>[0-9a-f]{1,2})\.(?P<function>[0-9]{1,3})\s+"
+    r"(?P<what>bar\d|vf-bar\d|mem|pref)\s*$",
+    re.IGNORECASE,
+)
+
+
+def canonical_pci_name(name: str, config: VmConfig) -> str | None:
+    """The name `resolve` prints for a BAR or window written loosely (see `_PCI_NAME`),
+    or None when `name` is not shaped like one. The root complex is matched without
+    regard to case; a segment, when given, must be that root complex's."""
+    match = _PCI_NAME.match(name)
+    if match is None:
+        return None
+    from vmlayout.pci.model import bdf_text
+
+    wanted = match["rc"]
+    rcs = [rc for rc in config.pcie_root_complexes if rc.name.lower() == wanted.lower()]
+    exact = [rc for rc in rcs if rc.name == wanted]
+    rc_name = (exact or rcs)[0].name if rcs else wanted
+    if rcs and match["segment"] is not None:
+        segment = int(match["segment"], 16)
+        rc = (exact or rcs)[0]
+        if rc.segment != segment:
+            raise VmLayoutError(
+                "unknown_name",
+                f"{name}: root complex {rc.name} is on segment {rc.segment:04x}, not {segment:04x}",
+            )
+    bus, device = (int(match[k], 16) for k in ("bus", "device"))
+    bdf = bdf_text(bus, device, int(match["function"]))
+    what = match["what"].lower()
+    what = what.upper() if what.startswith(("bar", "vf-bar")) else what
+    return f"{rc_name} {bdf} {what}"
