@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import assert_one_line_error, run_cli
+from tests.fuzzing import assert_one_line_error, run_main
 from vmlayout.config import DEFAULT_VM, config_from_dict, load_config
 from vmlayout.errors import VmLayoutError
 from vmlayout.inspect.explain import canonical_pci_name, explain
@@ -86,13 +86,13 @@ def test_search_window_is_clipped_to_the_address_width() -> None:
 
 
 def test_cli_explain_text_and_json() -> None:
-    text = run_cli("explain", "pcie-seg0-ecam")
-    assert text.returncode == 0
+    text = run_main("explain", "pcie-seg0-ecam")
+    assert text.status == 0
     assert "phase:        Mmio64 (phase 5 of 6)" in text.stdout
     assert "turn:         3 of 3" in text.stdout
-    data = json.loads(run_cli("explain", "ram0", "--format", "json").stdout)
+    data = json.loads(run_main("explain", "ram0", "--format", "json").stdout)
     assert data["phase"] == "Ram"
-    assert_one_line_error(run_cli("explain", "missing"), "unknown_range")
+    assert_one_line_error(run_main("explain", "missing"), "unknown_range")
 
 
 def test_a_root_complex_ecam_share_is_explained_by_its_segment_block() -> None:
@@ -120,8 +120,8 @@ GPUS = Path(__file__).resolve().parent.parent / "examples" / "gpus.toml"
     ["rc0 03:00.0 BAR1", "rc0 3:0.0 bar1", "RC0 03:00.0 Bar1", "rc0 0000:03:00.0 BAR1"],
 )
 def test_pci_names_take_any_case_and_bdf_spelling(spelling: str) -> None:
-    out = run_cli("explain", spelling, GPUS, "--format", "json")
-    assert out.returncode == 0, out.stderr
+    out = run_main("explain", spelling, GPUS, "--format", "json")
+    assert out.status == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["name"] == "rc0 03:00.0 BAR1"
     # 03:00.0 sits behind downstream port 02:00.0, upstream port 01:00.0, root port
@@ -142,7 +142,7 @@ def test_a_segment_that_is_not_the_root_complexes_is_refused() -> None:
 
 
 def test_a_window_chain_starts_at_the_window() -> None:
-    out = json.loads(run_cli("explain", "rc0 01:00.0 mem", GPUS, "--format", "json").stdout)
+    out = json.loads(run_main("explain", "rc0 01:00.0 mem", GPUS, "--format", "json").stdout)
     assert [c["name"] for c in out["chain"]] == [
         "rc0 01:00.0 mem", "rc0 00:00.0 mem", "pcie-rc0-low-mmio",
     ]  # fmt: skip
@@ -163,4 +163,4 @@ def test_an_assignment_that_fails_fails_every_name(tmp_path: Path) -> None:
         '[[pcie_root_complexes.devices]]\ntype = "endpoint"\ndevice = 0\n'
         'bars = [{ index = 0, size = "16 MiB" }]\n'
     )
-    assert_one_line_error(run_cli("explain", "ram0", config), "mmio_exhaustion", "rc0")
+    assert_one_line_error(run_main("explain", "ram0", config), "mmio_exhaustion", "rc0")

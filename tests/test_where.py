@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.cli import assert_one_line_error, run_cli
+from tests.fuzzing import assert_one_line_error, run_main
 from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict, load_config
 from vmlayout.errors import VmLayoutError
 from vmlayout.inspect.where import parse_address, where
@@ -210,8 +210,8 @@ def test_address_parsing() -> None:
 
 
 def test_cli_where_json_has_exactly_the_documented_keys() -> None:
-    out = run_cli("where", "0xfee00000", "--format", "json")
-    assert out.returncode == 0, out.stderr
+    out = run_main("where", "0xfee00000", "--format", "json")
+    assert out.status == 0, out.stderr
     data = json.loads(out.stdout)
     assert list(data) == ["address", "range", "gap", "zone", "chain"]
     assert data["address"] == 0xFEE0_0000
@@ -223,31 +223,31 @@ def test_cli_where_json_has_exactly_the_documented_keys() -> None:
     assert [c["name"] for c in data["chain"]] == [
         "lapic", "msi-window", "x86-reserved-zone", "chipset-low-mmio",
     ]  # fmt: skip
-    gap = json.loads(run_cli("where", "0xc0000000", "--format", "json").stdout)
+    gap = json.loads(run_main("where", "0xc0000000", "--format", "json").stdout)
     assert gap["range"] is None and list(gap["gap"]) == ["start", "end", "after", "before"]
 
 
 def test_cli_explain_an_address_answers_as_where_with_platform_options() -> None:
     args = ("0xf0030000", "--arch", "aarch64", "--vp-count", "4", "--format", "json")
-    explained = run_cli("explain", *args)
-    located = run_cli("where", *args)
-    assert explained.returncode == located.returncode == 0, explained.stderr
+    explained = run_main("explain", *args)
+    located = run_main("where", *args)
+    assert explained.status == located.status == 0, explained.stderr
     assert explained.stdout == located.stdout
     assert json.loads(located.stdout)["zone"]["name"] == "gicr2"  # 0xEFFF_0000 + 2 * 128 KiB
 
 
 def test_cli_where_errors_are_one_line() -> None:
-    assert_one_line_error(run_cli("where", "nowhere"), "ADDRESS", "not an address")
-    assert_one_line_error(run_cli("where", "0x1" + "0" * 16), "2^64")
+    assert_one_line_error(run_main("where", "nowhere"), "ADDRESS", "not an address")
+    assert_one_line_error(run_main("where", "0x1" + "0" * 16), "2^64")
 
 
 def test_cli_resolve_gaps_lists_gaps_and_zones() -> None:
-    plain = run_cli("resolve")
-    out = run_cli("resolve", "--gaps")
-    assert out.returncode == 0 and out.stdout.startswith(plain.stdout)
+    plain = run_main("resolve")
+    out = run_main("resolve", "--gaps")
+    assert out.status == 0 and out.stdout.startswith(plain.stdout)
     assert "0xc000_0000 - 0xf400_0000" in out.stdout and "alignment: ram0" in out.stdout
     assert "lapic" in out.stdout and "0xfee0_0000" in out.stdout
-    assert "gaps" not in json.loads(run_cli("resolve", "--format", "json").stdout)
-    data = json.loads(run_cli("resolve", "--gaps", "--format", "json").stdout)
+    assert "gaps" not in json.loads(run_main("resolve", "--format", "json").stdout)
+    data = json.loads(run_main("resolve", "--gaps", "--format", "json").stdout)
     assert data["gaps"][0]["start"] == 0xC000_0000
     assert {"name": "ioapic", "start": 0xFEC0_0000, "end": 0xFEC0_1000} in data["zones"]

@@ -121,17 +121,25 @@ def _diff(args: argparse.Namespace) -> int:
         changes_to_table,
         diff_layouts,
         is_compatible,
-        load_layout,
+        load_side,
         verdict_to_json,
     )
 
-    changes = diff_layouts(
-        load_layout(args.before, args.arch), load_layout(args.after, args.arch), args.strict
-    )
+    before, before_config = load_side(args.before, args.arch, "A")
+    after, after_config = load_side(args.after, args.arch, "B")
+    configs = None
+    if before_config is not None and after_config is not None:
+        configs = (before_config, after_config)
+    changes = diff_layouts(before, after, args.strict, configs)
     if args.format == "json":
         sys.stdout.write(json.dumps(verdict_to_json(changes, args.strict)) + "\n")
     else:
         sys.stdout.write(changes_to_table(changes, args.strict))
+        if configs is None:
+            sys.stdout.write(
+                "(a saved layout holds no firmware-only settings: numa_node, "
+                "preserve_bars, numa_distances, processors and platform were not compared)\n"
+            )
     return 0 if is_compatible(changes) else 1
 
 
