@@ -14,7 +14,6 @@ from vmlayout.commands import COMMAND_MODULES, CommandGroups
 from vmlayout.errors import VmLayoutError
 from vmlayout.inputs import escape_control
 
-
 _INVALID_CHOICE = re.compile(r"invalid choice: '(?P<given>.*)' \(choose from (?P<choices>.*)\)$")
 
 
