@@ -87,6 +87,7 @@ def register(groups: CommandGroups) -> None:
     )
     add_config_arguments(picture)
     picture.add_argument("-o", "--output", required=True, metavar="FILE", help="map.svg or map.png")
+    add_acpi_options(picture)
     picture.set_defaults(handler=_map)
 
 
@@ -200,5 +201,6 @@ def _map(args: argparse.Namespace) -> int:
     from vmlayout.output import write_atomic
 
     path = Path(args.output)
-    write_atomic(path, render(resolve_from_args(args), path))
+    resolved = resolve_from_args(args)
+    write_atomic(path, render(resolved, path, zone_blocks_from_args(args, resolved.config)))
     return 0
