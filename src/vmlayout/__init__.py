@@ -28,6 +28,12 @@ _EXPORTS = {
     "linux_device_tree": "vmlayout.api",
     "paravisor_device_tree": "vmlayout.api",
     "artifact_set": "vmlayout.api",
+    "where": "vmlayout.api",
+    "explain": "vmlayout.api",
+    "diff": "vmlayout.api",
+    "fit": "vmlayout.api",
+    "inspect": "vmlayout.api",
+    "InspectResult": "vmlayout.inspect.dispatch",
     "VmConfig": "vmlayout.policy",
     "RootComplexConfig": "vmlayout.policy",
     "DynamicMmio": "vmlayout.policy",
@@ -49,6 +55,7 @@ __all__ = [
     "ChipsetMmioRanges",
     "DynamicMmio",
     "FixedMmio",
+    "InspectResult",
     "IommuKind",
     "MemoryLayout",
     "MemoryRange",
@@ -63,8 +70,12 @@ __all__ = [
     "acpi_tables",
     "artifact_set",
     "config_json",
+    "diff",
     "e820_bytes",
     "e820_map",
+    "explain",
+    "fit",
+    "inspect",
     "layout_json",
     "linux_device_tree",
     "load_config",
@@ -75,6 +86,7 @@ __all__ = [
     "reference_mtrrs",
     "resolve",
     "uefi_config_blob",
+    "where",
 ]
 
 if TYPE_CHECKING:
@@ -82,8 +94,12 @@ if TYPE_CHECKING:
         acpi_tables,
         artifact_set,
         config_json,
+        diff,
         e820_bytes,
         e820_map,
+        explain,
+        fit,
+        inspect,
         layout_json,
         linux_device_tree,
         load_config,
@@ -94,8 +110,10 @@ if TYPE_CHECKING:
         reference_mtrrs,
         resolve,
         uefi_config_blob,
+        where,
     )
     from vmlayout.errors import VmLayoutError
+    from vmlayout.inspect.dispatch import InspectResult
     from vmlayout.layout import ChipsetMmioRanges, MemoryLayout
     from vmlayout.policy import (
         Arch,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout, VmConfig
 
 ConfigSource = VmConfig | Mapping[str, Any] | str | Path | None
@@ -188,3 +189,118 @@ def artifact_set(resolved: ResolvedLayout, settings: Any = None) -> dict[str, by
     from vmlayout.artifacts import EmitSettings, build_artifact_set
 
     return build_artifact_set(resolved, settings or EmitSettings())
+
+
+# --- tools: where, explain, diff, fit, inspect ----------------------------------------
+# Each returns a frozen dataclass holding what the command's `--format json` prints
+# (its `to_json()` is exactly that object), and raises `VmLayoutError` on bad input.
+
+
+def _text_argument(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise VmLayoutError(
+            "invalid_argument", f"{what}: expected a string, got {type(value).__name__}"
+        )
+    return value
+
+
+def where(
+    address: int | str,
+    config: ConfigSource = None,
+    /,
+    *,
+    vp_count: int = 2,
+    gic: Any = None,
+    ioapic: bool = True,
+) -> Any:
+    """What lives at a guest physical address (`vmlayout where`): a
+    `vmlayout.inspect.where.WhereResult` with the range or gap, the architectural zone
+    and the chain of windows. The platform (`vp_count`, the aarch64 `gic` as a
+    `vmlayout.platform.GicPlatform`, `ioapic`) places the zones."""
+    from vmlayout.inspect.where import parse_address
+    from vmlayout.inspect.where import where as where_in
+    from vmlayout.platform import DEFAULT_GIC
+    from vmlayout.zones import zone_blocks
+
+    if isinstance(address, bool) or not isinstance(address, (int, str)):
+        raise VmLayoutError(
+            "invalid_argument", f"address: expected an integer, got {type(address).__name__}"
+        )
+    value = parse_address(address if isinstance(address, str) else str(address))
+    loaded = load_config(config)
+    blocks = zone_blocks(loaded.arch, gic or DEFAULT_GIC, vp_count, ioapic)
+    return where_in(value, loaded, blocks)
+
+
+def explain(name: str, config: ConfigSource = None, /) -> Any:
+    """Why a range sits where it does (`vmlayout explain`): an
+    `vmlayout.inspect.explain.Explanation` for a range name, a `PciExplanation` for a
+    BAR or bridge window (`rc0 3:0.0 bar1`), a `WhereResult` for an address."""
+    from vmlayout.inspect.explain import explain as explain_range
+    from vmlayout.inspect.explain import explain_pci_name
+    from vmlayout.inspect.where import looks_like_address
+
+    name = _text_argument(name, "name")
+    if looks_like_address(name):
+        return where(name, config)
+    loaded = load_config(config)
+    return explain_pci_name(name, loaded) or explain_range(name, loaded)
+
+
+def diff(
+    before: ConfigSource | Mapping[str, Any],
+    after: ConfigSource | Mapping[str, Any],
+    /,
+    *,
+    strict: bool = False,
+    arch: str | None = None,
+) -> Any:
+    """The compatibility verdict between two configs or saved layouts (`vmlayout diff`):
+    a `vmlayout.inspect.diff.DiffResult`. Each side is anything `load_config` accepts,
+    a saved `layout_json` mapping, or the path of a saved layout JSON; firmware-only
+    settings are compared when both sides are configs."""
+    from vmlayout.inspect.diff import DiffResult, diff_layouts
+
+    sides = [_diff_side(before, arch, "A"), _diff_side(after, arch, "B")]
+    (old, old_config), (new, new_config) = sides
+    configs = None if old_config is None or new_config is None else (old_config, new_config)
+    return DiffResult.of(diff_layouts(old, new, strict, configs), strict)
+
+
+def _diff_side(
+    source: ConfigSource | Mapping[str, Any], arch: str | None, side: str
+) -> tuple[dict[str, Any], VmConfig | None]:
+    from vmlayout.inspect.diff import check_saved_layout, load_side
+    from vmlayout.report import resolved_to_json
+
+    if isinstance(source, Mapping) and "placed" in source and "chipset" in source:
+        return check_saved_layout(dict(source), f"side {side}"), None
+    if isinstance(source, (str, Path)):
+        return load_side(source, arch, side)
+    try:
+        config = load_config(source, arch=arch)
+        return resolved_to_json(resolve(config)), config
+    except VmLayoutError as error:
+        raise VmLayoutError(error.kind, f"side {side}: {error.message}") from None
+
+
+def fit(config: ConfigSource, /, *, host_phys_bits: int | None = None) -> Any:
+    """The smallest root-complex windows that hold every BAR (`vmlayout fit`): a
+    `vmlayout.pci.fit.FitResult` (the fitted config, each window before and after,
+    the layout top and whether it fits `host_phys_bits`)."""
+    from vmlayout.pci.fit import fit_config
+
+    if host_phys_bits is not None and (
+        isinstance(host_phys_bits, bool) or not isinstance(host_phys_bits, int)
+    ):
+        raise VmLayoutError("invalid_argument", "host_phys_bits: expected an integer")
+    return fit_config(load_config(config), host_phys_bits)
+
+
+def inspect(path: str | Path, /, *, strict: bool = False) -> Any:
+    """Recognise any file (or `emit all` directory) vmlayout writes and decode it back
+    (`vmlayout inspect`), cross-checking a directory's views: a
+    `vmlayout.inspect.dispatch.InspectResult`."""
+    from vmlayout.inspect.dispatch import inspect_artifacts
+
+    return inspect_artifacts(path, strict=strict)

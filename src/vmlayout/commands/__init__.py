@@ -19,22 +19,6 @@ COMMAND_MODULES = (
     "vmlayout.commands.fit",
 )
 
-#: Modules for `vmlayout inspect PATH`, each providing
-#:   sniff(path: Path, data: bytes | None) -> bool     (data is None for a directory)
-#:   inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]
-#: (printed text, exit status; fmt is "table" or "json"). First whose sniff accepts wins;
-#: decoding errors raise VmLayoutError (one line, exit 2).
-INSPECTOR_MODULES: tuple[str, ...] = (
-    "vmlayout.inspect.uefi",
-    "vmlayout.inspect.acpi",
-    "vmlayout.inspect.dtb",
-    "vmlayout.inspect.pcat",
-    "vmlayout.inspect.views",
-    "vmlayout.inspect.pci",
-    "vmlayout.inspect.igvm",
-    "vmlayout.inspect.e820",
-)
-
 
 @dataclass(frozen=True)
 class CommandGroups:

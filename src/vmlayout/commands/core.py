@@ -108,38 +108,10 @@ def _emit_mtrr(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    import importlib
-    import os
     from pathlib import Path
 
-    from vmlayout.commands import INSPECTOR_MODULES
-    from vmlayout.errors import VmLayoutError
-    from vmlayout.inputs import read_bytes, shown
-    from vmlayout.output import INCOMPLETE_MARKER
+    from vmlayout.inspect.dispatch import inspect_path
 
-    path = Path(args.path)
-    if "\0" in args.path or not path.exists():
-        raise VmLayoutError("invalid_input", f"{shown(path)}: no such file or directory")
-    if path.is_dir() and os.path.lexists(path / INCOMPLETE_MARKER):
-        raise VmLayoutError(
-            "invalid_artifact",
-            f"{shown(path)}: an interrupted `emit all` left this set incomplete "
-            f"({INCOMPLETE_MARKER} is present); run it again",
-        )
-    if path.is_dir() and os.path.lexists(path / "config.json"):
-        from vmlayout.inspect.crosscheck import inspect_directory
-
-        text, status = inspect_directory(path, args.format, args.strict)
-        sys.stdout.write(text)
-        return status
-    data = None
-    if not path.is_dir():
-        data = read_bytes(path, "invalid_input")
-    for name in INSPECTOR_MODULES:
-        module = importlib.import_module(name)
-        if module.sniff(path, data):
-            text, status = module.inspect(path, data, args.format)
-            sys.stdout.write(text)
-            return int(status)
-    what = "directory" if data is None else "file"
-    raise VmLayoutError("unrecognised_input", f"{shown(path)}: not a {what} vmlayout can decode")
+    text, status = inspect_path(Path(args.path), args.format, args.strict)
+    sys.stdout.write(text)
+    return status

@@ -166,25 +166,17 @@ def _where(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from vmlayout.inspect.explain import canonical_pci_name, explain
-    from vmlayout.inspect.where import looks_like_address, where
-    from vmlayout.pci.report import explain_pci, explain_row, row_to_json
+    from vmlayout.inspect.explain import explain, explain_pci_name
+    from vmlayout.inspect.where import looks_like_address
 
     if looks_like_address(args.name):  # `explain 0xfee0_0000` answers as `where`
         args.address = args.name
         return _where(args)
     config = load_config_from_args(args)
-    pci_name = canonical_pci_name(args.name, config)  # `rc0 3:0.0 bar1` -> `rc0 03:00.0 BAR1`
-    bar = None if pci_name is None else explain_pci(pci_name, config)
-    if bar is not None:
-        found = where(bar.start, config, zone_blocks_from_args(args, config)).chain
-        chain = [s for s in found if s.start <= bar.start and s.end >= bar.end]  # it and up
-        if args.format == "json":
-            data = {**row_to_json(bar), "chain": [s.to_json() for s in chain]}
-            sys.stdout.write(json.dumps(data) + "\n")
-        else:
-            links = " -> ".join(s.name for s in chain)
-            sys.stdout.write(f"{explain_row(bar)}  chain:     {links}\n")
+    bar = explain_pci_name(args.name, config, zone_blocks_from_args(args, config))
+    if bar is not None:  # `rc0 3:0.0 bar1`, `rc0 0000:03:00.0 BAR1`, `rc0 00:00.0 pref`
+        text = json.dumps(bar.to_json()) + "\n" if args.format == "json" else bar.to_text()
+        sys.stdout.write(text)
         return 0
     result = explain(args.name, config)
     if args.format == "json":

@@ -567,14 +567,32 @@ def change_counts(changes: list[RangeChange]) -> dict[str, int]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    """The verdict of a diff (the library's `vmlayout.diff`; `to_json` is
+    `diff --format json`): compatible means no change of class `break`."""
+
+    compatible: bool
+    strict: bool
+    counts: Mapping[str, int]
+    changes: tuple[RangeChange, ...]
+
+    @classmethod
+    def of(cls, changes: list[RangeChange], strict: bool = False) -> DiffResult:
+        return cls(is_compatible(changes), strict, change_counts(changes), tuple(changes))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "compatible": self.compatible,
+            "strict": self.strict,
+            "counts": dict(self.counts),
+            "changes": [c.to_json() for c in self.changes],
+        }
+
+
 def verdict_to_json(changes: list[RangeChange], strict: bool = False) -> dict[str, Any]:
     """`diff --format json`: the verdict, the counts and every change."""
-    return {
-        "compatible": is_compatible(changes),
-        "strict": strict,
-        "counts": change_counts(changes),
-        "changes": [c.to_json() for c in changes],
-    }
+    return DiffResult.of(changes, strict).to_json()
 
 
 def load_layout(path: str | Path, arch: str | None = None) -> dict[str, Any]:

@@ -11,13 +11,18 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmlayout.allocator import PlacedRangeKind, PlacementRecord
 from vmlayout.errors import VmLayoutError
+from vmlayout.inspect.where import Span, where
 from vmlayout.policy import ResolvedLayout, VmConfig, resolve
 from vmlayout.ranges import MemoryRange, format_address, format_size
 from vmlayout.report import resolved_named_ranges, split_extent_name
+from vmlayout.zones import ZoneBlock
+
+if TYPE_CHECKING:
+    from vmlayout.pci.report import PciRow
 
 #: Phase processing order: a placement can only be affected by earlier phases.
 _PHASE_ORDER = (
@@ -371,3 +376,39 @@ def canonical_pci_name(name: str, config: VmConfig) -> str | None:
     what = match["what"].lower()
     what = what.upper() if what.startswith(("bar", "vf-bar")) else what
     return f"{rc_name} {bdf} {what}"
+
+
+@dataclass(frozen=True, slots=True)
+class PciExplanation:
+    """Why a BAR or bridge window sits where it does (its pool, alignment and turn)
+    and the chain it is decoded through: itself, the bridge windows holding it, its
+    root complex's window (`explain --format json`'s object)."""
+
+    row: PciRow
+    chain: tuple[Span, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        from vmlayout.pci.report import row_to_json
+
+        return {**row_to_json(self.row), "chain": [s.to_json() for s in self.chain]}
+
+    def to_text(self) -> str:
+        from vmlayout.pci.report import explain_row
+
+        links = " -> ".join(s.name for s in self.chain)
+        return f"{explain_row(self.row)}  chain:     {links}\n"
+
+
+def explain_pci_name(
+    name: str, config: VmConfig, blocks: tuple[ZoneBlock, ...] | None = None
+) -> PciExplanation | None:
+    """The explanation of the BAR or window `name` (any spelling `canonical_pci_name`
+    reads), or None when `name` is not shaped like one."""
+    from vmlayout.pci.report import explain_pci
+
+    canonical = canonical_pci_name(name, config)
+    row = None if canonical is None else explain_pci(canonical, config)
+    if row is None:
+        return None
+    found = where(row.start, config, blocks).chain
+    return PciExplanation(row, tuple(s for s in found if s.start <= row.start and s.end >= row.end))
