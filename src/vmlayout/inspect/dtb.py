@@ -33,20 +33,49 @@ def decode_dtb(data: bytes) -> dict[str, Any]:
     chipset: ChipsetMmioRanges
     memory: list[tuple[MemoryRange, int | None, str]]
     bridges: tuple[DtPcieBridge, ...] = ()
-    if root.child("openvmm") is not None:
-        kind = "linux"
+    kind = tree_kind(root)
+    if kind == "linux":
         chipset = chipset_from_linux_tree(root)
         memory = [(r, None, "ram") for r in ram_from_linux_tree(root)]
         bridges = pcie_from_linux_tree(root)
-    elif _has_vmbus_bus(root):
-        kind = "paravisor"
+    elif kind == "paravisor":
         tree = parse_host_tree(data)
         chipset = chipset_from_host_tree(tree)
         names = _memory_type_names()
         memory = [(e.range, e.vnode, names.get(e.entry_type, "?")) for e in tree.memory]
     else:
-        raise VmLayoutError("unrecognised_input", "device tree carries no VMBus node")
+        raise VmLayoutError("unrecognised_input", f"this is {TREE_NAMES[None]}")
     return {"kind": kind, "chipset": chipset, "memory": memory, "pcie": bridges}
+
+
+#: How a message names each kind of tree (None: one vmlayout does not write).
+TREE_NAMES: dict[str | None, str] = {
+    "linux": "an arm64 Linux tree",
+    "paravisor": "a paravisor (IGVM host) tree",
+    None: "a device tree vmlayout does not write (neither the arm64 Linux tree, which "
+    "has an /openvmm node, nor a paravisor tree, which has a VMBus node)",
+}
+
+
+def tree_kind(root: Node) -> str | None:
+    """ "linux" (OpenVMM's arm64 direct-boot tree), "paravisor" (the IGVM host tree)
+    or None."""
+    if root.child("openvmm") is not None:
+        return "linux"
+    if _has_vmbus_bus(root):
+        return "paravisor"
+    return None
+
+
+def require_tree(data: bytes, wanted: str, file: str) -> None:
+    """Refuse a tree of another kind by naming it (`paravisor.dtb: this is an arm64
+    Linux tree, not a paravisor (IGVM host) tree`), before a reader of `wanted` trees
+    would fail on the first property it misses."""
+    kind = tree_kind(read_fdt(data))
+    if kind != wanted:
+        raise VmLayoutError(
+            "wrong_tree", f"{file}: this is {TREE_NAMES[kind]}, not {TREE_NAMES[wanted]}"
+        )
 
 
 def _memory_type_names() -> dict[int, str]:
