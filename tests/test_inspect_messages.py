@@ -27,9 +27,7 @@ def _paravisor_dtb() -> bytes:
 def test_a_tree_of_the_wrong_kind_is_named() -> None:
     with pytest.raises(VmLayoutError, match=r"paravisor\.dtb: this is an arm64 Linux tree, not a"):
         require_tree(_linux_dtb(), "paravisor", "paravisor.dtb")
-    with pytest.raises(
-        VmLayoutError, match=r"is a paravisor \(IGVM host\) tree, not an arm64"
-    ):
+    with pytest.raises(VmLayoutError, match=r"is a paravisor \(IGVM host\) tree, not an arm64"):
         require_tree(_paravisor_dtb(), "linux", "linux.dtb")
     require_tree(_linux_dtb(), "linux", "linux.dtb")
     require_tree(_paravisor_dtb(), "paravisor", "paravisor.dtb")
