@@ -251,3 +251,17 @@ def test_cli_resolve_gaps_lists_gaps_and_zones() -> None:
     data = json.loads(run_main("resolve", "--gaps", "--format", "json").stdout)
     assert data["gaps"][0]["start"] == 0xC000_0000
     assert {"name": "ioapic", "start": 0xFEC0_0000, "end": 0xFEC0_1000} in data["zones"]
+
+
+def test_a_top_down_window_leaves_its_alignment_slack_above_it() -> None:
+    # A 3 MiB root-complex window, 2 MiB aligned, placed top-down below the 32 MiB
+    # chipset window at 0xFE00_0000: the highest 2 MiB-aligned start that fits is
+    # 0xFDC0_0000 (0xFE00_0000 - 3 MiB = 0xFDD0_0000, rounded down), so it ends at
+    # 0xFDF0_0000 and leaves 1 MiB free above it.
+    rc = {"name": "r0", "low_mmio": {"size": "3M"}}
+    config = config_from_dict({"pcie_root_complexes": [rc], "chipset_low_mmio_size": "32M"})
+    gap = where(0xFDF8_0000, config).gap
+    assert gap is not None and (gap.start, gap.end) == (0xFDF0_0000, 0xFE00_0000)
+    assert (gap.after, gap.before) == ("pcie-r0-low-mmio", "chipset-low-mmio")
+    assert gap.reason.startswith("alignment: pcie-r0-low-mmio (mmio32, placed top-down)")
+    assert "2 MiB boundary" in gap.reason and "1 MiB below" in gap.reason

@@ -159,6 +159,7 @@ class AddressMap:
     covered_end: tuple[int, ...]
     width: int
     trace: tuple[PlacementRecord, ...]
+    trace_index: tuple[dict[int, list[int]], list[tuple[int, int]]]
 
     @classmethod
     def of(
@@ -189,6 +190,7 @@ class AddressMap:
             tuple(covered),
             resolved.config.physical_address_size,
             trace,
+            _trace_index(trace),
         )
 
     def lookup(self, address: int) -> WhereResult:
@@ -220,6 +222,17 @@ class AddressMap:
             zones[0].what if zones else "",
         )
 
+    def _candidates(self, start: int, end: int) -> list[PlacementRecord]:
+        """The placements that can explain a gap: those with an extent touching it,
+        and the RAM request placed next above it (one that skipped it). Looked up, not
+        scanned, so listing every gap stays O(n log n)."""
+        touching, ram = self.trace_index
+        found = [self.trace[i] for i in [*touching.get(start, ()), *touching.get(end, ())]]
+        i = bisect.bisect_left(ram, (end, -1))
+        if i < len(ram):
+            found.append(self.trace[ram[i][1]])
+        return found
+
     def gaps(self) -> list[Gap]:
         """Every gap between two ranges of the layout, by address (not the open space
         above the layout), each with its reason."""
@@ -248,7 +261,7 @@ class AddressMap:
                 f"above the layout: nothing is placed above {after}; the address is {where} "
                 f"the {self.width}-bit address width (it ends at {format_address(width)})"
             )
-        for record in self.trace:
+        for record in self._candidates(start, end):
             reason = _alignment_reason(record, start, end)
             if reason:
                 return reason
@@ -256,6 +269,23 @@ class AddressMap:
             "free: no request needed it (each phase places from its own floor; "
             "32-bit MMIO top-down from 4 GiB, RAM and 64-bit MMIO bottom-up)"
         )
+
+
+def _trace_index(
+    trace: tuple[PlacementRecord, ...],
+) -> tuple[dict[int, list[int]], list[tuple[int, int]]]:
+    """(address -> records with an extent starting or ending there, sorted (start,
+    record) of every RAM extent)."""
+    touching: dict[int, list[int]] = {}
+    ram: list[tuple[int, int]] = []
+    for i, record in enumerate(trace):
+        for extent in record.ranges:
+            for point in (extent.start, extent.end):
+                touching.setdefault(point, []).append(i)
+            if record.kind is PlacedRangeKind.RAM:
+                ram.append((extent.start, i))
+    ram.sort()
+    return touching, ram
 
 
 def _alignment_reason(record: PlacementRecord, start: int, end: int) -> str:
