@@ -265,3 +265,14 @@ def test_a_top_down_window_leaves_its_alignment_slack_above_it() -> None:
     assert (gap.after, gap.before) == ("pcie-r0-low-mmio", "chipset-low-mmio")
     assert gap.reason.startswith("alignment: pcie-r0-low-mmio (mmio32, placed top-down)")
     assert "2 MiB boundary" in gap.reason and "1 MiB below" in gap.reason
+
+
+def test_an_ecam_address_names_the_function_whose_config_space_it_is() -> None:
+    # Default VM: rc0's ECAM (buses 0..255) at 0x1_A000_0000; offset 0x30_8000 is
+    # bus 3 (1 MiB per bus), device 1 (32 KiB per device), function 0.
+    result = where(0x1_A030_8010, DEFAULT_VM)
+    assert result.range is not None and result.range.name == "pcie-seg0-ecam"
+    config = result.chain[0]
+    assert (config.name, config.start, config.end) == (
+        "rc0 03:01.0 config space", 0x1_A030_8000, 0x1_A030_9000,
+    )  # fmt: skip

@@ -106,11 +106,25 @@ class WhereResult:
         return "\n".join(lines) + "\n"
 
 
+def _config_space(ecam: tuple[str, int, int, int], address: int) -> Span | None:
+    """The 4 KiB of PCIe configuration space an ECAM address reaches (`rc0 03:00.0
+    config space`): 1 MiB per bus, 32 KiB per device, 4 KiB per function."""
+    from vmlayout.pci.model import bdf_text
+
+    rc, start, end, first_bus = ecam
+    if not start <= address < end:
+        return None
+    offset = address - start
+    bdf = bdf_text(first_bus + (offset >> 20), (offset >> 15) & 0x1F, (offset >> 12) & 0x7)
+    page = start + (offset & ~0xFFF)
+    return Span(f"{rc} {bdf} config space", page, page + 0x1000, "pci-config")
+
+
 def _bus_depth(s: Span) -> int:
     """A PCI row's bus number (`rc0 01:00.0 mem` -> 1): buses are numbered depth
     first, so of two bridge windows with the same extent the higher bus is nested in
     the lower one."""
-    if not s.kind.startswith("pci-"):
+    if s.kind not in ("pci-bar", "pci-vf-bar", "pci-window"):
         return 0
     return int(s.name.split(" ")[-2].split(":")[0], 16)
 
@@ -160,6 +174,8 @@ class AddressMap:
     width: int
     trace: tuple[PlacementRecord, ...]
     trace_index: tuple[dict[int, list[int]], list[tuple[int, int]]]
+    #: (root complex, ECAM start, end, its first bus) of every root complex.
+    ecams: tuple[tuple[str, int, int, int], ...] = ()
 
     @classmethod
     def of(
@@ -191,6 +207,11 @@ class AddressMap:
             resolved.config.physical_address_size,
             trace,
             _trace_index(trace),
+            tuple(
+                (rc.name, rc.ecam.start, rc.ecam.end, rc.start_bus)
+                for rc in resolved.pcie_root_complexes
+                if not rc.ecam.is_empty()
+            ),
         )
 
     def lookup(self, address: int) -> WhereResult:
@@ -206,7 +227,8 @@ class AddressMap:
         zones = zones_at(address, self.blocks)
         zone_spans = [Span(z.name, z.start, z.end, "zone") for z in zones]
         bars = [s for s in self.pci if s.contains(address)]
-        rank = {"pci-bar": 0, "pci-vf-bar": 0, "pci-window": 1, "zone": 2}
+        bars += [config for e in self.ecams if (config := _config_space(e, address))]
+        rank = {"pci-config": 0, "pci-bar": 0, "pci-vf-bar": 0, "pci-window": 1, "zone": 2}
         chain = sorted(
             [*bars, *zone_spans, *holding],
             key=lambda s: (s.end - s.start, rank.get(s.kind, 3), -_bus_depth(s)),
