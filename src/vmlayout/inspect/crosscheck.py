@@ -876,9 +876,19 @@ def linux_dt_platform_rows(root: Any) -> dict[str, RowValue]:
         cells = _cells(timer, "interrupts")  # (GIC_PPI, number - 16, flags): the virtual timer
         if len(cells) >= 3:
             rows[TIMER_ROW] = (cells[1] + 16,)
-    uarts = [c for c in root.children if c.name.startswith("uart@")]
-    rows[SERIAL_ROW] = _on(bool(uarts))
+    rows[SERIAL_ROW] = _on(_has_node(root, "uart@"))
     return rows
+
+
+def _has_node(node: Any, prefix: str) -> bool:
+    """Whether any node below `node` is named `prefix…` (the UARTs sit under /hvlite)."""
+    stack = list(node.children)
+    while stack:
+        child = stack.pop()
+        if child.name.startswith(prefix):
+            return True
+        stack.extend(child.children)
+    return False
 
 
 def read_paravisor_dtb(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
