@@ -32,7 +32,8 @@ def _frozen(result: object) -> None:
 
 
 def test_where_is_the_commands_json() -> None:
-    result = vmlayout.where(0xEFFF_0000 + 3 * 0x2_0000, {"arch": "aarch64"}, vp_count=4)
+    config = {"arch": "aarch64", "processors": {"vp_count": 4}}
+    result = vmlayout.where(0xEFFF_0000 + 3 * 0x2_0000, config)
     _frozen(result)
     assert result.zone is not None and result.zone.name == "gicr3"
     cli = _cli_json("where", "0xf0050000", "--arch", "aarch64", "--vp-count", "4")

@@ -383,3 +383,17 @@ def test_an_error_names_its_side(tmp_path: Path) -> None:
     bad = _write_toml(tmp_path / "bad.toml", 'node_mem_sizes = ["3G", "1K"]\n')
     assert_refused(run_main("diff", good, bad), "side B")
     assert_refused(run_main("diff", bad, good), "side A")
+
+
+def test_processors_and_platform_fields_are_firmware_changes_by_leaf() -> None:
+    base = config_from_dict({"arch": "aarch64"})
+    other = config_from_dict(
+        {"arch": "aarch64", "processors": {"vp_count": 4}, "platform": {"gic": {"msi": "v2m"}}}
+    )
+    same = resolved_to_json(resolve(base))
+    changes = {c.name: c for c in diff_layouts(same, same, configs=(base, other))}
+    assert set(changes) == {"processors.vp_count", "platform.gic.msi"}
+    vp = changes["processors.vp_count"]
+    assert (vp.change, vp.change_class) == (Change.FIRMWARE_CHANGED, ChangeClass.FIRMWARE)
+    assert vp.to_json()["before"] == 2 and vp.to_json()["after"] == 4
+    assert "processors" in vp.reason and changes["platform.gic.msi"].to_json()["after"] == "v2m"

@@ -20,9 +20,10 @@ from tests.fuzzing import assert_one_line_error, run_main
 from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict, load_config
 from vmlayout.errors import VmLayoutError
 from vmlayout.inspect.where import parse_address, where
-from vmlayout.platform import GicPlatform
+from vmlayout.platform import GicPlatform, Platform, X86Platform
 from vmlayout.policy import Arch, VmConfig, resolve
 from vmlayout.report import resolved_to_json
+from vmlayout.topology import MAX_VP_COUNT, Processors
 from vmlayout.zones import zone_at, zone_blocks
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -139,22 +140,23 @@ def test_arm64_zones_at_the_reference_addresses(address: int, name: Any) -> None
 
 
 def test_redistributors_follow_the_vp_count_and_msi_choice() -> None:
-    v2m = GicPlatform(msi="v2m")
-    blocks = zone_blocks(Arch.AARCH64, v2m, vp_count=8)
+    v2m = Platform(gic=GicPlatform(msi="v2m"))
+    blocks = zone_blocks(Arch.AARCH64, v2m, Processors(vp_count=8))
     gicr7 = zone_at(0xEFFF_0000 + 7 * 0x2_0000 + 0x10, blocks)
     assert gicr7 is not None and gicr7.name == "gicr7" and "VP 7" in gicr7.what
     assert zone_at(0xEFFF_0000 + 8 * 0x2_0000, blocks) is not None  # past VP 7: the zone
     assert zone_at(0xEFFF_0000 + 8 * 0x2_0000, blocks).name == "arm64-reserved-zone"  # type: ignore[union-attr]
     assert zone_at(0xEFFE_8000, blocks).name == "gic-v2m"  # type: ignore[union-attr]
     assert zone_at(0xEFFC_0000, blocks).name == "arm64-reserved-zone"  # type: ignore[union-attr]
-    # A million VPs cost nothing: the per-VP block is arithmetic, not a list.
-    many = zone_blocks(Arch.AARCH64, GicPlatform(), vp_count=1 << 20)
-    far = zone_at(0xEFFF_0000 + 123_456 * 0x2_0000, many)
-    assert far is not None and far.name == "gicr123456"
+    # The most VPs cost nothing: the per-VP block is arithmetic, not a list.
+    many = zone_blocks(Arch.AARCH64, Platform(), Processors(vp_count=MAX_VP_COUNT))
+    last = MAX_VP_COUNT - 1
+    far = zone_at(0xEFFF_0000 + last * 0x2_0000, many)
+    assert far is not None and far.name == f"gicr{last}"
 
 
 def test_no_ioapic_zone_without_an_ioapic() -> None:
-    blocks = zone_blocks(Arch.X86_64, ioapic=False)
+    blocks = zone_blocks(Arch.X86_64, Platform(x86=X86Platform(ioapic=False)))
     assert zone_at(0xFEC0_0000, blocks).name == "x86-reserved-zone"  # type: ignore[union-attr]
 
 
@@ -225,6 +227,16 @@ def test_cli_where_json_has_exactly_the_documented_keys() -> None:
     ]  # fmt: skip
     gap = json.loads(run_main("where", "0xc0000000", "--format", "json").stdout)
     assert gap["range"] is None and list(gap["gap"]) == ["start", "end", "after", "before"]
+
+
+def test_the_configs_processors_and_platform_place_the_zones() -> None:
+    config = config_from_dict(
+        {"arch": "aarch64", "processors": {"vp_count": 4}, "platform": {"gic": {"msi": "v2m"}}}
+    )
+    assert where(0xF005_0000, config).zone.name == "gicr3"  # type: ignore[union-attr]
+    assert where(0xEFFE_8000, config).zone.name == "gic-v2m"  # type: ignore[union-attr]
+    no_ioapic = config_from_dict({"platform": {"x86": {"ioapic": False}}})
+    assert where(0xFEC0_0000, no_ioapic).zone.name == "x86-reserved-zone"  # type: ignore[union-attr]
 
 
 def test_cli_explain_an_address_answers_as_where_with_platform_options() -> None:

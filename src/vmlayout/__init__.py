@@ -39,7 +39,7 @@ _EXPORTS = {
     "DynamicMmio": "vmlayout.policy",
     "FixedMmio": "vmlayout.policy",
     "Vtl2Layout": "vmlayout.policy",
-    "Arch": "vmlayout.policy",
+    "Arch": "vmlayout.arch",
     "IommuKind": "vmlayout.policy",
     "ResolvedLayout": "vmlayout.policy",
     "RootComplexRanges": "vmlayout.policy",
@@ -112,11 +112,11 @@ if TYPE_CHECKING:
         uefi_config_blob,
         where,
     )
+    from vmlayout.arch import Arch
     from vmlayout.errors import VmLayoutError
     from vmlayout.inspect.dispatch import InspectResult
     from vmlayout.layout import ChipsetMmioRanges, MemoryLayout
     from vmlayout.policy import (
-        Arch,
         DynamicMmio,
         FixedMmio,
         IommuKind,

@@ -15,9 +15,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from vmlayout.platform import DEFAULT_GIC, GIC_REDISTRIBUTOR_SIZE, GicPlatform
-from vmlayout.policy import Arch
+from vmlayout.arch import Arch
+from vmlayout.platform import (
+    DEFAULT_PLATFORM,
+    GIC_ITS_SIZE,
+    GIC_REDISTRIBUTOR_SIZE,
+    GIC_V2M_FRAME_SIZE,
+    GICD_SIZE,
+    Platform,
+)
+from vmlayout.topology import DEFAULT_PROCESSORS, Processors
+
+if TYPE_CHECKING:
+    from vmlayout.policy import VmConfig
 
 #: x86: the local APIC page every VP sees at its APIC base (SDM 10.4.1), inside the
 #: 1 MiB interrupt-message window that MSIs are written to (SDM 10.11.1).
@@ -39,10 +51,6 @@ UART_BASES = (0xEFFE_C000, 0xEFFE_B000)
 UART_SIZE = 0x1000
 ARM_UEFI_BASE = 0xEFFE_D000
 ARM_UEFI_SIZE = 0x1000
-#: GICv3 distributor (64 KiB), ITS (control + translation frame, 2 x 64 KiB), v2m frame.
-GIC_DISTRIBUTOR_SIZE = 0x1_0000
-GIC_ITS_SIZE = 0x2_0000
-GIC_V2M_FRAME_SIZE = 0x1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +113,14 @@ class ZoneBlock:
 
 
 def zone_blocks(
-    arch: Arch, gic: GicPlatform = DEFAULT_GIC, vp_count: int = 2, ioapic: bool = True
+    arch: Arch, platform: Platform = DEFAULT_PLATFORM, processors: Processors = DEFAULT_PROCESSORS
 ) -> tuple[ZoneBlock, ...]:
-    """Every architectural zone of the platform, outermost (the reserved zone) first.
-
-    `vp_count` sizes the per-VP redistributor block (aarch64); `ioapic` drops the
-    IO-APIC (x86, `--no-ioapic`); `gic` places the aarch64 interrupt controller and
-    chooses ITS or v2m."""
-    reserved = arch.reserved_zone
+    """Every architectural zone of the VM, outermost (the reserved zone) first: the
+    processor count sizes the per-VP redistributor block (aarch64); `platform.x86.ioapic`
+    keeps or drops the IO-APIC; `platform.gic` places the aarch64 interrupt controller
+    and chooses ITS or v2m."""
+    gic, vp_count = platform.gic, processors.vp_count
+    reserved = arch.spec.reserved_zone
     if arch is Arch.X86_64:
         blocks = [
             ZoneBlock(
@@ -127,7 +135,7 @@ def zone_blocks(
             ),
             ZoneBlock("lapic", LAPIC_BASE, APIC_PAGE_SIZE, "local APIC of the accessing VP"),
         ]  # fmt: skip
-        if ioapic:
+        if platform.x86.ioapic:
             blocks.insert(1, ZoneBlock("ioapic", IOAPIC_BASE, APIC_PAGE_SIZE, "IO-APIC"))
         return tuple(blocks)
     blocks = [
@@ -140,7 +148,7 @@ def zone_blocks(
             "GICv3 redistributor of VP {n} (RD_base + SGI_base)",
             count=max(vp_count, 1), stride=GIC_REDISTRIBUTOR_SIZE,
         ),
-        ZoneBlock("gicd", gic.distributor_base, GIC_DISTRIBUTOR_SIZE, "GICv3 distributor"),
+        ZoneBlock("gicd", gic.distributor_base, GICD_SIZE, "GICv3 distributor"),
         *(
             ZoneBlock(f"uart{n}", base, UART_SIZE, f"PL011 UART {n} (COM{n + 1})")
             for n, base in enumerate(UART_BASES)
@@ -157,6 +165,11 @@ def zone_blocks(
     return tuple(blocks)
 
 
+def config_zones(config: VmConfig) -> tuple[ZoneBlock, ...]:
+    """The zones of one VM description (its architecture, platform and processors)."""
+    return zone_blocks(config.arch, config.platform, config.processors)
+
+
 def zones_at(address: int, blocks: tuple[ZoneBlock, ...]) -> tuple[Zone, ...]:
     """Every zone holding `address`, innermost (smallest) first."""
     found = [z for z in (b.at(address) for b in blocks) if z is not None]
@@ -169,4 +182,4 @@ def zone_at(address: int, blocks: tuple[ZoneBlock, ...]) -> Zone | None:
     return found[0] if found else None
 
 
-__all__ = ["Zone", "ZoneBlock", "zone_at", "zone_blocks", "zones_at"]
+__all__ = ["Zone", "ZoneBlock", "config_zones", "zone_at", "zone_blocks", "zones_at"]

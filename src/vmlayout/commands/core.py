@@ -6,7 +6,12 @@ import argparse
 import json
 import sys
 
-from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
+from vmlayout.commands import (
+    CommandGroups,
+    add_config_arguments,
+    resolve_for_view,
+    resolve_from_args,
+)
 
 
 def register(groups: CommandGroups) -> None:
@@ -64,9 +69,9 @@ def _resolve(args: argparse.Namespace) -> int:
     lines: list[str] = []
     if args.gaps:
         from vmlayout.inspect.where import gaps_to_json, gaps_to_lines, layout_gaps
-        from vmlayout.zones import zone_blocks
+        from vmlayout.zones import config_zones
 
-        gaps, blocks = layout_gaps(resolved.config), zone_blocks(resolved.arch)
+        gaps, blocks = layout_gaps(resolved.config), config_zones(resolved.config)
         extra, lines = gaps_to_json(gaps, blocks), gaps_to_lines(gaps, blocks)
     if args.format == "json":
         sys.stdout.write(json.dumps({**resolved_to_json(resolved), **extra}) + "\n")
@@ -76,13 +81,10 @@ def _resolve(args: argparse.Namespace) -> int:
 
 
 def _emit_mtrr(args: argparse.Namespace) -> int:
-    from vmlayout.errors import VmLayoutError
     from vmlayout.firmware.mtrr import MtrrVariant, compute_variable_mtrrs
     from vmlayout.ranges import format_address
 
-    resolved = resolve_from_args(args)
-    if resolved.arch.value != "x86_64":
-        raise VmLayoutError("unsupported_arch", "arch: MTRRs exist only on x86_64")
+    resolved = resolve_for_view(args, "mtrr")
     writes = compute_variable_mtrrs(
         resolved.memory_layout,
         resolved.config.physical_address_size,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from vmlayout.commands import (
     CommandGroups,
@@ -13,7 +12,10 @@ from vmlayout.commands import (
     load_config_from_args,
     resolve_from_args,
 )
-from vmlayout.commands.acpi import add_acpi_options
+from vmlayout.commands.platform import ALL_GROUPS, GIC, PROCESSORS, X86, add_platform_arguments
+
+#: The option groups that move architectural zones (VP count, IO-APIC, GIC).
+ZONE_GROUPS = (PROCESSORS, X86, GIC)
 
 
 def register(groups: CommandGroups) -> None:
@@ -61,7 +63,7 @@ def register(groups: CommandGroups) -> None:
     explain.add_argument("name", metavar="NAME")
     add_config_arguments(explain)
     explain.add_argument("--format", choices=("table", "json"), default="table")
-    add_acpi_options(explain)
+    add_platform_arguments(explain, ZONE_GROUPS)
     explain.set_defaults(handler=_explain)
 
     where = groups.top.add_parser(
@@ -71,12 +73,12 @@ def register(groups: CommandGroups) -> None:
         "gap it falls in and why the allocator left it; the architectural zone there "
         "(LAPIC, IO-APIC, GIC distributor, GICR of VP n, ITS or v2m, UART n, ...); "
         "everything holding it, innermost first (a BAR, its bridge windows, the "
-        "root-complex window). The platform options are `emit acpi`'s.",
+        "root-complex window). The processor and platform options override the config's.",
     )
     where.add_argument("address", metavar="ADDRESS", help="e.g. 0xfee0_0000")
     add_config_arguments(where)
     where.add_argument("--format", choices=("table", "json"), default="table")
-    add_acpi_options(where)
+    add_platform_arguments(where, ALL_GROUPS)
     where.set_defaults(handler=_where)
 
     picture = groups.top.add_parser(
@@ -87,7 +89,7 @@ def register(groups: CommandGroups) -> None:
     )
     add_config_arguments(picture)
     picture.add_argument("-o", "--output", required=True, metavar="FILE", help="map.svg or map.png")
-    add_acpi_options(picture)
+    add_platform_arguments(picture, ZONE_GROUPS)
     picture.set_defaults(handler=_map)
 
 
@@ -144,20 +146,12 @@ def _diff(args: argparse.Namespace) -> int:
     return 0 if is_compatible(changes) else 1
 
 
-def zone_blocks_from_args(args: argparse.Namespace, config: Any) -> Any:
-    """The architectural zones the platform options (`emit acpi`'s) place."""
-    from vmlayout.commands.platform import gic_from_args
-    from vmlayout.zones import zone_blocks
-
-    return zone_blocks(config.arch, gic_from_args(args), args.vp_count, not args.no_ioapic)
-
-
 def _where(args: argparse.Namespace) -> int:
     from vmlayout.inspect.where import parse_address, where
 
     address = parse_address(args.address)
     config = load_config_from_args(args)
-    result = where(address, config, zone_blocks_from_args(args, config))
+    result = where(address, config)
     if args.format == "json":
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
     else:
@@ -173,7 +167,7 @@ def _explain(args: argparse.Namespace) -> int:
         args.address = args.name
         return _where(args)
     config = load_config_from_args(args)
-    bar = explain_pci_name(args.name, config, zone_blocks_from_args(args, config))
+    bar = explain_pci_name(args.name, config)
     if bar is not None:  # `rc0 3:0.0 bar1`, `rc0 0000:03:00.0 BAR1`, `rc0 00:00.0 pref`
         text = json.dumps(bar.to_json()) + "\n" if args.format == "json" else bar.to_text()
         sys.stdout.write(text)
@@ -193,6 +187,5 @@ def _map(args: argparse.Namespace) -> int:
     from vmlayout.output import write_atomic
 
     path = Path(args.output)
-    resolved = resolve_from_args(args)
-    write_atomic(path, render(resolved, path, zone_blocks_from_args(args, resolved.config)))
+    write_atomic(path, render(resolve_from_args(args), path))
     return 0

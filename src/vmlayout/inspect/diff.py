@@ -457,18 +457,20 @@ def _jsonable(value: Any) -> Any:
 
 def _settings(config: VmConfig) -> dict[str, tuple[str, Any]]:
     """Every firmware-only setting of a config: name -> (effect key, JSON value). A
-    section that is a dataclass (processors, platform) is one setting per field, so a
-    field added to it later is compared without a change here."""
+    section that is a dataclass (processors, platform and its subsections) is one
+    setting per leaf field (`platform.gic.its_base`), so a field added to it later is
+    compared without a change here."""
     out: dict[str, tuple[str, Any]] = {}
-    for key in _VM_FIRMWARE_FIELDS:
-        if not hasattr(config, key):
-            continue  # a section this version of VmConfig does not have yet
-        value = getattr(config, key)
+
+    def leaves(key: str, name: str, value: Any) -> None:
         if is_dataclass(value) and not isinstance(value, type):
             for f in fields(value):
-                out[f"{key}.{f.name}"] = (key, _jsonable(getattr(value, f.name)))
+                leaves(key, f"{name}.{f.name}", getattr(value, f.name))
         else:
-            out[key] = (key, _jsonable(value))
+            out[name] = (key, _jsonable(value))
+
+    for key in _VM_FIRMWARE_FIELDS:
+        leaves(key, key, getattr(config, key))
     for rc in config.pcie_root_complexes:
         for key in _RC_FIRMWARE_FIELDS:
             out[f"{rc.name} {key}"] = (key, _jsonable(getattr(rc, key)))

@@ -14,27 +14,12 @@ from typing import Any
 
 from vmlayout.errors import VmLayoutError
 
-#: Modules for a file, each providing
-#:   sniff(path: Path, data: bytes | None) -> bool     (data is None for a directory)
-#:   inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]
-#: (printed text, exit status; fmt is "table" or "json"). First whose sniff accepts wins;
-#: decoding errors raise VmLayoutError (one line, exit 2).
-INSPECTOR_MODULES: tuple[str, ...] = (
-    "vmlayout.inspect.uefi",
-    "vmlayout.inspect.acpi",
-    "vmlayout.inspect.dtb",
-    "vmlayout.inspect.pcat",
-    "vmlayout.inspect.views",
-    "vmlayout.inspect.pci",
-    "vmlayout.inspect.igvm",
-    "vmlayout.inspect.e820",
-)
-
 
 def inspect_path(path: Path, fmt: str, strict: bool = False) -> tuple[str, int]:
     """(text, exit status) of `vmlayout inspect PATH --format fmt [--strict]`: an
     `emit all` directory is cross-checked, anything else decoded by the first
     inspector that recognises it."""
+    from vmlayout.artifacts import inspector_modules
     from vmlayout.inputs import read_bytes, shown
     from vmlayout.output import INCOMPLETE_MARKER
 
@@ -53,7 +38,11 @@ def inspect_path(path: Path, fmt: str, strict: bool = False) -> tuple[str, int]:
     data = None
     if not path.is_dir():
         data = read_bytes(path, "invalid_input")
-    for name in INSPECTOR_MODULES:
+    # Each view's inspector module (`vmlayout.artifacts.VIEWS`) provides
+    #   sniff(path, data) -> bool   (data is None for a directory)
+    #   inspect(path, data, fmt) -> (text, exit status)
+    # and the first whose sniff accepts decodes it.
+    for name in inspector_modules():
         module = importlib.import_module(name)
         if module.sniff(path, data):
             text, status = module.inspect(path, data, fmt)

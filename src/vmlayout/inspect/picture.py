@@ -21,7 +21,7 @@ from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout
 from vmlayout.ranges import format_address, format_size
 from vmlayout.report import extent_name
-from vmlayout.zones import ZoneBlock, zone_blocks
+from vmlayout.zones import ZoneBlock, config_zones
 
 BANDS = (
     "RAM",
@@ -181,13 +181,13 @@ def _depths(spans: list[tuple[int, int]]) -> list[int]:
 
 
 def build_scene(resolved: ResolvedLayout, blocks: tuple[ZoneBlock, ...] | None = None) -> Scene:
-    """The picture of `resolved`; `blocks` are the architectural zones (default: the
-    architecture's at the default platform)."""
+    """The picture of `resolved`; `blocks` are the architectural zones (default: those
+    of its config's architecture, platform and processors)."""
     from vmlayout.pci.layout import assign_resolved
     from vmlayout.pci.report import pci_rows
 
     if blocks is None:
-        blocks = zone_blocks(resolved.arch)
+        blocks = config_zones(resolved.config)
     placed = [p for p in resolved.placed if not p.range.is_empty()]
     vnode_of = {r.range: r.vnode for r in resolved.memory_layout.ram}
     rows = [row for rc, a in assign_resolved(resolved).items() for row in pci_rows(rc, a)]

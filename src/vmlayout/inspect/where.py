@@ -22,7 +22,7 @@ from vmlayout.inspect.diff import pci_ranges
 from vmlayout.policy import ResolvedLayout, VmConfig, resolve
 from vmlayout.ranges import U64_LIMIT, align_down, align_up, format_address, format_size
 from vmlayout.report import extent_name, named_ranges, resolved_to_json
-from vmlayout.zones import ZoneBlock, zone_blocks, zones_at
+from vmlayout.zones import ZoneBlock, config_zones, zones_at
 
 _BOTTOM_UP = (PlacedRangeKind.RAM, PlacedRangeKind.MMIO64, PlacedRangeKind.POST_MMIO)
 
@@ -359,11 +359,11 @@ def where(
     blocks: tuple[ZoneBlock, ...] | None = None,
 ) -> WhereResult:
     """What lives at `address` in `config`'s layout; `blocks` are the architectural
-    zones (default: `zone_blocks` of the config's architecture, default platform)."""
+    zones (default: those of the config's architecture, platform and processors)."""
     trace: list[PlacementRecord] = []
     resolved = resolve(config, trace)
     if blocks is None:
-        blocks = zone_blocks(config.arch)
+        blocks = config_zones(config)
     return AddressMap.of(resolved, blocks, tuple(trace)).lookup(address)
 
 
