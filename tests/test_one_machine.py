@@ -21,7 +21,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 #: Configs of both architectures with several vNUMA nodes, root complexes and (x86)
 #: a VTL2 window, so every view is written.
-CONFIGS = {
+CONFIGS: dict[str, dict[str, Any]] = {
     "x86_64": {
         "node_mem_sizes": ["2G", "2G"],
         "vtl2_chipset_mmio_size": "1G",
