@@ -156,17 +156,25 @@ class _Occupancy:
         rows = sorted((e.range.start, e.range.end, name) for name, e in entries.items())
         self.rows = rows
         self.starts = [r[0] for r in rows]
+        #: covered[i]: the highest end among rows[0..i], so a search for ranges
+        #: reaching into `[start, end)` walks back only while one still can.
+        self.covered = []
+        high = 0
+        for _, e, _ in rows:
+            high = max(high, e)
+            self.covered.append(high)
 
     def blockers(self, own: Extent, start: int, end: int) -> list[str]:
         """Old ranges over `[start, end)` other than `own`'s nest (ordered by address)."""
         out = []
-        for s, e, name in self.rows[: bisect.bisect_left(self.starts, end)]:
-            if e <= start:
-                continue
+        j = bisect.bisect_left(self.starts, end) - 1
+        while j >= 0 and self.covered[j] > start:
+            s, e, name = self.rows[j]
             nested = (own.start <= s and e <= own.end) or (s <= own.start and own.end <= e)
-            if not nested:
+            if e > start and not nested:
                 out.append(name)
-        return out
+            j -= 1
+        return out[::-1]
 
 
 def _grew(
