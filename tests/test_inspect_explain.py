@@ -164,3 +164,25 @@ def test_an_assignment_that_fails_fails_every_name(tmp_path: Path) -> None:
         'bars = [{ index = 0, size = "16 MiB" }]\n'
     )
     assert_one_line_error(run_main("explain", "ram0", config), "mmio_exhaustion", "rc0")
+
+
+def test_without_a_root_complex_the_bdf_picks_it() -> None:
+    for spelling in ("03:00.0 BAR1", "0000:03:00.0 bar1"):
+        out = run_main("explain", spelling, GPUS, "--format", "json")
+        assert out.status == 0 and json.loads(out.stdout)["name"] == "rc0 03:00.0 BAR1"
+    assert_one_line_error(
+        run_main("explain", "0001:03:00.0 BAR1", GPUS), "no root complex with devices"
+    )
+    # Two root complexes sharing bus 0x03 on different segments: the segment decides.
+    endpoint = {"type": "endpoint", "device": 0, "bars": [{"index": 0, "size": "1M"}]}
+    config = config_from_dict(
+        {
+            "pcie_root_complexes": [
+                {"name": "a", "segment": 0, "start_bus": 3, "end_bus": 3, "devices": [endpoint]},
+                {"name": "b", "segment": 1, "start_bus": 3, "end_bus": 3, "devices": [endpoint]},
+            ]
+        }
+    )
+    assert canonical_pci_name("0001:03:00.0 BAR0", config) == "b 03:00.0 BAR0"
+    with pytest.raises(VmLayoutError, match=r"several root complexes \(a, b\)"):
+        canonical_pci_name("03:00.0 BAR0", config)

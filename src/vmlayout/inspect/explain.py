@@ -339,11 +339,11 @@ def explain(name: str, config: VmConfig) -> Explanation:
     )
 
 
-#: A BAR or bridge-window name as a user types it: any case, the root complex's name,
-#: a BDF as `3:0.0`, `03:00.0` or lspci's `0000:03:00.0` (segment first), then `BAR1`,
-#: `VF-BAR0`, `mem` or `pref`.
+#: A BAR or bridge-window name as a user types it: any case, the root complex's name
+#: (optional: the segment and bus pick it), a BDF as `3:0.0`, `03:00.0` or lspci's
+#: `0000:03:00.0` (segment first), then `BAR1`, `VF-BAR0`, `mem` or `pref`.
 _PCI_NAME = re.compile(
-    r"^\s*(?P<rc>\S+)\s+(?:(?P<segment>[0-9a-f]{1,4}):)?(?P<bus>[0-9a-f]{1,2}):"
+    r"^\s*(?:(?P<rc>\S+)\s+)?(?:(?P<segment>[0-9a-f]{1,4}):)?(?P<bus>[0-9a-f]{1,2}):"
     r"(?P<device>[0-9a-f]{1,2})\.(?P<function>[0-9]{1,3})\s+"
     r"(?P<what>bar\d|vf-bar\d|mem|pref)\s*$",
     re.IGNORECASE,
@@ -353,29 +353,52 @@ _PCI_NAME = re.compile(
 def canonical_pci_name(name: str, config: VmConfig) -> str | None:
     """The name `resolve` prints for a BAR or window written loosely (see `_PCI_NAME`),
     or None when `name` is not shaped like one. The root complex is matched without
-    regard to case; a segment, when given, must be that root complex's."""
+    regard to case; a segment, when given, must be that root complex's; without a root
+    complex, the one whose segment and buses hold the BDF is meant."""
     match = _PCI_NAME.match(name)
     if match is None:
         return None
     from vmlayout.pci.model import bdf_text
 
+    bus, device = (int(match[k], 16) for k in ("bus", "device"))
+    segment = None if match["segment"] is None else int(match["segment"], 16)
     wanted = match["rc"]
-    rcs = [rc for rc in config.pcie_root_complexes if rc.name.lower() == wanted.lower()]
-    exact = [rc for rc in rcs if rc.name == wanted]
-    rc_name = (exact or rcs)[0].name if rcs else wanted
-    if rcs and match["segment"] is not None:
-        segment = int(match["segment"], 16)
-        rc = (exact or rcs)[0]
-        if rc.segment != segment:
+    if wanted is None:
+        rc_name = _root_complex_of(name, config, segment, bus)
+    else:
+        rcs = [rc for rc in config.pcie_root_complexes if rc.name.lower() == wanted.lower()]
+        rc = next(iter([r for r in rcs if r.name == wanted] or rcs), None)  # exact case first
+        rc_name = wanted if rc is None else rc.name
+        if rc is not None and segment is not None and rc.segment != segment:
             raise VmLayoutError(
                 "unknown_name",
                 f"{name}: root complex {rc.name} is on segment {rc.segment:04x}, not {segment:04x}",
             )
-    bus, device = (int(match[k], 16) for k in ("bus", "device"))
     bdf = bdf_text(bus, device, int(match["function"]))
     what = match["what"].lower()
     what = what.upper() if what.startswith(("bar", "vf-bar")) else what
     return f"{rc_name} {bdf} {what}"
+
+
+def _root_complex_of(name: str, config: VmConfig, segment: int | None, bus: int) -> str:
+    """The root complex with devices whose segment (when given) and bus range hold `bus`."""
+    holding = [
+        rc.name
+        for rc in config.pcie_root_complexes
+        if rc.devices
+        and (segment is None or rc.segment == segment)
+        and rc.start_bus <= bus <= rc.end_bus
+    ]
+    if len(holding) == 1:
+        return holding[0]
+    where = f"segment {segment:04x} bus {bus:02x}" if segment is not None else f"bus {bus:02x}"
+    if not holding:
+        raise VmLayoutError("unknown_name", f"{name}: no root complex with devices has {where}")
+    raise VmLayoutError(
+        "unknown_name",
+        f"{name}: {where} is on several root complexes ({', '.join(holding)}); name one, "
+        f"e.g. {holding[0]} {name.strip()}",
+    )
 
 
 @dataclass(frozen=True, slots=True)
