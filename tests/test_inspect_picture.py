@@ -116,3 +116,14 @@ def test_nested_windows_and_zones_are_indented_inside_their_parent() -> None:
     outer, msi, lapic = by_name["x86-reserved-zone"], by_name["msi-window"], by_name["lapic"]
     assert outer.x < msi.x < lapic.x
     assert outer.y <= msi.y <= lapic.y and lapic.y + lapic.height <= outer.y + outer.height
+
+
+def test_an_outer_box_prints_no_text_under_the_boxes_inside_it() -> None:
+    from vmlayout.inspect.picture import _visible_lines
+
+    scene = build_scene(resolve(DEFAULT_VM))
+    by_name = {box.lines[0]: box for box in scene.boxes}
+    outer, msi = by_name["x86-reserved-zone"], by_name["msi-window"]
+    assert outer.text_room == msi.y - outer.y  # msi-window is its highest child
+    assert len(_visible_lines(outer)) * 12 <= outer.text_room
+    assert by_name["chipset-low-mmio"].text_room is None  # nothing drawn inside it

@@ -68,6 +68,8 @@ class Box:
     fill: str
     lines: tuple[str, ...]
     band: str = ""
+    #: Height free for text above the first box drawn inside this one (None: all).
+    text_room: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,19 +167,22 @@ def _axis(placed: list[PlacedRange], inner: list[int]) -> tuple[_Axis, list[int]
     return _Axis(tuple(refined), tuple(ys), tuple(points)), breaks, total
 
 
-def _depths(spans: list[tuple[int, int]]) -> list[int]:
-    """Nesting depth of each `[start, end)` among the others (0: outermost), in one
-    sweep over the spans sorted by (start, -end)."""
+def _nesting(spans: list[tuple[int, int]]) -> tuple[list[int], list[int | None]]:
+    """(nesting depth, index of the innermost span holding it) of each `[start, end)`
+    among the others (depth 0: outermost), in one sweep over the spans sorted by
+    (start, -end)."""
     order = sorted(range(len(spans)), key=lambda i: (spans[i][0], -spans[i][1]))
     depth = [0] * len(spans)
-    open_ends: list[int] = []
+    parent: list[int | None] = [None] * len(spans)
+    open_spans: list[int] = []
     for i in order:
-        start, end = spans[i]
-        while open_ends and open_ends[-1] <= start:
-            open_ends.pop()
-        depth[i] = len(open_ends)
-        open_ends.append(end)
-    return depth
+        start, _ = spans[i]
+        while open_spans and spans[open_spans[-1]][1] <= start:
+            open_spans.pop()
+        depth[i] = len(open_spans)
+        parent[i] = open_spans[-1] if open_spans else None
+        open_spans.append(i)
+    return depth, parent
 
 
 def build_scene(resolved: ResolvedLayout, blocks: tuple[ZoneBlock, ...] | None = None) -> Scene:
@@ -198,9 +203,8 @@ def build_scene(resolved: ResolvedLayout, blocks: tuple[ZoneBlock, ...] | None =
     nested += [("zones", b.label(), b.start, b.end) for b in blocks]
     axis, breaks, total = _axis(placed, sorted({x for n in nested for x in n[2:]}))
 
-    items: list[
-        tuple[str, int, int, str, tuple[str, ...], int]
-    ] = []  # band, span, fill, lines, depth
+    # band, span, fill, lines, depth, index of the item holding it (nested columns)
+    items: list[tuple[str, int, int, str, tuple[str, ...], int, int | None]] = []
     extents: dict[str, int] = {}
     for p in placed:
         index = extents[p.tag] = extents.get(p.tag, -1) + 1
@@ -212,20 +216,28 @@ def build_scene(resolved: ResolvedLayout, blocks: tuple[ZoneBlock, ...] | None =
             name = f"{tag} (vnode {vnode})"
         else:
             fill, name = _BAND_COLOURS[band], tag
-        items.append(
-            (band, p.range.start, p.range.end, fill, _lines(name, p.range.start, p.range.end), 0)
-        )
+        lines = _lines(name, p.range.start, p.range.end)
+        items.append((band, p.range.start, p.range.end, fill, lines, 0, None))
     for band in ("bridge windows", "PCI BARs", "zones"):
         mine = [n for n in nested if n[0] == band]
-        for (_, name, start, end), depth in zip(
-            mine, _depths([(n[2], n[3]) for n in mine]), strict=True
-        ):
-            items.append((band, start, end, _BAND_COLOURS[band], _lines(name, start, end), depth))
+        depths, parents = _nesting([(n[2], n[3]) for n in mine])
+        first = len(items)
+        for (_, name, start, end), depth, parent in zip(mine, depths, parents, strict=True):
+            fill, lines = _BAND_COLOURS[band], _lines(name, start, end)
+            items.append(
+                (band, start, end, fill, lines, depth, None if parent is None else first + parent)
+            )
 
     bands = tuple(b for b in BANDS if any(item[0] == b for item in items))
     column = {band: i for i, band in enumerate(bands)}
+    # An outer box's text stops where the first box nested in it begins.
+    room: dict[int, int] = {}
+    for _, _, end, _, _, _, parent in items:
+        if parent is not None:
+            child_top, parent_top = axis.y(end), axis.y(items[parent][2])
+            room[parent] = min(room.get(parent, child_top - parent_top), child_top - parent_top)
     boxes = []
-    for band, start, end, fill, lines, depth in items:
+    for index, (band, start, end, fill, lines, depth, _) in enumerate(items):
         top, bottom = axis.y(end), axis.y(start)
         indent = min(depth * NEST_INDENT, BAND_WIDTH // 2)
         boxes.append(
@@ -237,6 +249,7 @@ def build_scene(resolved: ResolvedLayout, blocks: tuple[ZoneBlock, ...] | None =
                 fill,
                 lines,
                 band,
+                room.get(index),
             )
         )
     labels = [Label(AXIS_WIDTH - 8, axis.y(p) + 4, format_address(p), "end") for p in axis.labelled]
@@ -260,7 +273,8 @@ def _lines(name: str, start: int, end: int) -> tuple[str, ...]:
 def _visible_lines(box: Box, line_height: int = 12) -> tuple[str, ...]:
     """As many lines as fit; none in a box too low for one (its neighbours' text would
     overprint it)."""
-    return box.lines[: max(0, (box.height - 2) // line_height)]
+    room = box.height if box.text_room is None else min(box.height, box.text_room)
+    return box.lines[: max(0, (room - 2) // line_height)]
 
 
 def render_svg(scene: Scene) -> str:
