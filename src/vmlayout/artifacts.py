@@ -203,6 +203,15 @@ class ViewKind:
     def exists_on(self, arch: Arch) -> bool:
         return arch in self.archs
 
+    def load_columns(self) -> tuple[Any, ...]:
+        """The cross-check columns (`vmlayout.inspect.crosscheck.<columns>()`)."""
+        import importlib
+
+        if self.columns is None:
+            return ()
+        module = importlib.import_module(CROSSCHECK_MODULE)
+        return tuple(getattr(module, self.columns)())
+
 
 def _unchanged(
     files: dict[str, bytes], settings: EmitSettings
@@ -286,6 +295,8 @@ BOTH = (Arch.X86_64, Arch.AARCH64)
 X86 = (Arch.X86_64,)
 ARM = (Arch.AARCH64,)
 _INSPECT = "vmlayout.inspect."
+#: Where the `columns` functions live.
+CROSSCHECK_MODULE = "vmlayout.inspect.crosscheck"
 
 #: Every artifact kind, in the order `emit all` builds them (the record comes last).
 VIEWS: tuple[ViewKind, ...] = (

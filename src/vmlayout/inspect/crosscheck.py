@@ -942,12 +942,13 @@ def read_igvm_mmio(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str
     return _split_chipset(decode_mmio_ranges(artifacts.files["igvm-mmio-ranges.bin"]))
 
 
-def all_views() -> tuple[View, ...]:
-    """Every view, in column order; `compare` keeps those whose files the set records."""
-    from vmlayout.pci.check import read_pci_json
+def layout_columns() -> tuple[View, ...]:
+    return (LAYOUT_VIEW,)
 
+
+def acpi_columns() -> tuple[View, ...]:
+    """One column per table that describes something another view also states."""
     return (
-        LAYOUT_VIEW,
         View(
             "DSDT",
             ("DSDT.aml",),
@@ -958,7 +959,8 @@ def all_views() -> tuple[View, ...]:
             "MADT",
             ("APIC.aml",),
             lambda row: (
-                row in (VP_COUNT_ROW, VP_IDS_ROW, GIC_DIST_ROW, GIC_REDIST_ROW, GIC_MSI_ROW)
+                row in (VP_COUNT_ROW, VP_IDS_ROW, GIC_DIST_ROW, GIC_REDIST_ROW)
+                or row == GIC_MSI_ROW
             ),
             read_madt,
         ),
@@ -977,7 +979,15 @@ def all_views() -> tuple[View, ...]:
         View(
             "IORT", ("IORT.aml",), lambda row: _is_iommu(row) or row == "PCIe segments", read_iort
         ),
-        View("E820", ("e820.bin",), lambda row: row == "RAM", read_e820),
+    )
+
+
+def e820_columns() -> tuple[View, ...]:
+    return (View("E820", ("e820.bin",), lambda row: row == "RAM", read_e820),)
+
+
+def mtrr_columns() -> tuple[View, ...]:
+    return (
         View(
             "MTRR",
             ("mtrr.json",),
@@ -985,7 +995,15 @@ def all_views() -> tuple[View, ...]:
             read_mtrr,
             findings=mtrr_findings,
         ),
-        View("PCAT", ("pcat.json",), lambda row: row.startswith("PCAT "), read_pcat),
+    )
+
+
+def pcat_columns() -> tuple[View, ...]:
+    return (View("PCAT", ("pcat.json",), lambda row: row.startswith("PCAT "), read_pcat),)
+
+
+def uefi_columns() -> tuple[View, ...]:
+    return (
         View(
             "UEFI",
             ("uefi-config.bin",),
@@ -996,6 +1014,11 @@ def all_views() -> tuple[View, ...]:
             ),
             read_uefi,
         ),
+    )
+
+
+def linux_dt_columns() -> tuple[View, ...]:
+    return (
         View(
             "DT linux",
             ("linux.dtb",),
@@ -1008,6 +1031,11 @@ def all_views() -> tuple[View, ...]:
             ),
             read_linux_dtb,
         ),
+    )
+
+
+def paravisor_columns() -> tuple[View, ...]:
+    return (
         View(
             "DT paravisor",
             ("paravisor.dtb",),
@@ -1018,9 +1046,25 @@ def all_views() -> tuple[View, ...]:
             ),
             read_paravisor_dtb,
         ),
-        View("IGVM", ("igvm-mmio-ranges.bin",), _is_chipset, read_igvm_mmio),
-        View("PCI", ("pci.json",), lambda row: row.startswith("PCI "), read_pci_json),
     )
+
+
+def igvm_columns() -> tuple[View, ...]:
+    return (View("IGVM", ("igvm-mmio-ranges.bin",), _is_chipset, read_igvm_mmio),)
+
+
+def pci_columns() -> tuple[View, ...]:
+    from vmlayout.pci.check import read_pci_json
+
+    return (View("PCI", ("pci.json",), lambda row: row.startswith("PCI "), read_pci_json),)
+
+
+def all_views() -> tuple[View, ...]:
+    """Every column, in the view registry's order (`vmlayout.artifacts.VIEWS`); `compare`
+    keeps those whose files the set records."""
+    from vmlayout.artifacts import VIEWS
+
+    return tuple(column for kind in VIEWS if kind.columns for column in kind.load_columns())
 
 
 def directory_findings(
