@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import pytest
 
-from tests.fuzzing import Outcome, assert_one_line_error
-from vmlayout.cli import main
-
-
-def run_main(*argv: str) -> Outcome:
-    """In process; a usage error leaves argparse through SystemExit(2)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = main(list(argv))
-        except SystemExit as leaving:
-            status = int(leaving.code or 0)
-    return Outcome(status, out.getvalue(), err.getvalue())
+from tests.cli import assert_one_line_error, run_cli
 
 
 @pytest.mark.parametrize(
@@ -34,11 +19,11 @@ def run_main(*argv: str) -> Outcome:
     ],
 )
 def test_a_near_miss_gets_the_closest_name(argv: list[str], suggestion: str) -> None:
-    assert_one_line_error(run_main(*argv), "error: usage:", suggestion)
+    assert_one_line_error(run_cli(*argv), "error: usage:", suggestion)
 
 
 def test_nothing_close_gets_no_guess() -> None:
-    out = run_main("xyzzy")
+    out = run_cli("xyzzy")
     assert_one_line_error(out, "invalid choice: 'xyzzy'")
     assert "did you mean" not in out.stderr
-    assert "did you mean" not in run_main("emit", "acpi", "-o", "x", "--bogus").stderr
+    assert "did you mean" not in run_cli("emit", "acpi", "-o", "x", "--bogus").stderr
