@@ -393,8 +393,15 @@ def gaps_to_lines(gaps: list[Gap], blocks: tuple[ZoneBlock, ...]) -> list[str]:
             f"before {g.before}: {g.reason}"
         )
     lines += ["", "architectural zones (fixed-address devices):"]
-    width = max((len(b.label()) for b in blocks), default=0)
-    for b in sorted(blocks, key=lambda b: (b.start, -b.end)):
-        what = b.what.format(n="n")
-        lines.append(f"  {b.label():<{width}}  {_span(Span('', b.start, b.end))}  {what}")
+    rows = [
+        (b.label(), format_address(b.start), format_address(b.end), format_size(b.end - b.start),
+         b.what.format(n="n"))
+        for b in sorted(blocks, key=lambda b: (b.start, -b.end))
+    ]  # fmt: skip
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
+    for name, start, end, size, what in rows:
+        lines.append(
+            f"  {name:<{widths[0]}}  {start:>{widths[1]}} - {end:>{widths[2]}}  "
+            f"{size:>{widths[3]}}  {what}"
+        )
     return lines
