@@ -69,3 +69,17 @@ def test_a_foreign_table_is_foreign_not_undecodable(tmp_path: Path) -> None:
     path.write_bytes(_retagged(mcfg, b"BOCHS "))
     (table,) = vmlayout.inspect(path).report["tables"]
     assert table["origin"] == "foreign" and table["ecam"] and "note" not in table
+
+
+def test_a_tree_under_the_other_trees_name_fails_inspect(tmp_path: Path) -> None:
+    path = tmp_path / "paravisor.dtb"
+    path.write_bytes(_linux_dtb())
+    out = run_main("inspect", path)
+    assert out.status == 1
+    assert "✗ paravisor.dtb: this is an arm64 Linux tree, not a paravisor" in out.stdout
+    report = vmlayout.inspect(path)
+    assert not report.ok and "arm64 Linux tree" in report.report["wrong_tree"]
+    right = tmp_path / "linux.dtb"
+    right.write_bytes(_linux_dtb())
+    assert run_main("inspect", right).status == 0
+    assert "wrong_tree" not in vmlayout.inspect(right).report

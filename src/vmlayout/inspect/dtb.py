@@ -98,9 +98,19 @@ def _has_vmbus_bus(root: Node) -> bool:
     )
 
 
+#: The tree each name `emit all` writes holds.
+_TREE_OF_FILE = {"linux.dtb": "linux", "paravisor.dtb": "paravisor"}
+
+
 def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
     assert data is not None
     info = decode_dtb(data)
+    # The content decides what is decoded; a file named for the other tree (say an
+    # arm64 linux.dtb copied over a paravisor.dtb) is said so, and fails.
+    wanted = _TREE_OF_FILE.get(path.name)
+    wrong = ""
+    if wanted is not None and wanted != info["kind"]:
+        wrong = f"{path.name}: this is {TREE_NAMES[info['kind']]}, not {TREE_NAMES[wanted]}"
     chipset: ChipsetMmioRanges = info["chipset"]
     windows = {"low": chipset.low, "high": chipset.high, "vtl2": chipset.vtl2}
     if fmt == "json":
@@ -124,8 +134,12 @@ def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
                 for b in info["pcie"]
             ],
         }
-        return json.dumps(doc) + "\n", 0
+        if wrong:
+            doc["wrong_tree"] = wrong
+        return json.dumps(doc) + "\n", 1 if wrong else 0
     lines = [f"{path.name}: {info['kind']} device tree, {len(data)} bytes"]
+    if wrong:
+        lines.append(f"✗ {wrong}")
     for name, r in windows.items():
         empty = " (empty)" if r.is_empty() else ""
         lines.append(
@@ -149,4 +163,4 @@ def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
                 "absent" if r.is_empty() else f"{format_address(r.start)} - {format_address(r.end)}"
             )
             lines.append(f"    {label:<10} {shown}")
-    return "\n".join(lines) + "\n", 0
+    return "\n".join(lines) + "\n", 1 if wrong else 0
