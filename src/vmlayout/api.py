@@ -42,7 +42,7 @@ def load_config(
         else:
             return load_file(source, arch)
     if source is None and not fields:
-        return default_vm(arch or "x86_64")
+        return default_vm(arch)
     return config_from_dict({**(source or {}), **fields}, arch)
 
 

@@ -199,12 +199,15 @@ def _hex(text: str) -> bytes:
 
 
 def _field(path: str) -> dataclasses.Field[Any]:
-    """The dataclass field a config path names (for its declared default)."""
-    from vmlayout.policy import VmConfig
+    """The dataclass field a config path names (for its declared default). Starts at the
+    section classes, not `VmConfig`, so building the parser does not load the resolver."""
+    from vmlayout.platform import Platform
+    from vmlayout.topology import Processors
 
-    cls: Any = VmConfig
+    section, *rest = path.split(".")
+    cls: Any = {"processors": Processors, "platform": Platform}[section]
     field: dataclasses.Field[Any] | None = None
-    for part in path.split("."):
+    for part in rest:
         field = next(f for f in dataclasses.fields(cls) if f.name == part)
         if field.default_factory is not dataclasses.MISSING:
             cls = type(field.default_factory())

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from vmlayout.arch import Arch, ProcessorIds
 from vmlayout.artifacts import ArtifactSet, EmitSettings, load_artifact_set
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout
@@ -607,16 +608,16 @@ def read_srat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
     table = _table(artifacts, "SRAT.aml")
     memory, _ = decode_srat(table)
     rows = ram_rows_by_node([(m.range, m.vnode) for m in memory])
-    rows[VP_ROW] = tuple(sorted(srat_processor_vnodes(table, resolved.arch.value)))
+    rows[VP_ROW] = tuple(sorted(srat_processor_vnodes(table, resolved.arch)))
     return rows
 
 
-def srat_processor_vnodes(table: Any, arch: str) -> list[tuple[int, int]]:
+def srat_processor_vnodes(table: Any, arch: Arch) -> list[tuple[int, int]]:
     """(VP index, vNUMA node) of every enabled processor: APIC ids are VP indices, GICC
     ACPI processor UIDs are VP + 1."""
     from vmlayout.acpi.decode import decode_srat_processors
 
-    offset = 1 if arch == "aarch64" else 0
+    offset = 1 if arch.spec.processor_ids is ProcessorIds.MPIDR else 0
     return [(ident - offset, vnode) for ident, vnode in decode_srat_processors(table, True)]
 
 
