@@ -105,7 +105,7 @@ def expected_rows(
     if settings is not None and any(_is_table_file(name) for name in settings.artifacts):
         rows[CHECKSUM_ROW] = ()  # per view: every table's checksum ok (see `compare`)
     if settings is not None and "mtrr.json" in settings.artifacts:
-        rows["MTRR registers"] = _expected_mtrrs(resolved, settings)
+        rows["MTRR registers"] = _expected_mtrrs(resolved)
     if settings is not None and "pcat.json" in settings.artifacts:
         rows["PCAT items"] = _expected_pcat(resolved)
         rows["PCAT CMOS"] = _expected_cmos(resolved)
@@ -160,17 +160,11 @@ def iommu_rows(resolved: ResolvedLayout, ranges: Any) -> dict[str, RowValue]:
     return {f"IOMMU {name}": merge_ranges([r]) for name, r in zip(names, ranges, strict=True)}
 
 
-def _expected_mtrrs(resolved: ResolvedLayout, settings: EmitSettings) -> RowValue:
-    from vmlayout.firmware.memtype import Loader, mtrr_state
+def _expected_mtrrs(resolved: ResolvedLayout) -> RowValue:
+    from vmlayout.artifacts import mtrr_state_of
 
     try:
-        state = mtrr_state(
-            resolved,
-            Loader(settings.mtrr_loader),
-            settings.mtrr_policy,
-            settings.mtrr_count,
-            settings.mtrr_approximate,
-        )
+        state = mtrr_state_of(resolved)
     except VmLayoutError as error:
         return (("error", error.message),)
     return tuple((w.msr, w.value) for w in state.to_msrs())
