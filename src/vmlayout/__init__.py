@@ -48,6 +48,9 @@ _EXPORTS = {
     "MemoryRange": "vmlayout.ranges",
     "VmLayoutError": "vmlayout.errors",
     "VpTopology": "vmlayout.topology",
+    "Processors": "vmlayout.topology",
+    "Platform": "vmlayout.platform",
+    "GicPlatform": "vmlayout.platform",
 }
 
 __all__ = [
@@ -55,10 +58,13 @@ __all__ = [
     "ChipsetMmioRanges",
     "DynamicMmio",
     "FixedMmio",
+    "GicPlatform",
     "InspectResult",
     "IommuKind",
     "MemoryLayout",
     "MemoryRange",
+    "Platform",
+    "Processors",
     "ResolvedLayout",
     "RootComplexConfig",
     "RootComplexRanges",
@@ -116,6 +122,7 @@ if TYPE_CHECKING:
     from vmlayout.errors import VmLayoutError
     from vmlayout.inspect.dispatch import InspectResult
     from vmlayout.layout import ChipsetMmioRanges, MemoryLayout
+    from vmlayout.platform import GicPlatform, Platform
     from vmlayout.policy import (
         DynamicMmio,
         FixedMmio,
@@ -127,7 +134,7 @@ if TYPE_CHECKING:
         Vtl2Layout,
     )
     from vmlayout.ranges import MemoryRange
-    from vmlayout.topology import VpTopology
+    from vmlayout.topology import Processors, VpTopology
 
 
 def __getattr__(name: str) -> Any:
