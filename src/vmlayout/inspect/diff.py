@@ -447,7 +447,8 @@ _FIRMWARE_EFFECTS = {
     "linux,pci-probe-only)",
     "numa_distances": "the guest sees other vNUMA distances (ACPI SLIT)",
     "processors": "the guest enumerates other processors (MADT, SRAT, PPTT; device-tree cpus)",
-    "platform": "the guest sees other platform devices (MADT, GTDT, IORT, DSDT; device trees)",
+    "platform": "the firmware describes the platform otherwise (ACPI tables, device trees, "
+    "UEFI blob, initial MTRRs)",
 }
 _RC_FIRMWARE_FIELDS = ("numa_node", "preserve_bars")
 _VM_FIRMWARE_FIELDS = ("numa_distances", "processors", "platform")
