@@ -480,7 +480,7 @@ def _checksum_value(artifacts: ArtifactSet, view: View) -> tuple[tuple[str, str]
             continue
         try:
             if name == "RSDP.bin":
-                ok = bool(decode_rsdp(data)["checksum_ok"])
+                ok = decode_rsdp(data).checksum_ok
                 out.append((name, "ok" if ok else "bad"))
                 continue
             table = decode_table(data, name)
