@@ -71,8 +71,10 @@ __all__ = [
     "require_checksum",
 ]
 
-#: How deep Scope, Device, Method, If and Else objects may nest (vmlayout writes at
-#: most 3 levels; ACPICA's own parser stops at 125 nested packages).
+#: How deep Scope and Device objects may nest (Method, If and Else bodies are skipped,
+#: not walked): vmlayout writes at
+#: most 3 levels and real firmware rarely passes 10, so this bounds the work (paths
+#: grow with depth) without refusing any real table.
 AML_MAX_DEPTH = 125
 
 # AML opcodes of the subset read here (ACPI 6.x §20).
@@ -232,7 +234,8 @@ class _Reader:
         return found
 
     def _open(self, offset: int, frame: _Frame, depth: int) -> _Frame:
-        if depth >= AML_MAX_DEPTH:
+        """`frame` as the `depth`-th nested object, if within the limit."""
+        if depth > AML_MAX_DEPTH:
             raise self.fail(
                 offset, f"objects nest deeper than {AML_MAX_DEPTH} levels (vmlayout's limit)"
             )
