@@ -17,7 +17,13 @@ from tests.fuzzing import (
 )
 from vmlayout.acpi.aml import Buffer, Device, Integer, Name
 from vmlayout.acpi.decode import AML_MAX_DEPTH, decode_definition_block, decode_table
-from vmlayout.acpi.resources import END_TAG, QWORD_ADDRESS, WORD_ADDRESS, decode_resources
+from vmlayout.acpi.resources import (
+    END_TAG,
+    QWORD_ADDRESS,
+    WORD_ADDRESS,
+    QWordMemory,
+    decode_resources,
+)
 from vmlayout.acpi.sdt import DSDT_FLAVOUR, SSDT_FLAVOUR, build_table
 from vmlayout.errors import VmLayoutError
 
@@ -112,7 +118,7 @@ def test_a_qword_ending_exactly_at_2_64_decodes_but_names_no_placeable_range(
     """Valid arithmetic (max = 2^64 - 1), but past the last page a range may end at."""
     descriptor = qword(0xFFFF_FFFF_FFFF_F000, U64, 0x1000)
     [decoded] = decode_resources(descriptor + END_TAG, "test")
-    assert decoded.memory is None
+    assert isinstance(decoded, QWordMemory) and decoded.memory is None
     outcome = run_main("inspect", write(tmp_path, vmod(descriptor)))
     assert_one_line_error(outcome, "\\_SB.VMOD", "memory descriptor")
 
