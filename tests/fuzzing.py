@@ -270,16 +270,19 @@ def hostile_address_descriptor(draw: st.DrawFn) -> bytes:
 @st.composite
 def hostile_definition_block(draw: st.DrawFn) -> tuple[str, bytes]:
     """(file name, table) of a DSDT or SSDT with a valid header, length and checksum
-    whose AML nests deeply, holds recursive buffers or edge-case resource arithmetic
-    in the chipset device's `_CRS`."""
+    whose AML nests deeply, repeats devices, holds recursive buffers or edge-case
+    resource arithmetic in the chipset device's `_CRS`."""
     signature = draw(st.sampled_from(("DSDT", "SSDT")))
-    kind = draw(st.sampled_from(("nesting", "buffers", "resources")))
+    kind = draw(st.sampled_from(("nesting", "buffers", "resources", "repeated")))
     crs_device = "\\_SB.VMOD" if signature == "DSDT" else "\\_SB.PCI0"
     if kind == "nesting":
         depth = draw(st.sampled_from(AML_DEPTHS))
         pattern = draw(st.lists(st.sampled_from(sorted(_NESTING)), min_size=1, max_size=4))
         ops = [pattern[i % len(pattern)] for i in range(depth)]
         body = nested_aml(ops, Name("_UID", Integer(0)).encode())
+    elif kind == "repeated":  # many sibling devices (the object limit has its own test)
+        device = nested_aml(["device"], Name("_UID", Integer(0)).encode())
+        body = nested_aml(["scope"], device * draw(st.sampled_from((2, 1000, 5000))))
     elif kind == "buffers":
         body = nested_aml(["device"], nested_buffers(draw(st.sampled_from(AML_DEPTHS))))
     else:

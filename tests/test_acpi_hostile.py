@@ -16,7 +16,12 @@ from tests.fuzzing import (
     run_main,
 )
 from vmlayout.acpi.aml import Buffer, Device, Integer, Name
-from vmlayout.acpi.decode import AML_MAX_DEPTH, decode_definition_block, decode_table
+from vmlayout.acpi.decode import (
+    AML_MAX_DEPTH,
+    AML_MAX_OBJECTS,
+    decode_definition_block,
+    decode_table,
+)
 from vmlayout.acpi.resources import (
     END_TAG,
     QWORD_ADDRESS,
@@ -57,6 +62,17 @@ def test_nesting_up_to_the_limit_decodes_every_device(op: str) -> None:
     assert [d.path for d in devices][-1] == "\\" + ".".join([name] * (AML_MAX_DEPTH - 1) + ["D"])
     with pytest.raises(VmLayoutError, match="nest deeper"):
         decode_definition_block(decode_table(dsdt(nested_aml([op] * (AML_MAX_DEPTH + 1), b""))))
+
+
+def test_more_devices_and_names_than_the_limit_are_one_error(tmp_path: Path) -> None:
+    """Memory follows what is stored: a device per 7 input bytes must not let a 64 MiB
+    table hold gigabytes of paths."""
+    device = nested_aml(["device"], b"")
+    table = dsdt(device * (AML_MAX_OBJECTS + 1))
+    outcome = run_main("inspect", write(tmp_path, table))
+    assert_one_line_error(outcome, "invalid_acpi", f"more than {AML_MAX_OBJECTS} devices")
+    half = nested_aml(["device"], Name("_UID", Integer(0)).encode()) * (AML_MAX_OBJECTS // 2)
+    assert len(decode_definition_block(decode_table(dsdt(half)))) == AML_MAX_OBJECTS // 2
 
 
 def test_method_and_if_bodies_are_skipped_however_deep() -> None:

@@ -6,8 +6,9 @@ The AML reader understands exactly the subset `aml.py` produces (names, devices,
 scopes, methods, data objects) and rejects anything else with a one-line error, so
 a corrupted table can never be mistaken for a valid one or crash the inspector. It
 walks the object tree with an explicit stack (no recursion), and objects may nest at
-most `AML_MAX_DEPTH` deep: deeper nesting is refused, so the work stays linear in the
-table's size however the objects nest.
+most `AML_MAX_DEPTH` deep and number at most `AML_MAX_OBJECTS`: beyond either the
+table is refused, so work and memory stay linear in what vmlayout itself writes,
+however the objects nest or repeat.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from vmlayout.ranges import MemoryRange
 
 __all__ = [
     "AML_MAX_DEPTH",
+    "AML_MAX_OBJECTS",
     "AmlDevice",
     "CxlWindows",
     "IommuEntry",
@@ -76,6 +78,10 @@ __all__ = [
 #: most 3 levels and real firmware rarely passes 10, so this bounds the work (paths
 #: grow with depth) without refusing any real table.
 AML_MAX_DEPTH = 125
+#: How many devices and named values (together) a definition block may hold: vmlayout
+#: writes at most ~5,100 devices (4,096 processors, 1,000 virtio slots) with a few
+#: names each; the cap keeps memory proportional to it, not to a 64 MiB input.
+AML_MAX_OBJECTS = 1 << 17
 
 # AML opcodes of the subset read here (ACPI 6.x §20).
 NAME_OP, SCOPE_OP, METHOD_OP, IF_OP, ELSE_OP = 0x08, 0x10, 0x14, 0xA0, 0xA1
@@ -195,7 +201,13 @@ class _Reader:
         found: list[AmlDevice] = []
         stack = [_Frame(len(self.data), "\\", None)]
         offset = 0
+        stored = 0
         while stack:
+            if stored > AML_MAX_OBJECTS:
+                raise self.fail(
+                    offset,
+                    f"more than {AML_MAX_OBJECTS} devices and named values (vmlayout's limit)",
+                )
             frame = stack[-1]
             if offset >= frame.end:
                 if offset != frame.end:
@@ -210,11 +222,13 @@ class _Reader:
                 value, offset = self.data_object(after)
                 if device is not None:
                     device.names[path] = value
+                    stored += 1
             elif op == EXT_OP_PREFIX and self.byte(offset + 1) == DEVICE_OP:
                 pkg_end, inner = self.pkglength(offset + 2)
                 path, offset = self.name(inner)
                 child = AmlDevice(_join(device.path if device else frame.scope, path))
                 found.append(child)
+                stored += 1
                 stack.append(self._open(offset, _Frame(pkg_end, child.path, child), len(stack)))
             elif op == SCOPE_OP and device is None:
                 pkg_end, inner = self.pkglength(offset + 1)
@@ -225,6 +239,7 @@ class _Reader:
                 pkg_end, inner = self.pkglength(offset + 1)
                 name, after = self.name(inner)
                 device.names[name] = ("method", self.byte(after) & METHOD_ARG_COUNT_MASK)
+                stored += 1
                 offset = pkg_end
             elif op in (METHOD_OP, IF_OP, ELSE_OP):
                 offset, _ = self.pkglength(offset + 1)
