@@ -11,6 +11,10 @@ from vmlayout.acpi.tables import TABLES_BY_SIGNATURE
 from vmlayout.ranges import format_address, format_size
 
 
+#: The text of each SLIT distance byte: a 64 MiB SLIT has 64 Mi of them to print.
+_BYTE_TEXT = tuple(str(value) for value in range(256))
+
+
 def _span(start: int, end: int) -> str:
     return f"{format_address(start)} - {format_address(end)} ({format_size(end - start)})"
 
@@ -35,7 +39,7 @@ def platform_lines(doc: dict[str, Any]) -> list[str]:
         )
         lines.append(f"  {e['type']}: {fields}")
     for i, row in enumerate(doc.get("distances", [])):
-        lines.append(f"  node {i} distances: {' '.join(str(d) for d in row)}")
+        lines.append(f"  node {i} distances: {' '.join(map(_BYTE_TEXT.__getitem__, row))}")
     for w in doc.get("cxl", []):
         if w["chbcr"]:
             lines.append(f"  CXL host bridge {w['uid']} CHBCR: {_span(*w['chbcr'])}")
