@@ -20,7 +20,7 @@ import vmlayout.acpi.tables  # noqa: F401  (imports every table family)
 from vmlayout.acpi.aml import ResourceTemplate
 from vmlayout.acpi.cxl import CxlHostBridge, build_cedt, decode_cedt
 from vmlayout.acpi.decode import decode_table
-from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables
+from vmlayout.acpi.dsdt import build_acpi_tables
 from vmlayout.acpi.fadt import build_fadt, decode_fadt, fadt_of
 from vmlayout.acpi.gtdt import Gtdt, build_gtdt, decode_gtdt
 from vmlayout.acpi.iommu import (
@@ -398,7 +398,7 @@ CONFIGS: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_every_emitted_table_is_a_listed_kind_its_decoder_reads(config: dict[str, Any]) -> None:
-    files = build_acpi_tables(resolve(config_from_dict(config)), AcpiOptions())
+    files = build_acpi_tables(resolve(config_from_dict(config)))
     for name, data in files.items():
         kind = TABLES_BY_FILE[name]
         assert kind_of(data) is kind
@@ -409,7 +409,7 @@ def test_every_emitted_table_is_a_listed_kind_its_decoder_reads(config: dict[str
 def test_the_listed_kinds_are_every_table_emit_acpi_can_write() -> None:
     written = set()
     for config in CONFIGS:
-        written |= set(build_acpi_tables(resolve(config_from_dict(config)), AcpiOptions()))
+        written |= set(build_acpi_tables(resolve(config_from_dict(config))))
     assert written == {kind.file for kind in TABLES}
 
 

@@ -10,7 +10,6 @@ from vmlayout.acpi.sdt import Table
 from vmlayout.acpi.tables import TABLES_BY_SIGNATURE
 from vmlayout.ranges import format_address, format_size
 
-
 #: The text of each SLIT distance byte: a 64 MiB SLIT has 64 Mi of them to print.
 _BYTE_TEXT = tuple(str(value) for value in range(256))
 
