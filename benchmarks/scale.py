@@ -1,5 +1,6 @@
 """Scale rows for `benchmarks/run.py`: the hostile-input sizes of issue 11 (10,000 root
-complexes to validate, 20,000 NUMA nodes to resolve and draw), timed in process."""
+complexes to validate, 20,000 NUMA nodes to resolve and draw) and issue 20's AML traps,
+timed in process."""
 
 from __future__ import annotations
 
