@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from vmlayout.errors import VmLayoutError
 from vmlayout.inputs import shown
-from vmlayout.ranges import parse_size
+from vmlayout.ranges import format_address, parse_size
 
 T = TypeVar("T")
 
@@ -237,7 +237,7 @@ def spell_default(field: dataclasses.Field[Any], default: Any) -> str:
     if isinstance(default, bool):
         return "true" if default else "false"
     if kind in ("size", "optional_size"):
-        return f"{default:#x}"
+        return format_address(default)
     if kind == "hex":
         return f'"{bytes(default).hex()}"' if any(default) else f"{len(default)} zero bytes"
     if isinstance(default, str):

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from vmlayout.arch import Arch, ProcessorIds
 from vmlayout.artifacts import ArtifactSet, EmitSettings, load_artifact_set
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout
@@ -104,7 +105,7 @@ def expected_rows(
     if settings is not None and any(_is_table_file(name) for name in settings.artifacts):
         rows[CHECKSUM_ROW] = ()  # per view: every table's checksum ok (see `compare`)
     if settings is not None and "mtrr.json" in settings.artifacts:
-        rows["MTRR registers"] = _expected_mtrrs(resolved, settings)
+        rows["MTRR registers"] = _expected_mtrrs(resolved)
     if settings is not None and "pcat.json" in settings.artifacts:
         rows["PCAT items"] = _expected_pcat(resolved)
         rows["PCAT CMOS"] = _expected_cmos(resolved)
@@ -159,17 +160,11 @@ def iommu_rows(resolved: ResolvedLayout, ranges: Any) -> dict[str, RowValue]:
     return {f"IOMMU {name}": merge_ranges([r]) for name, r in zip(names, ranges, strict=True)}
 
 
-def _expected_mtrrs(resolved: ResolvedLayout, settings: EmitSettings) -> RowValue:
-    from vmlayout.firmware.memtype import Loader, mtrr_state
+def _expected_mtrrs(resolved: ResolvedLayout) -> RowValue:
+    from vmlayout.artifacts import mtrr_state_of
 
     try:
-        state = mtrr_state(
-            resolved,
-            Loader(settings.mtrr_loader),
-            settings.mtrr_policy,
-            settings.mtrr_count,
-            settings.mtrr_approximate,
-        )
+        state = mtrr_state_of(resolved)
     except VmLayoutError as error:
         return (("error", error.message),)
     return tuple((w.msr, w.value) for w in state.to_msrs())
@@ -612,16 +607,16 @@ def read_srat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
     table = _table(artifacts, "SRAT.aml")
     memory, _ = decode_srat(table)
     rows = ram_rows_by_node([(m.range, m.vnode) for m in memory])
-    rows[VP_ROW] = tuple(sorted(srat_processor_vnodes(table, resolved.arch.value)))
+    rows[VP_ROW] = tuple(sorted(srat_processor_vnodes(table, resolved.arch)))
     return rows
 
 
-def srat_processor_vnodes(table: Any, arch: str) -> list[tuple[int, int]]:
+def srat_processor_vnodes(table: Any, arch: Arch) -> list[tuple[int, int]]:
     """(VP index, vNUMA node) of every enabled processor: APIC ids are VP indices, GICC
     ACPI processor UIDs are VP + 1."""
     from vmlayout.acpi.decode import decode_srat_processors
 
-    offset = 1 if arch == "aarch64" else 0
+    offset = 1 if arch.spec.processor_ids is ProcessorIds.MPIDR else 0
     return [(ident - offset, vnode) for ident, vnode in decode_srat_processors(table, True)]
 
 
@@ -947,12 +942,13 @@ def read_igvm_mmio(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str
     return _split_chipset(decode_mmio_ranges(artifacts.files["igvm-mmio-ranges.bin"]))
 
 
-def all_views() -> tuple[View, ...]:
-    """Every view, in column order; `compare` keeps those whose files the set records."""
-    from vmlayout.pci.check import read_pci_json
+def layout_columns() -> tuple[View, ...]:
+    return (LAYOUT_VIEW,)
 
+
+def acpi_columns() -> tuple[View, ...]:
+    """One column per table that describes something another view also states."""
     return (
-        LAYOUT_VIEW,
         View(
             "DSDT",
             ("DSDT.aml",),
@@ -963,7 +959,8 @@ def all_views() -> tuple[View, ...]:
             "MADT",
             ("APIC.aml",),
             lambda row: (
-                row in (VP_COUNT_ROW, VP_IDS_ROW, GIC_DIST_ROW, GIC_REDIST_ROW, GIC_MSI_ROW)
+                row in (VP_COUNT_ROW, VP_IDS_ROW, GIC_DIST_ROW, GIC_REDIST_ROW)
+                or row == GIC_MSI_ROW
             ),
             read_madt,
         ),
@@ -982,7 +979,15 @@ def all_views() -> tuple[View, ...]:
         View(
             "IORT", ("IORT.aml",), lambda row: _is_iommu(row) or row == "PCIe segments", read_iort
         ),
-        View("E820", ("e820.bin",), lambda row: row == "RAM", read_e820),
+    )
+
+
+def e820_columns() -> tuple[View, ...]:
+    return (View("E820", ("e820.bin",), lambda row: row == "RAM", read_e820),)
+
+
+def mtrr_columns() -> tuple[View, ...]:
+    return (
         View(
             "MTRR",
             ("mtrr.json",),
@@ -990,7 +995,15 @@ def all_views() -> tuple[View, ...]:
             read_mtrr,
             findings=mtrr_findings,
         ),
-        View("PCAT", ("pcat.json",), lambda row: row.startswith("PCAT "), read_pcat),
+    )
+
+
+def pcat_columns() -> tuple[View, ...]:
+    return (View("PCAT", ("pcat.json",), lambda row: row.startswith("PCAT "), read_pcat),)
+
+
+def uefi_columns() -> tuple[View, ...]:
+    return (
         View(
             "UEFI",
             ("uefi-config.bin",),
@@ -1001,6 +1014,11 @@ def all_views() -> tuple[View, ...]:
             ),
             read_uefi,
         ),
+    )
+
+
+def linux_dt_columns() -> tuple[View, ...]:
+    return (
         View(
             "DT linux",
             ("linux.dtb",),
@@ -1013,6 +1031,11 @@ def all_views() -> tuple[View, ...]:
             ),
             read_linux_dtb,
         ),
+    )
+
+
+def paravisor_columns() -> tuple[View, ...]:
+    return (
         View(
             "DT paravisor",
             ("paravisor.dtb",),
@@ -1023,9 +1046,25 @@ def all_views() -> tuple[View, ...]:
             ),
             read_paravisor_dtb,
         ),
-        View("IGVM", ("igvm-mmio-ranges.bin",), _is_chipset, read_igvm_mmio),
-        View("PCI", ("pci.json",), lambda row: row.startswith("PCI "), read_pci_json),
     )
+
+
+def igvm_columns() -> tuple[View, ...]:
+    return (View("IGVM", ("igvm-mmio-ranges.bin",), _is_chipset, read_igvm_mmio),)
+
+
+def pci_columns() -> tuple[View, ...]:
+    from vmlayout.pci.check import read_pci_json
+
+    return (View("PCI", ("pci.json",), lambda row: row.startswith("PCI "), read_pci_json),)
+
+
+def all_views() -> tuple[View, ...]:
+    """Every column, in the view registry's order (`vmlayout.artifacts.VIEWS`); `compare`
+    keeps those whose files the set records."""
+    from vmlayout.artifacts import VIEWS
+
+    return tuple(column for kind in VIEWS if kind.columns for column in kind.load_columns())
 
 
 def directory_findings(
