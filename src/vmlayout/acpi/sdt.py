@@ -117,7 +117,7 @@ def expect_signature(table: Table, signature: str) -> None:
         raise bad(signature, f"signature is {table.signature!r}")
 
 
-#: The (type, length) prefix of an entry, in the three shapes ACPI tables use.
+#: The (type, length) prefix of an entry, in each shape ACPI tables use.
 ENTRY_HEADER_U8 = Struct("entry header", (("type", "B"), ("length", "B")))  # MADT SRAT PPTT
 ENTRY_HEADER_U16 = Struct(  # CEDT IVRS
     "entry header", (("type", "B"), ("flags", "B"), ("length", "H"))
