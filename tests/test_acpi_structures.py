@@ -174,9 +174,10 @@ U64, U32, U16 = (1 << 64) - 1, (1 << 32) - 1, (1 << 16) - 1
 
 @st.composite
 def _window(draw: st.DrawFn, top: int) -> tuple[int, int]:
-    """(start, length) with length >= 1 and start + length - 1 <= top."""
+    """(start, length) with 1 <= length <= top (the length field's range) and
+    start + length - 1 <= top."""
     start = draw(st.integers(0, top))
-    return start, draw(st.integers(1, top - start + 1))
+    return start, draw(st.integers(1, min(top, top - start + 1)))
 
 
 DESCRIPTORS: dict[type[ResourceDescriptor], st.SearchStrategy[ResourceDescriptor]] = {
