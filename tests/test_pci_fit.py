@@ -10,8 +10,8 @@ import pytest
 
 from vmlayout.config import config_from_dict, load_config
 from vmlayout.errors import VmLayoutError
-from vmlayout.pci.fit import HIGH_STEP, LOW_STEP, fit_config, with_sizes
-from vmlayout.pci.layout import assign_resolved
+from vmlayout.pci_layout import assign_resolved
+from vmlayout.pci_layout.fit import HIGH_STEP, LOW_STEP, fit_config, with_sizes
 from vmlayout.policy import DynamicMmio, VmConfig, resolve
 from vmlayout.ranges import GIB, MIB
 
@@ -126,7 +126,7 @@ def test_resolve_mmio_exhaustion_names_the_size_fit_would_choose() -> None:
 
 
 def test_chipset_low_candidates_align_the_top_of_the_low_windows() -> None:
-    from vmlayout.pci.fit import _chipset_low_candidates
+    from vmlayout.pci_layout.fit import _chipset_low_candidates
 
     data = gpu_config()  # 256 MiB 32-bit BARs: 256 MiB-aligned mem32 pools
     config = config_from_dict(data)

@@ -199,7 +199,7 @@ def build_artifact_set(resolved: Any, settings: EmitSettings) -> dict[str, bytes
     }
     emitted, settings = emitter_files(resolved, settings)
     files.update(emitted)
-    from vmlayout.pci.layout import pci_json
+    from vmlayout.pci_layout.report import pci_json
 
     pci = pci_json(resolved)
     if pci is not None:

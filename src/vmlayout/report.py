@@ -26,7 +26,7 @@ def _assignments(resolved: ResolvedLayout) -> dict[str, Any]:
     """The assignment stage loads only when some root complex lists devices."""
     if not any(rc.devices for rc in resolved.config.pcie_root_complexes):
         return {}
-    from vmlayout.pci.layout import assign_resolved
+    from vmlayout.pci_layout import assign_resolved
 
     return assign_resolved(resolved)
 
@@ -204,7 +204,7 @@ def resolved_to_table(resolved: ResolvedLayout) -> str:
         roles.append(f"{key} = {'(none)' if window.is_empty() else role_of[f'chipset {key}']}")
     out.append(f"chipset MMIO windows ({resolved.arch.value}): {', '.join(roles)}")
     if pci:
-        from vmlayout.pci.layout import pci_table_lines
+        from vmlayout.pci_layout.report import pci_table_lines
 
         out += pci_table_lines(pci)
     layout = resolved.memory_layout

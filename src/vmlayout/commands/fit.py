@@ -46,7 +46,7 @@ def _fit(args: argparse.Namespace) -> int:
     from vmlayout.errors import VmLayoutError
     from vmlayout.inputs import read_text
     from vmlayout.output import write_atomic
-    from vmlayout.pci.fit import fit_config
+    from vmlayout.pci_layout.fit import fit_config
     from vmlayout.ranges import format_address, format_size, readable_size
 
     if args.host_phys_bits is not None and not 1 <= args.host_phys_bits <= 63:

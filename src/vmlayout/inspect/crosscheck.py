@@ -84,7 +84,7 @@ def expected_rows(
         rows["PCAT items"] = _expected_pcat(resolved)
         rows["PCAT CMOS"] = _expected_cmos(resolved)
     if settings is not None and "pci.json" in settings.artifacts:
-        from vmlayout.pci.check import expected_pci_rows
+        from vmlayout.pci_layout.check import expected_pci_rows
 
         rows.update(expected_pci_rows(resolved))
     return rows
@@ -777,7 +777,7 @@ def read_igvm_mmio(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str
 
 def all_views() -> tuple[View, ...]:
     """Every view, in column order; `compare` keeps those whose files the set records."""
-    from vmlayout.pci.check import read_pci_json
+    from vmlayout.pci_layout.check import read_pci_json
 
     return (
         LAYOUT_VIEW,

@@ -101,7 +101,7 @@ def _segment_height(size: int, used: bool) -> int:
 
 
 def build_scene(resolved: ResolvedLayout) -> Scene:
-    from vmlayout.pci.layout import pci_bar_regions
+    from vmlayout.pci_layout.report import pci_bar_regions
 
     placed = list(resolved.placed)
     vnode_of = {r.range: r.vnode for r in resolved.memory_layout.ram}

@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from vmlayout.errors import VmLayoutError
 from vmlayout.pci.assign import Level, align_up, level_layout
 from vmlayout.pci.enumerate import enumerate_functions
-from vmlayout.pci.layout import assign_resolved
 from vmlayout.pci.model import AssignmentParams
+from vmlayout.pci_layout.resolved import assign_each
 from vmlayout.policy import (
     DynamicMmio,
     FixedMmio,
@@ -249,7 +249,7 @@ def _keep_chipset(result: FitResult, original: VmConfig, host_bits: int | None) 
 def _holds(config: VmConfig, sizes: dict[Key, int]) -> bool:
     """Whether `config` with these window sizes resolves and assigns every BAR."""
     try:
-        assign_resolved(resolve(with_sizes(config, sizes, 63)), hint=False)
+        assign_each(resolve(with_sizes(config, sizes, 63)))
     except VmLayoutError:
         return False
     return True
@@ -308,7 +308,7 @@ def _finish(
     fitted = with_sizes(config, sizes)
     resolved = _Search(config, levels).resolve(sizes)
     try:
-        assign_resolved(resolved, hint=False)
+        assign_each(resolved)
     except VmLayoutError as error:
         raise impossible(f"{error.kind}: {error.message}") from None
     rows = []
