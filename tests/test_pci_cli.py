@@ -92,3 +92,41 @@ def test_fit_exits_2_when_32_bit_bars_exceed_the_space_below_4_gib(tmp_path: Pat
         "bars = [{index = 0, size = '2G'}, {index = 1, size = '2G'}, {index = 2, size = '2G'}]\n"
     )
     assert_one_line_error(run_cli("fit", config), "fit_impossible", "below 4 GiB")
+
+
+HUGE_BARS = """
+[[pcie_root_complexes]]
+[[pcie_root_complexes.devices]]
+type = "endpoint"
+device = 0
+bars = [{ index = 0, size = "8192 PiB", bits = 64, prefetchable = true },
+        { index = 2, size = "8192 PiB", bits = 64, prefetchable = true }]
+"""
+
+
+def test_bars_beyond_the_address_space_are_one_error_line_in_every_command(
+    tmp_path: Path,
+) -> None:
+    """Issue 20: two 2**63-byte BARs crashed resolve, emit all, fit and diff; a corpus
+    line of them aborted the whole run instead of being one failing line."""
+    from tests.fuzzing import assert_one_line_error as one_line
+    from tests.fuzzing import run_main
+
+    config = tmp_path / "huge.toml"
+    config.write_text(HUGE_BARS)
+    need = f"need {1 << 64:#x} bytes"
+    one_line(run_main("resolve", config), "mmio_exhaustion", need)
+    one_line(run_main("emit", "all", config, "-o", tmp_path / "set"), "mmio_exhaustion", need)
+    one_line(run_main("fit", config), "fit_impossible", "no high_mmio size")
+    one_line(run_main("diff", config, EXAMPLE), "mmio_exhaustion")
+    from vmlayout.config import config_to_dict, load_config
+
+    lines = [{"id": "huge", "config": config_to_dict(load_config(config))}, {"id": "fine"}]
+    lines[1]["config"] = {}
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    blessed = run_main("diff", "--corpus", corpus, "--bless")
+    assert blessed.status == 0 and "Traceback" not in blessed.stderr, blessed
+    outcome = run_main("diff", "--corpus", corpus, "--format", "json")
+    assert outcome.status == 0, outcome
+    assert json.loads(outcome.stdout)["total"] == 2

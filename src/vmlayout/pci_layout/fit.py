@@ -155,23 +155,27 @@ class _Search:
         pool, _, _ = pool_of(self.levels[index], window)
         return max(STEP[window], align_up(pool, STEP[window]))
 
+    def too_large(self, key: Key) -> VmLayoutError:
+        index, window = key
+        rc = self.config.pcie_root_complexes[index]
+        pool, alignment, _ = pool_of(self.levels[index], window)
+        return (Below4GibError if window == LOW else impossible)(
+            f"{rc.name}: no {window} size up to {format_size(SIZE_LIMIT[window])} holds "
+            f"its BARs ({format_size(pool)} pool, alignment {format_size(alignment)})"
+        )
+
     def search(self, sizes: dict[Key, int], key: Key) -> int:
         index, window = key
         step = STEP[window]
         lowest = self.lower_bound(key)
         size = lowest
         for _ in range(MAX_JUMPS):
+            if size > SIZE_LIMIT[window]:
+                raise self.too_large(key)
             need, _ = self.need({**sizes, key: size}, key)
             if need <= size:
                 break
             size = max(size + step, align_up(need, step))
-            if size > SIZE_LIMIT[window]:
-                rc = self.config.pcie_root_complexes[index]
-                pool, alignment, _ = pool_of(self.levels[index], window)
-                raise (Below4GibError if window == LOW else impossible)(
-                    f"{rc.name}: no {window} size up to {format_size(SIZE_LIMIT[window])} holds "
-                    f"its BARs ({format_size(pool)} pool, alignment {format_size(alignment)})"
-                )
         else:
             raise impossible(f"{window} of root complex {index}: the search does not settle")
         while size - step >= lowest and self.fits(sizes, key, size - step):
@@ -283,6 +287,9 @@ def _fit(config: VmConfig, host_bits: int | None, original: VmConfig) -> FitResu
                 keys.append((index, window))
     search = _Search(config, levels)
     sizes = {key: search.lower_bound(key) for key in keys}
+    for key, size in sizes.items():
+        if size > SIZE_LIMIT[key[1]]:
+            raise search.too_large(key)  # before resolving: no other window could be placed
     for _ in range(MAX_PASSES):
         changed = False
         for key in keys:
