@@ -121,8 +121,10 @@ def test_bars_beyond_the_address_space_are_one_error_line_in_every_command(
     one_line(run_main("diff", config, EXAMPLE), "mmio_exhaustion")
     from vmlayout.config import config_to_dict, load_config
 
-    lines = [{"id": "huge", "config": config_to_dict(load_config(config))}, {"id": "fine"}]
-    lines[1]["config"] = {}
+    lines = [
+        {"id": "huge", "config": config_to_dict(load_config(config))},
+        {"id": "fine", "config": {}},
+    ]
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(line) + "\n" for line in lines))
     blessed = run_main("diff", "--corpus", corpus, "--bless")

@@ -159,10 +159,13 @@ class _Search:
         index, window = key
         rc = self.config.pcie_root_complexes[index]
         pool, alignment, _ = pool_of(self.levels[index], window)
-        return (Below4GibError if window == LOW else impossible)(
+        reason = (
             f"{rc.name}: no {window} size up to {format_size(SIZE_LIMIT[window])} holds "
             f"its BARs ({format_size(pool)} pool, alignment {format_size(alignment)})"
         )
+        if window == LOW:
+            return Below4GibError(f"{reason}: 32-bit BARs cannot exceed the space below 4 GiB")
+        return impossible(reason)
 
     def search(self, sizes: dict[Key, int], key: Key) -> int:
         index, window = key
