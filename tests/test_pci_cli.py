@@ -132,3 +132,23 @@ def test_bars_beyond_the_address_space_are_one_error_line_in_every_command(
     outcome = run_main("diff", "--corpus", corpus, "--format", "json")
     assert outcome.status == 0, outcome
     assert json.loads(outcome.stdout)["total"] == 2
+
+
+def test_inspect_reads_the_set_emit_all_wrote_for_a_config_with_count(tmp_path: Path) -> None:
+    """config.json records the devices as the config gave them (`count` groups), so it
+    stays the config's size and `inspect` reads it back."""
+    from tests.fuzzing import run_main
+
+    leaf = {"index": 0, "size": 4096, "bits": 64, "prefetchable": True}
+    endpoints = {"type": "endpoint", "device": 0, "count": 32, "bars": [leaf]}
+    ports = {"type": "switch_downstream", "device": 0, "count": 32, "children": [endpoints]}
+    rc = {"end_bus": 255, "devices": [ports], "high_mmio": {"size": "64 GiB"}}
+    config = tmp_path / "count.json"
+    config.write_text(json.dumps({"pcie_root_complexes": [rc]}))
+    out = tmp_path / "set"
+    assert run_main("emit", "all", config, "-o", out).status == 0
+    record = json.loads((out / "config.json").read_text())
+    (written,) = record["config"]["pcie_root_complexes"][0]["devices"]
+    assert written["count"] == 32 and written["children"][0]["count"] == 32
+    inspected = run_main("inspect", out)
+    assert inspected.status == 0, inspected

@@ -190,3 +190,74 @@ def test_a_pinned_vf_bar_is_rejected_naming_the_key_path() -> None:
         config_from_dict(config_with([{**GPU, "sriov": sriov}])).pcie_root_complexes[0].devices
     )
     assert function.sriov is not None and function.sriov.vf_bars[0].pinned is None
+
+
+def _nested(depth: int, count: int) -> dict[str, Any]:
+    """`count` switch ports `depth` levels deep over `count` endpoints: the issue's
+    shape, sum(count**k for k in 1..depth+1) functions."""
+    node: dict[str, Any] = {"type": "endpoint", "device": 0, "count": count}
+    for _ in range(depth):
+        node = {"type": "switch_downstream", "device": 0, "count": count, "children": [node]}
+    return node
+
+
+def test_nested_counts_are_refused_before_they_are_expanded() -> None:
+    """Issue 20: a 2.3 KB config of six levels of `count = 32` (32**6 functions) took
+    30 s and 1.3 GB; its counts multiply past the limit while it is read."""
+    with pytest.raises(VmLayoutError) as caught:
+        config_from_dict(config_with([_nested(5, 32)]))
+    assert caught.value.kind == "invalid_config"
+    assert "more than 65536 functions" in caught.value.message
+    assert caught.value.message.startswith("pcie_root_complexes[0].devices[0].")
+
+
+def test_the_function_limit_counts_every_root_complex_together() -> None:
+    # 32 ports, each over 31 ports of 32 endpoints: 32 * (1 + 31 * (1 + 32)) = 32768.
+    half = {**_nested(1, 32), "count": 31}
+    half = {"type": "root_port", "device": 0, "count": 32, "children": [half]}
+    rcs: list[dict[str, Any]] = [
+        {"name": f"rc{i}", "segment": i, "devices": [half]} for i in range(2)
+    ]
+    config = config_from_dict({"pcie_root_complexes": rcs})
+    assert sum(count_functions(rc.devices) for rc in config.pcie_root_complexes) == 65_536
+    rcs.append({"name": "rc2", "segment": 2, "devices": [{"type": "endpoint", "device": 0}]})
+    with pytest.raises(VmLayoutError, match=r"^pcie_root_complexes\[2\]\.devices: .*65536"):
+        config_from_dict({"pcie_root_complexes": rcs})
+
+
+def test_the_root_complex_count_has_a_limit() -> None:
+    from vmlayout.config import MAX_ROOT_COMPLEXES
+
+    rcs = [{"segment": i} for i in range(MAX_ROOT_COMPLEXES + 1)]
+    with pytest.raises(VmLayoutError, match=r"^pcie_root_complexes: 16385 root complexes"):
+        config_from_dict({"pcie_root_complexes": rcs})
+
+
+def test_config_to_dict_keeps_count_groups() -> None:
+    """Issue 20: `emit all` wrote an 81 MB config.json for a 59 KB config: the written
+    devices are the runs the config gave, as `count`, not their expansion."""
+    tree = _nested(2, 16)  # 16 + 256 + 4096 functions
+    config = config_from_dict(config_with([tree]))
+    (written,) = config_to_dict(config)["pcie_root_complexes"][0]["devices"]
+    assert written["count"] == 16
+    assert written["children"][0]["count"] == 16
+    (leaf,) = written["children"][0]["children"]
+    assert (leaf["type"], leaf["device"], leaf["count"]) == ("endpoint", 0, 16)
+    assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_config_to_dict_groups_only_consecutive_identical_devices() -> None:
+    other = {**GPU, "bars": [{"index": 0, "size": "1 MiB"}]}
+    devices = [
+        {**GPU, "device": 0, "count": 2},
+        {**other, "device": 2},
+        {**GPU, "device": 3, "count": 2},
+        {**GPU, "device": 5, "function": 0},
+        {**other, "device": 5, "function": 1},
+        {**GPU, "device": 7},  # not adjacent to 3..4
+    ]
+    config = config_from_dict(config_with(devices))
+    written = config_to_dict(config)["pcie_root_complexes"][0]["devices"]
+    runs = [(d["device"], d["function"], d.get("count", 1)) for d in written]
+    assert runs == [(0, 0, 2), (2, 0, 1), (3, 0, 2), (5, 0, 1), (5, 1, 1), (7, 0, 1)]
+    assert config_from_dict(config_to_dict(config)) == config

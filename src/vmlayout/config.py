@@ -27,6 +27,9 @@ from vmlayout.policy import (
 from vmlayout.ranges import GIB, MIB, parse_size
 
 U64_LIMIT = 1 << 64
+#: Root complexes a config may list: every command's work grows with them, and no
+#: real VM comes near (docs/config.md, input limits).
+MAX_ROOT_COMPLEXES = 16_384
 
 TOP_LEVEL_KEYS = (
     "arch",
@@ -259,11 +262,20 @@ def config_from_dict(data: Mapping[str, Any], arch: str | None = None) -> VmConf
     rcs_data = data.get("pcie_root_complexes", [])
     if not isinstance(rcs_data, list):
         raise _error("pcie_root_complexes", "expected a list of tables")
+    if len(rcs_data) > MAX_ROOT_COMPLEXES:
+        limit = f"{len(rcs_data)} root complexes; at most {MAX_ROOT_COMPLEXES} are allowed"
+        raise _error("pcie_root_complexes", limit)
     rcs = [
         _root_complex(rc, f"pcie_root_complexes[{i}]", i, arch_value)
         for i, rc in enumerate(rcs_data)
     ]
     _check_root_complexes(rcs)
+    if any(rc.devices for rc in rcs):
+        from vmlayout.devices import check_function_total
+
+        check_function_total(
+            [(f"pcie_root_complexes[{i}].devices", rc.devices) for i, rc in enumerate(rcs)]
+        )
 
     vtl2 = data.get("vtl2_layout")
     vtl2_layout = None
