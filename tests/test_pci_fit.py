@@ -16,6 +16,7 @@ from vmlayout.policy import DynamicMmio, VmConfig, resolve
 from vmlayout.ranges import GIB, MIB
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "gpus.toml"
 
 
 def assign(config: VmConfig) -> None:
@@ -268,3 +269,59 @@ def test_the_hint_never_names_the_size_the_window_already_has() -> None:
     assert caught.value.kind == "mmio_exhaustion"
     assert caught.value.message.startswith("rc0: low_mmio MMIO exhaustion")
     assert caught.value.message.endswith("`vmlayout fit` would choose low_mmio = 2432 MiB")
+
+
+#: The ways TOML can spell gpus.toml's two window sizes (the devices follow unchanged).
+WINDOW_SPELLINGS = {
+    "inline-table": 'low_mmio = { size = "512 MiB" }  # generous\nhigh_mmio = { size = "2 TiB" }',
+    "string": 'low_mmio = "512 MiB"  # generous\nhigh_mmio = 2199023255552',
+    "dotted": 'low_mmio.size = "512 MiB"  # generous\n"high_mmio" . size = "2 TiB"',
+    "sub-tables": '[pcie_root_complexes.low_mmio]\nsize = "512 MiB"  # generous\n'
+    "[pcie_root_complexes.high_mmio]\nsize = '2 TiB'",
+    "default": "# generous",
+}
+
+
+@pytest.mark.parametrize("spelling", list(WINDOW_SPELLINGS))
+def test_fit_o_edits_every_toml_spelling_of_a_window_size_in_place(
+    tmp_path: Path, spelling: str
+) -> None:
+    """Issue 20: `fit -o` on dotted keys (`low_mmio.size = …`) failed on its own edit.
+    The sizes are those docs/pci.md derives for gpus.toml (144 MiB, 1 TiB), the
+    comments stay where they were."""
+    from vmlayout.cli import main
+
+    devices = EXAMPLE.read_text().split("# Two root ports", 1)[1]
+    text = (
+        '# my VM\nnode_mem_sizes = ["64 GiB"]\n\n[[pcie_root_complexes]]\nname = "rc0"\n'
+        f"{WINDOW_SPELLINGS[spelling]}\n\n# Two root ports{devices}"
+    )
+    source, fitted = tmp_path / "vm.toml", tmp_path / "fitted.toml"
+    source.write_text(text)
+    assert main(["fit", str(source), "-o", str(fitted)]) == 0
+    (rc,) = load_config(fitted).pcie_root_complexes
+    assert (rc.low_mmio, rc.high_mmio) == (DynamicMmio(144 * MIB), DynamicMmio(1024 * GIB))
+    written = fitted.read_text().splitlines()
+    for comment in ("# my VM", "# Two root ports, each leading to a switch (upstream port on "
+                    "the root port's bus)."):  # fmt: skip
+        assert comment in written
+    assert any(line.endswith("# generous") for line in written)
+    # Only the two size lines changed (or were added, where the config used the defaults).
+    changed = set(written) - set(text.splitlines())
+    assert len(changed) == 2, changed
+
+
+def test_fit_o_rewrites_root_complexes_written_as_an_inline_array(tmp_path: Path) -> None:
+    from vmlayout.cli import main
+
+    source, fitted = tmp_path / "vm.toml", tmp_path / "fitted.toml"
+    source.write_text(
+        'pcie_root_complexes = [\n  { name = "rc0", low_mmio = "64 MiB", devices = [\n'
+        '    { type = "endpoint", device = 0, bars = [{ index = 0, size = "128 MiB" }] },\n'
+        "  ] },\n]\n"
+    )
+    assert main(["fit", str(source), "-o", str(fitted)]) == 0
+    (rc,) = load_config(fitted).pcie_root_complexes
+    # A 128 MiB BAR, 128 MiB aligned: the window must start aligned and hold it.
+    assert isinstance(rc.low_mmio, DynamicMmio) and rc.low_mmio.size >= 128 * MIB
+    assign(load_config(fitted))
