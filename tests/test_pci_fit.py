@@ -325,3 +325,62 @@ def test_fit_o_rewrites_root_complexes_written_as_an_inline_array(tmp_path: Path
     # A 128 MiB BAR, 128 MiB aligned: the window must start aligned and hold it.
     assert isinstance(rc.low_mmio, DynamicMmio) and rc.low_mmio.size >= 128 * MIB
     assign(load_config(fitted))
+
+
+#: 600 GiB of RAM (3 GiB below 4 GiB, 597 GiB above: RAM ends at 601 GiB, above 2**39)
+#: and one 512 GiB BAR: its 512 GiB aligned pool starts at 1 TiB, so the fitted layout
+#: ends past 1.5 TiB, below 2 TiB: 41 bits.
+WIDE = """
+node_mem_sizes = ["600 GiB"]
+{width}
+[[pcie_root_complexes]]
+[[pcie_root_complexes.devices]]
+type = "endpoint"
+device = 0
+bars = [{{ index = 0, size = "512 GiB", bits = 64, prefetchable = true }}]
+"""
+
+
+def test_a_too_narrow_host_gets_the_minimum_width_and_what_reaches_highest(
+    tmp_path: Path,
+) -> None:
+    """Issue 19: `fit --host-phys-bits 39` named neither the 41 bits nor that RAM alone
+    already ends above 2**39."""
+    from tests.fuzzing import assert_one_line_error, run_main
+
+    config = tmp_path / "wide.toml"
+    config.write_text(WIDE.format(width=""))
+    outcome = run_main("fit", config, "--host-phys-bits", "39")
+    assert_one_line_error(
+        outcome,
+        "fit_impossible: --host-phys-bits: ",
+        "the limit is --host-phys-bits 39",
+        "at least 41 bits hold the layout",
+        "highest is pcie-seg0-ecam",
+        "RAM alone already ends above 2^39, at 0x96_4000_0000",
+    )
+    assert run_main("fit", config, "--host-phys-bits", "41").status == 0
+
+
+def test_a_too_narrow_config_width_is_blamed_on_the_config(tmp_path: Path) -> None:
+    from tests.fuzzing import assert_one_line_error, run_main
+
+    config = tmp_path / "wide.toml"
+    config.write_text(WIDE.format(width="physical_address_size = 40"))
+    assert_one_line_error(
+        run_main("fit", config),
+        "fit_impossible: physical_address_size: ",
+        "the limit is the config's physical_address_size = 40",
+        "at least 41 bits hold the layout",
+        "RAM alone ends at 0x96_4000_0000",
+    )
+    # `resolve` checks the config's width too: with its own 1 GiB high window the layout
+    # ends just above RAM's 601 GiB, so 40 bits hold it, and 39 bits do not hold RAM.
+    config.write_text(WIDE.format(width="physical_address_size = 39"))
+    assert_one_line_error(
+        run_main("resolve", config),
+        "address_width_exceeded: physical_address_size: ",
+        "the limit is the config's physical_address_size = 39",
+        "at least 40 bits hold the layout",
+        "RAM alone already ends above 2^39, at 0x96_4000_0000",
+    )

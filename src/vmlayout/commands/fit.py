@@ -103,11 +103,7 @@ def _fit(args: argparse.Namespace) -> int:
     )
     sys.stdout.write("\n".join(lines) + "\n")
     if not result.fits_host:
-        raise VmLayoutError(
-            "fit_impossible",
-            f"--host-phys-bits: even the fitted layout ends at {format_address(top)}, beyond "
-            f"{result.host_bits} bits; the width is too small",
-        )
+        raise result.width_error()
     if args.output is not None:
         write_atomic(args.output, fitted_text(args.config, text, data, fmt, config, result.config))
     return 0

@@ -15,11 +15,10 @@ from itertools import pairwise
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from vmlayout.allocator import PlacedRangeKind
+from vmlayout.allocator import PlacedRangeKind, extent_name
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout
 from vmlayout.ranges import format_address, format_size
-from vmlayout.report import extent_name
 
 BANDS = (
     "RAM",

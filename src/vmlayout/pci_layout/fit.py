@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from vmlayout.allocator import WidthExcess, width_excess
 from vmlayout.errors import VmLayoutError
 from vmlayout.pci.assign import Level, align_up, level_layout
 from vmlayout.pci.enumerate import enumerate_functions
@@ -26,7 +27,16 @@ from vmlayout.policy import (
     VmConfig,
     resolve,
 )
-from vmlayout.ranges import FOUR_GIB, GIB, MIB, PAGE_SIZE, MemoryRange, align_down, format_size
+from vmlayout.ranges import (
+    FOUR_GIB,
+    GIB,
+    MIB,
+    PAGE_SIZE,
+    MemoryRange,
+    align_down,
+    format_address,
+    format_size,
+)
 
 LOW_STEP = 2 * MIB
 HIGH_STEP = GIB
@@ -97,10 +107,29 @@ class FitResult:
     chipset_low_after: int
     layout_top: int
     host_bits: int
+    #: Whether `host_bits` is the caller's (`--host-phys-bits`) or the config's width.
+    host_bits_given: bool = False
+    #: Why the fitted layout does not fit `host_bits`; None when it fits.
+    excess: WidthExcess | None = None
 
     @property
     def fits_host(self) -> bool:
-        return self.layout_top <= 1 << self.host_bits
+        return self.excess is None
+
+    def width_error(self) -> VmLayoutError:
+        """The refusal when the fitted layout does not fit the host: the minimum width,
+        what reaches highest and where the limit came from."""
+        assert self.excess is not None
+        source = (
+            f"--host-phys-bits {self.host_bits}"
+            if self.host_bits_given
+            else f"the config's physical_address_size = {self.host_bits}"
+        )
+        where = "--host-phys-bits" if self.host_bits_given else "physical_address_size"
+        return impossible(
+            f"{where}: even the fitted layout ends at {format_address(self.layout_top)}, "
+            f"beyond {self.host_bits} bits" + self.excess.detail(source)
+        )
 
 
 Key = tuple[int, str]
@@ -344,11 +373,14 @@ def _finish(
                     placed.low_mmio if window == LOW else placed.high_mmio,
                 )
             )
+    bits = config.physical_address_size if host_bits is None else host_bits
     return FitResult(
         config=fitted,
         windows=tuple(rows),
         chipset_low_before=original.chipset_low_mmio_size,
         chipset_low_after=fitted.chipset_low_mmio_size,
         layout_top=resolved.layout_top,
-        host_bits=config.physical_address_size if host_bits is None else host_bits,
+        host_bits=bits,
+        host_bits_given=host_bits is not None,
+        excess=width_excess(resolved.placed, bits),
     )
