@@ -384,3 +384,20 @@ def test_a_too_narrow_config_width_is_blamed_on_the_config(tmp_path: Path) -> No
         "at least 40 bits hold the layout",
         "RAM alone already ends above 2^39, at 0x96_4000_0000",
     )
+
+
+def test_fit_of_many_root_complexes_mixing_aligned_and_unaligned_pools_is_minimal() -> None:
+    """The windows `fit` does not search (pools aligned within the window's step) and
+    those it does (16 MiB / 8 GiB aligned pools, whose need depends on where they land)
+    are each one step smaller too small, checked by resolving every shrink."""
+    pref = {"bits": 64, "prefetchable": True}
+    shapes = [
+        [{"index": 0, "size": "1 MiB"}, {"index": 1, "size": "1 GiB", **pref}],
+        [{"index": 0, "size": "16 MiB"}, {"index": 1, "size": "8 GiB", **pref}],
+        [{"index": 0, "size": "64 KiB"}],
+    ]
+    rcs = [
+        {"segment": i, "devices": [{"type": "endpoint", "device": 0, "bars": shapes[i % 3]}]}
+        for i in range(12)
+    ]
+    check_minimal(config_from_dict({"node_mem_sizes": ["6 GiB"], "pcie_root_complexes": rcs}))

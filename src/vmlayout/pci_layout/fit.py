@@ -7,6 +7,11 @@ the pool's size upward, jumping straight to the size that would suffice if the w
 did not move, then downward while one step smaller still works. Passes repeat until no
 size changes. Low windows move in 2 MiB steps and high ones in 1 GiB steps: those are
 the windows' placement alignments, so smaller steps would only add padding.
+
+The work stays near linear in root complexes: a window whose pool is aligned within its
+step needs exactly its pool wherever it lands and is never searched; a search whose
+inputs (the other sizes) did not change is not repeated; and the last few resolutions
+are kept, since a search starts or ends at the sizes the previous one settled on.
 """
 
 from __future__ import annotations
@@ -155,8 +160,21 @@ class _Search:
     def __init__(self, config: VmConfig, levels: dict[int, Level]) -> None:
         self.config = config
         self.levels = levels
+        self.cache: dict[tuple[tuple[Key, int], ...], ResolvedLayout] = {}
 
     def resolve(self, sizes: dict[Key, int]) -> ResolvedLayout:
+        """The config resolved with these window sizes; the last few are kept, since
+        a search usually starts or ends at the sizes the previous one settled on."""
+        state = tuple(sorted(sizes.items()))
+        if state in self.cache:
+            return self.cache[state]
+        resolved = self._resolve(sizes)
+        if len(self.cache) >= 4:
+            del self.cache[next(iter(self.cache))]
+        self.cache[state] = resolved
+        return resolved
+
+    def _resolve(self, sizes: dict[Key, int]) -> ResolvedLayout:
         try:
             return resolve(with_sizes(self.config, sizes, 63))
         except VmLayoutError as error:
@@ -213,6 +231,14 @@ class _Search:
         while size - step >= lowest and self.fits(sizes, key, size - step):
             size -= step
         return size
+
+    def position_dependent(self, key: Key) -> bool:
+        """Whether the window's need can change with where it lands: a pool aligned
+        beyond the window's step (the window's own placement alignment), or pinned.
+        Otherwise the pool starts at the window's start wherever that is."""
+        index, window = key
+        _, alignment, fixed = pool_of(self.levels[index], window)
+        return fixed is not None or alignment > STEP[window]
 
 
 def fit_config(config: VmConfig, host_bits: int | None = None) -> FitResult:
@@ -322,18 +348,33 @@ def _fit(config: VmConfig, host_bits: int | None, original: VmConfig) -> FitResu
     for key, size in sizes.items():
         if size > SIZE_LIMIT[key[1]]:
             raise search.too_large(key)  # before resolving: no other window could be placed
+    return _finish(config, levels, _settle(search, keys, sizes), host_bits, original)
+
+
+def _settle(search: _Search, keys: list[Key], sizes: dict[Key, int]) -> dict[Key, int]:
+    """Search each window in turn, resolving every try, until no size changes.
+
+    Only windows whose need depends on where they land are searched (issue 20: searching
+    every window resolved the config once per window and try, quadratic in root
+    complexes). Any other window needs its pool's size wherever it lands, so its lower
+    bound is its size, exactly what searching it would find."""
+    moving = [key for key in keys if search.position_dependent(key)]
+    # A search is a function of the other sizes: one whose inputs did not change since
+    # it last ran would find the same size again, so it is not run.
+    seen: dict[Key, tuple[int, ...]] = {}
     for _ in range(MAX_PASSES):
         changed = False
-        for key in keys:
+        for key in moving:
+            inputs = tuple(sizes[other] for other in keys if other != key)
+            if seen.get(key) == inputs:
+                continue
             size = search.search(sizes, key)
             changed |= size != sizes[key]
             sizes[key] = size
+            seen[key] = inputs
         if not changed:
-            break
-    else:
-        raise impossible("window sizes do not settle (each resize moves another window)")
-
-    return _finish(config, levels, sizes, host_bits, original)
+            return sizes
+    raise impossible("window sizes do not settle (each resize moves another window)")
 
 
 def _finish(
