@@ -261,3 +261,20 @@ def test_config_to_dict_groups_only_consecutive_identical_devices() -> None:
     runs = [(d["device"], d["function"], d.get("count", 1)) for d in written]
     assert runs == [(0, 0, 2), (2, 0, 1), (3, 0, 2), (5, 0, 1), (5, 1, 1), (7, 0, 1)]
     assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_inspect_refuses_a_set_whose_config_json_nests_counts_past_the_limit(
+    tmp_path: Path,
+) -> None:
+    """Issue 20: `inspect` of a 2.3 KB config.json expanded 32**6 functions."""
+    import json
+
+    from tests.fuzzing import assert_one_line_error, run_main
+
+    out = tmp_path / "set"
+    assert run_main("emit", "all", "-o", out).status == 0
+    record = json.loads((out / "config.json").read_text())
+    record["config"]["pcie_root_complexes"][0]["devices"] = [_nested(5, 32)]
+    (out / "config.json").write_text(json.dumps(record))
+    for target in (out, out / "config.json"):
+        assert_one_line_error(run_main("inspect", target), "invalid_config", "65536 functions")
