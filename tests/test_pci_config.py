@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from vmlayout.config import config_from_dict, config_to_dict, load_config
-from vmlayout.devices import FunctionKind, count_functions, devices_from_data
+from vmlayout.devices import MAX_FUNCTIONS, FunctionKind, count_functions, devices_from_data
 from vmlayout.errors import VmLayoutError
 from vmlayout.ranges import GIB, MIB
 
@@ -207,22 +207,53 @@ def test_nested_counts_are_refused_before_they_are_expanded() -> None:
     with pytest.raises(VmLayoutError) as caught:
         config_from_dict(config_with([_nested(5, 32)]))
     assert caught.value.kind == "invalid_config"
-    assert "more than 65536 functions" in caught.value.message
+    assert f"more than {MAX_FUNCTIONS} functions" in caught.value.message
     assert caught.value.message.startswith("pcie_root_complexes[0].devices[0].")
 
 
 def test_the_function_limit_counts_every_root_complex_together() -> None:
-    # 32 ports, each over 31 ports of 32 endpoints: 32 * (1 + 31 * (1 + 32)) = 32768.
-    half = {**_nested(1, 32), "count": 31}
-    half = {"type": "root_port", "device": 0, "count": 32, "children": [half]}
+    # 16 ports, each over 15 ports of 16 endpoints: 16 * (1 + 15 * (1 + 16)) = 4096.
+    half = {**_nested(1, 16), "count": 15}
+    half = {"type": "root_port", "device": 0, "count": 16, "children": [half]}
     rcs: list[dict[str, Any]] = [
         {"name": f"rc{i}", "segment": i, "devices": [half]} for i in range(2)
     ]
     config = config_from_dict({"pcie_root_complexes": rcs})
-    assert sum(count_functions(rc.devices) for rc in config.pcie_root_complexes) == 65_536
+    assert sum(count_functions(rc.devices) for rc in config.pcie_root_complexes) == 8192
+    assert MAX_FUNCTIONS == 8192
     rcs.append({"name": "rc2", "segment": 2, "devices": [{"type": "endpoint", "device": 0}]})
-    with pytest.raises(VmLayoutError, match=r"^pcie_root_complexes\[2\]\.devices: .*65536"):
+    with pytest.raises(VmLayoutError, match=r"^pcie_root_complexes\[2\]\.devices: .*8192"):
         config_from_dict({"pcie_root_complexes": rcs})
+
+
+def test_every_file_emit_all_writes_at_the_function_limit_is_one_inspect_reads() -> None:
+    """The limit's reason: functions with six BARs and six VF BARs each, the most a
+    function has (4 ports, each over 32 devices of 8 functions), take so many bytes of
+    pci.json and layout.json that the limit's worth stays within what `inspect` reads."""
+    import json
+
+    from vmlayout.inspect.binaries import MAX_JSON_BYTES
+    from vmlayout.pci_layout.report import pci_json
+    from vmlayout.policy import resolve
+    from vmlayout.report import resolved_to_json
+
+    six = [{"index": i, "size": 16} for i in range(6)]
+    sriov = {"total_vfs": 1, "vf_offset": 1, "vf_stride": 1, "vf_bars": six}
+    functions = [
+        {"type": "endpoint", "device": 0, "function": f, "count": 32, "bars": six, "sriov": sriov}
+        for f in range(8)
+    ]
+    ports = {"type": "root_port", "device": 0, "count": 4, "children": functions}
+    config = config_from_dict(config_with([ports], end_bus=255, low_mmio="1 GiB"))
+    resolved = resolve(config)
+    written = pci_json(resolved)
+    assert written is not None
+    pci = json.loads(written)["root_complexes"][0]["pci"]
+    assert (len(pci["bars"]), len(pci["vf_bars"])) == (4 * 256 * 6, 4 * 256 * 6)
+    per_function = len(written) / count_functions(config.pcie_root_complexes[0].devices)
+    assert per_function * MAX_FUNCTIONS < MAX_JSON_BYTES
+    layout = json.dumps(resolved_to_json(resolved), indent=1)
+    assert len(layout) / len(written) < 1.01  # layout.json carries the same objects
 
 
 def test_the_root_complex_count_has_a_limit() -> None:
@@ -277,4 +308,4 @@ def test_inspect_refuses_a_set_whose_config_json_nests_counts_past_the_limit(
     record["config"]["pcie_root_complexes"][0]["devices"] = [_nested(5, 32)]
     (out / "config.json").write_text(json.dumps(record))
     for target in (out, out / "config.json"):
-        assert_one_line_error(run_main("inspect", target), "65536 functions")
+        assert_one_line_error(run_main("inspect", target), f"{MAX_FUNCTIONS} functions")
