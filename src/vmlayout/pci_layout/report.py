@@ -70,7 +70,7 @@ def pci_rows(rc: str, assignment: PciAssignment) -> list[PciRow]:
         rows.append(
             PciRow(
                 resource_name(rc, b.bdf, BAR, b.index),
-                "bar",
+                BAR,
                 b.address,
                 b.address + b.size,
                 _bar_attributes(b.is_64bit, b.prefetchable),
@@ -82,7 +82,7 @@ def pci_rows(rc: str, assignment: PciAssignment) -> list[PciRow]:
         rows.append(
             PciRow(
                 resource_name(rc, v.bdf, VF_BAR, v.index),
-                "vf-bar",
+                VF_BAR,
                 v.address,
                 v.address + v.total_size,
                 f"{_bar_attributes(v.is_64bit, v.prefetchable)} x{v.total_vfs} VFs",
