@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vmlayout.config import config_from_dict, load_config
 from vmlayout.errors import VmLayoutError
@@ -401,3 +403,43 @@ def test_fit_of_many_root_complexes_mixing_aligned_and_unaligned_pools_is_minima
         for i in range(12)
     ]
     check_minimal(config_from_dict({"node_mem_sizes": ["6 GiB"], "pcie_root_complexes": rcs}))
+
+
+_SPELLINGS = {
+    "inline": '{key} = {{ size = "{size}" }}',
+    "string": '{key} = "{size}"',
+    "dotted": '{key}.size = "{size}"',
+    "quoted": "'{key}' . \"size\" = '{size}'",
+}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    low=st.sampled_from([*_SPELLINGS, "sub-table", "default"]),
+    high=st.sampled_from([*_SPELLINGS, "sub-table", "default"]),
+    spaces=st.sampled_from(("", " ", "\t")),
+    comment=st.booleans(),
+)
+def test_fit_o_reads_back_as_the_fitted_config_for_any_window_spelling(
+    tmp_path_factory: pytest.TempPathFactory, low: str, high: str, spaces: str, comment: bool
+) -> None:
+    from vmlayout.cli import main
+
+    work = tmp_path_factory.mktemp("spelling")
+    lines, tables = [], []
+    for key, spelling, size in (("low_mmio", low, "512 MiB"), ("high_mmio", high, "2 TiB")):
+        tail = "  # sized by hand" if comment else ""
+        if spelling == "sub-table":
+            tables.append(f"[pcie_root_complexes.{key}]\nsize{spaces}={spaces}'{size}'{tail}")
+        elif spelling != "default":
+            lines.append(_SPELLINGS[spelling].format(key=key, size=size) + tail)
+    devices = EXAMPLE.read_text().split("# Two root ports", 1)[1]
+    text = "\n".join(
+        ['# my VM\nnode_mem_sizes = ["64 GiB"]\n', "[[pcie_root_complexes]]", 'name = "rc0"',
+         *lines, *tables, "", f"# Two root ports{devices}"]
+    )  # fmt: skip
+    source, fitted = work / "vm.toml", work / "fitted.toml"
+    source.write_text(text)
+    assert main(["fit", str(source), "-o", str(fitted)]) == 0
+    assert load_config(fitted) == fit_config(load_config(source)).config
+    assert "# my VM" in fitted.read_text().splitlines()  # edited in place, not rewritten
