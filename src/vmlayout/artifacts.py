@@ -262,7 +262,7 @@ def _build_linux_dtb(resolved: Any, settings: EmitSettings, _: Mapping[str, byte
 
 
 def _build_pci(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
-    from vmlayout.pci.layout import pci_json
+    from vmlayout.pci_layout.report import pci_json
 
     pci = pci_json(resolved)
     return _unchanged({} if pci is None else {"pci.json": pci}, settings)
