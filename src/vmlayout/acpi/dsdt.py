@@ -426,7 +426,6 @@ def build_acpi_tables(resolved: object) -> dict[str, bytes]:
     from vmlayout.policy import ResolvedLayout
 
     assert isinstance(resolved, ResolvedLayout)
-    aarch64 = resolved.arch.spec.interrupt_controller is InterruptController.GIC
     rsdp_gpa = rsdp_address(resolved)
     base = rsdp_gpa + PAGE_SIZE
     blob = bytearray()
@@ -443,7 +442,9 @@ def build_acpi_tables(resolved: object) -> dict[str, bytes]:
         return gpa
 
     dsdt_gpa = append("DSDT.aml", build_dsdt(resolved))
-    append("FACP.aml", build_fadt(dsdt_gpa, aarch64, resolved.config.platform.hypervisor_vendor))
+    append(
+        "FACP.aml", build_fadt(dsdt_gpa, resolved.arch, resolved.config.platform.hypervisor_vendor)
+    )
     for name, table in _platform_tables(resolved):
         append(name, table)
     xsdt_gpa = append("XSDT.aml", build_xsdt(recorded))
@@ -493,12 +494,12 @@ def _platform_tables(resolved: object) -> list[tuple[str, bytes]]:
     gic = options.gic
     x86 = options.x86
     out: list[tuple[str, bytes]] = []
-    madt = build_madt(cpus.vp_count, aarch64, gic, x86.ioapic, x86.pic, x86.pit)
+    madt = build_madt(cpus.vp_count, resolved.arch, gic, x86.ioapic, x86.pic, x86.pit)
     out.append(("APIC.aml", madt))
     vnodes = cpus.vnodes(nodes, resolved.arch)
     processors = [(vp + 1 if aarch64 else vp, node) for vp, node in enumerate(vnodes)]
     memory = [(r.range.start, r.range.size, r.vnode) for r in resolved.memory_layout.ram]
-    out.append(("SRAT.aml", build_srat(memory, processors, aarch64)))
+    out.append(("SRAT.aml", build_srat(memory, processors, resolved.arch)))
     distances = config.numa_distances
     if nodes > 1 or distances:
         if nodes > MAX_SLIT_NODES:
