@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "vmlayout.commands.devicetree",
     "vmlayout.commands.artifacts",
     "vmlayout.commands.fit",
+    "vmlayout.commands.guest",
 )
 
 #: Modules for `vmlayout inspect PATH`, each providing
