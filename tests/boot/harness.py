@@ -29,11 +29,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import itertools
 import os
 import re
 import shutil
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +45,7 @@ from typing import Any
 import pytest
 
 from vmlayout.cli import main as vmlayout_main
+from vmlayout.inspect.probe import probe_script
 
 HERE = Path(__file__).resolve().parent
 #: Where `fetch.sh` unpacks kernels and busybox.
@@ -86,9 +89,13 @@ class Arch:
 
 
 ARCHES = {
-    "x86_64": Arch("x86_64", "qemu-system-x86_64", CACHE / "x86_64/bzImage", CACHE / "x86_64/busybox"),
-    "aarch64": Arch("aarch64", "qemu-system-aarch64", CACHE / "aarch64/vmlinuz", CACHE / "aarch64/busybox"),
-}  # fmt: skip
+    "x86_64": Arch(
+        "x86_64", "qemu-system-x86_64", CACHE / "x86_64/bzImage", CACHE / "x86_64/busybox"
+    ),
+    "aarch64": Arch(
+        "aarch64", "qemu-system-aarch64", CACHE / "aarch64/vmlinuz", CACHE / "aarch64/busybox"
+    ),
+}
 
 
 def require_arch(arch: str) -> Arch:
@@ -104,10 +111,14 @@ def require_arch(arch: str) -> Arch:
 # --- running vmlayout in-process, as a user's command line ----------------------------
 
 
+_CLI_LOCK = threading.Lock()
+
+
 def vmlayout(*argv: str | Path) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of `vmlayout ARGV`, run in this process."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    # stdout redirection is process-wide: boots run in threads, one CLI call at a time
+    with _CLI_LOCK, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             status = vmlayout_main([str(a) for a in argv])
         except SystemExit as exit_:
@@ -123,8 +134,11 @@ def vmlayout_ok(*argv: str | Path) -> str:
 
 # --- initramfs ----------------------------------------------------------------------------
 
-CPIO_HEADER = "070701{ino:08x}{mode:08x}{uid:08x}{gid:08x}{nlink:08x}{mtime:08x}{size:08x}"
-CPIO_HEADER_TAIL = "{devmajor:08x}{devminor:08x}{rdevmajor:08x}{rdevminor:08x}{namesize:08x}{check:08x}"
+#: The `newc` header: magic, then 13 fields of 8 hex digits each, in this order.
+CPIO_FIELDS = (
+    "ino", "mode", "uid", "gid", "nlink", "mtime", "size",
+    "devmajor", "devminor", "rdevmajor", "rdevminor", "namesize", "check",
+)  # fmt: skip
 
 
 def _pad4(data: bytes) -> bytes:
@@ -141,33 +155,40 @@ def newc_cpio(entries: Sequence[tuple[str, int, bytes]]) -> bytes:
             "size": len(data), "devmajor": 0, "devminor": 0, "rdevmajor": 0, "rdevminor": 0,
             "namesize": len(name) + 1, "check": 0,
         }  # fmt: skip
-        header = (CPIO_HEADER + CPIO_HEADER_TAIL).format(**fields).encode()
+        header = ("070701" + "".join(f"{fields[f]:08x}" for f in CPIO_FIELDS)).encode()
         out += _pad4(header + name.encode() + b"\0")
         out += _pad4(data)
     return bytes(out)
 
 
-INIT_SCRIPT = """#!/bin/busybox sh
+INIT_SCRIPT = f"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev /tmp
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-sh /probe.sh /tmp/guest.tar.gz >/dev/kmsg 2>&1
+for try in 1 2; do
+  sh /probe.sh /tmp/guest.tar.gz >/dev/kmsg 2>&1
+  status=$?
+  echo "probe exit status $status, $(wc -c < /tmp/guest.tar.gz) bytes" > /dev/kmsg
+  [ "$status" = 0 ] && [ -s /tmp/guest.tar.gz ] && break
+done
 {{
-  echo "{begin}"
-  base64 /tmp/guest.tar.gz | while read -r line; do echo "{prefix}$line"; done
-  echo "{end}"
+  echo "{BEGIN}"
+  base64 /tmp/guest.tar.gz | while read -r line; do echo "{LINE_PREFIX}$line"; done
+  echo "{END}"
 }} | while read -r line; do echo "$line" > /dev/kmsg; done
 sync
 reboot -f
-""".format(begin=BEGIN, end=END, prefix=LINE_PREFIX)
+"""
 
 
 def initramfs(arch: Arch) -> bytes:
     """busybox, the probe script (`vmlayout probe`) and an init that ships the result."""
-    probe = vmlayout_ok("probe").encode()
+    # the library's script (what `vmlayout probe` prints): boots build this in worker
+    # threads, where pytest's capture may swap sys.stdout under a redirection
+    probe = probe_script().encode()
     return newc_cpio(
         [
             ("bin", 0o040755, b""),
@@ -225,7 +246,7 @@ def zero_page(
     """(zero page, protected-mode kernel) for a 32-bit-entry direct boot."""
     assert _get(bzimage, "header") == b"HdrS", "not a bzImage"
     version = _get(bzimage, "version")
-    assert isinstance(version, int) and version >= 0x20E, f"boot protocol {version:#x} < 2.14"
+    assert isinstance(version, int) and version >= 0x20E, "boot protocol < 2.14"
     jump = _get(bzimage, "jump")
     assert isinstance(jump, int)
     header_end = 0x202 + (jump >> 8)  # the setup header ends where its jump lands
@@ -346,20 +367,24 @@ def x86_stub(work: Path, machine: str, ecam: tuple[int, int] | None) -> Path:
 def acpi_blob(config: Path, options: Sequence[str]) -> tuple[bytes, int]:
     """(RSDP page + tables as laid out in memory, RSDP address): the tables `emit acpi
     CONFIG OPTIONS` writes, in the order `build_acpi_tables` appends them."""
-    from vmlayout.acpi.dsdt import build_acpi_tables
+    from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables
     from vmlayout.cli import build_parser
     from vmlayout.commands import resolve_from_args
     from vmlayout.commands.acpi import acpi_options_from_args
 
     args = build_parser().parse_args(["emit", "acpi", str(config), "-o", "-", *options])
-    files = build_acpi_tables(resolve_from_args(args), acpi_options_from_args(args))
+    acpi_options = acpi_options_from_args(args)
+    assert isinstance(acpi_options, AcpiOptions)
+    files = build_acpi_tables(resolve_from_args(args), acpi_options)
     blob = bytearray()
     for name, table in files.items():
         if name != "RSDP.bin":
             blob += table + bytes(-len(table) % 8)
     rsdp = files["RSDP.bin"]
     xsdt_address = struct.unpack_from("<Q", rsdp, 24)[0]
-    rsdp_address = xsdt_address - (len(blob) - len(files["XSDT.aml"]) - (-len(files["XSDT.aml"]) % 8)) - 4096
+    rsdp_address = (
+        xsdt_address - (len(blob) - len(files["XSDT.aml"]) - (-len(files["XSDT.aml"]) % 8)) - 4096
+    )
     assert rsdp_address % 4096 == 0
     return rsdp.ljust(4096, b"\0") + bytes(blob), rsdp_address
 
@@ -378,7 +403,9 @@ class Boot:
     def explain(self) -> str:
         text = self.serial_log.read_text(errors="replace") if self.serial_log.exists() else ""
         tail = "\n".join(text.splitlines()[-60:])
-        return f"no guest tarball after {self.elapsed_s:.0f} s; serial log {self.serial_log}:\n{tail}"
+        return (
+            f"no guest tarball after {self.elapsed_s:.0f} s; serial log {self.serial_log}:\n{tail}"
+        )
 
 
 def run_qemu(command: Sequence[str], work: Path) -> Boot:
@@ -496,13 +523,16 @@ def aarch64_stub(dtb: int, stub: int, kernel: int) -> bytes:
     return struct.pack("<II", movz, branch)
 
 
-#: Guest offsets from RAM start for the arm64 boot: DTB, stub, Image (2 MiB aligned,
+#: Guest offsets from RAM start for the arm64 boot (QEMU keeps its own tree in the first
+#: MiB): DTB, stub, Image (2 MiB aligned,
 #: above the loader's initrd at RAM + 16 MiB).
-DTB_OFFSET, STUB_OFFSET, IMAGE_OFFSET = 0, 0x10_0000, 64 * MIB
+DTB_OFFSET, STUB_OFFSET, IMAGE_OFFSET = 2 * MIB, 3 * MIB, 64 * MIB
 
 
 def aarch64_bootargs() -> str:
-    return f"earlycon=pl011,mmio32,{VIRT_UART:#x} panic=-1 printk.devkmsg=on rdinit=/init"
+    return (
+        f"earlycon=pl011,mmio32,{VIRT_UART:#x} keep_bootcon panic=-1 printk.devkmsg=on rdinit=/init"
+    )
 
 
 def boot_aarch64(config: Path, options: Sequence[str], work: Path) -> Boot:
@@ -519,7 +549,7 @@ def boot_aarch64(config: Path, options: Sequence[str], work: Path) -> Boot:
     ram = ram_ranges(config)
     start = ram[0][0]
     assert start == VIRT_RAM_START, "an aarch64 boot config needs ram_start_address = 1 GiB"
-    assert all(a[1] == b[0] for a, b in zip(ram, ram[1:], strict=False)), "RAM must be contiguous"
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ram)), "RAM must be contiguous"
     image = arch.kernel.read_bytes()
     if image[:2] == b"\x1f\x8b":
         image = gzip.decompress(image)

@@ -18,6 +18,7 @@ def register(groups: CommandGroups) -> None:
         "under their own paths, and the kernel log as dmesg.txt, into one .tar.gz.",
     )
     probe.set_defaults(handler=_probe)
+    register_verify(groups)
 
 
 def _probe(args: argparse.Namespace) -> int:
@@ -26,3 +27,124 @@ def _probe(args: argparse.Namespace) -> int:
     del args
     sys.stdout.write(probe_script())
     return 0
+
+
+def add_verify_options(parser: argparse.ArgumentParser) -> None:
+    """Every option of `emit acpi`, `emit dt-linux` and `emit e820`, spelled as there."""
+    from vmlayout.commands.acpi import add_acpi_options
+    from vmlayout.commands.platform import int_argument
+
+    add_acpi_options(parser)
+    parser.set_defaults(vp_count=None)  # per view: 2 for ACPI, 1 for the Linux tree
+    dt = parser.add_argument_group("aarch64 Linux device tree (as emit dt-linux)")
+    dt.add_argument("--bootargs", default="", help="kernel command line in /chosen")
+    dt.add_argument("--initrd-size", type=int_argument, default=0, metavar="BYTES")
+    e820 = parser.add_argument_group("x86_64 E820 (as emit e820)")
+    e820.add_argument(
+        "--acpi-len",
+        type=int_argument,
+        default=None,
+        help="ACPI table bytes (default: the tables' own size, as emit all)",
+    )
+    e820.add_argument("--smbios-len", type=int_argument, default=0)
+    e820.add_argument("--additional-pages", type=int_argument, default=0)
+
+
+def register_verify(groups: CommandGroups) -> None:
+    from vmlayout.commands import add_config_arguments
+
+    verify = groups.top.add_parser(
+        "verify",
+        help="compare what a running guest saw (a `probe` dump) with the layout",
+        description="Compare GUEST (the .tar.gz `vmlayout probe` writes, or its unpacked "
+        "directory) with CONFIG's layout and the artifacts vmlayout writes for it with the "
+        "same options: ACPI tables and the FDT byte for byte, the firmware memory map and "
+        "/proc/iomem against the E820 (or the tree's memory), NUMA nodes, CPU counts, PCI "
+        "BARs inside their windows, and known Linux messages in dmesg.txt. Exit 0 when "
+        "the guest saw the layout, 1 when not, 2 on bad input.",
+    )
+    add_config_arguments(verify)
+    verify.add_argument("guest", metavar="GUEST", help="probe .tar.gz or directory")
+    verify.add_argument("--format", choices=("table", "json"), default="table")
+    add_verify_options(verify)
+    verify.set_defaults(handler=_verify)
+
+
+def expectation_from_args(args: argparse.Namespace) -> object:
+    """What vmlayout writes for CONFIG with these options (the `Expectation`)."""
+    from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables, tables_blob_size
+    from vmlayout.commands import resolve_from_args
+    from vmlayout.commands.acpi import acpi_options_from_args
+    from vmlayout.commands.platform import gic_from_args
+    from vmlayout.devicetree.linux import LinuxDtOptions, linux_dtb_of
+    from vmlayout.firmware.e820 import build_e820
+    from vmlayout.inspect.verify import Expectation
+
+    resolved = resolve_from_args(args)
+    arch = resolved.arch.value
+    vp_count = args.vp_count if args.vp_count is not None else (1 if arch == "aarch64" else 2)
+    args = argparse.Namespace(**{**vars(args), "vp_count": vp_count})
+    options = acpi_options_from_args(args)
+    assert isinstance(options, AcpiOptions)
+    acpi = build_acpi_tables(resolved, options)
+    layout = resolved.memory_layout
+    e820: tuple[object, ...] = ()
+    dtb = None
+    first = layout.ram[0].range
+    if arch == "x86_64" and first.start == 0 and first.end >= 0x10_0000:
+        acpi_len = args.acpi_len if args.acpi_len is not None else tables_blob_size(acpi)
+        e820 = build_e820(layout, acpi_len, args.smbios_len, args.additional_pages)
+    if arch == "aarch64":
+        dt = LinuxDtOptions(
+            vp_count=vp_count,
+            vps_per_socket=args.vps_per_socket,
+            serial=args.serial,
+            bootargs=args.bootargs,
+            initrd_size=args.initrd_size,
+            gic=gic_from_args(args),
+        )
+        dtb = linux_dtb_of(resolved, dt)
+    windows: dict[int, list[tuple[tuple[int, int], int, int]]] = {}
+    bridges: list[tuple[int, int]] = []
+    if args.pci0:
+        for w in (resolved.chipset.low, resolved.chipset.high):
+            if not w.is_empty():
+                windows.setdefault(0, []).append(((w.start, w.end), 0, 0))
+                bridges.append((w.start, w.end))
+    for rc in resolved.pcie_root_complexes:
+        for w in (rc.low_mmio, rc.high_mmio):
+            if not w.is_empty():
+                windows.setdefault(rc.segment, []).append(
+                    ((w.start, w.end), rc.start_bus, rc.end_bus)
+                )
+                bridges.append((w.start, w.end))
+    vnodes = options.vp_vnodes(len(resolved.config.node_mem_sizes), arch)
+    return Expectation(
+        resolved=resolved,
+        acpi=acpi,
+        e820=e820,  # type: ignore[arg-type]
+        dtb=dtb,
+        vp_count=vp_count,
+        vp_vnodes=vnodes,
+        windows={k: tuple(v) for k, v in windows.items()},
+        bridge_windows=tuple(bridges),
+        pci0=bool(args.pci0),
+    )
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import json
+
+    from vmlayout.inspect.probe import read_guest
+    from vmlayout.inspect.verify import Expectation, facts_json, facts_table, verify
+
+    expect = expectation_from_args(args)
+    assert isinstance(expect, Expectation)
+    dump = read_guest(args.guest)
+    facts = verify(expect, dump)
+    arch = expect.resolved.arch.value
+    if args.format == "json":
+        sys.stdout.write(json.dumps(facts_json(facts, arch)) + "\n")
+    else:
+        sys.stdout.write(facts_table(facts, arch))
+    return 1 if any(f.mismatch for f in facts) else 0

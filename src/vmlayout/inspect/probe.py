@@ -136,7 +136,9 @@ def read_guest_archive(data: bytes, source: str) -> GuestDump:
         with tarfile.open(fileobj=_Bounded(stream), mode="r|") as archive:
             for count, member in enumerate(archive, start=1):
                 if count > MAX_MEMBERS:
-                    raise VmLayoutError("invalid_guest", f"{source}: more than {MAX_MEMBERS} members")
+                    raise VmLayoutError(
+                        "invalid_guest", f"{source}: more than {MAX_MEMBERS} members"
+                    )
                 name = _clean(member.name, source)
                 if name is None or member.isdir():
                     continue
@@ -192,7 +194,9 @@ def _read_directory(root: Path) -> GuestDump:
             if not stat.S_ISREG(mode):
                 continue
             if len(files) >= MAX_MEMBERS:
-                raise VmLayoutError("invalid_guest", f"{shown(root)}: more than {MAX_MEMBERS} files")
+                raise VmLayoutError(
+                    "invalid_guest", f"{shown(root)}: more than {MAX_MEMBERS} files"
+                )
             content = read_bytes(full, "invalid_guest")
             total += len(content)
             if total > MAX_TOTAL_BYTES:

@@ -1,0 +1,157 @@
+"""Linux boots under QEMU on vmlayout's artifacts and `vmlayout verify` says it saw the
+layout (marker `boot`; QEMU and kernels from tests/boot/fetch.sh: skipped locally
+without them, failing under CI=true).
+
+Boots start together when the first boot test runs, two at a time, and each test waits
+for its own; a failed boot's serial log is in the assertion message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.boot.harness import (
+    VIRT_GIC_OPTIONS,
+    Boot,
+    aarch64_bootargs,
+    boot_aarch64,
+    boot_x86,
+    require_arch,
+    vmlayout,
+)
+
+pytestmark = pytest.mark.boot
+
+#: Boots running at once (each takes about one core under TCG).
+PARALLEL_BOOTS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    config: str
+    options: tuple[str, ...] = ()
+    machine: str = "virt"
+    vps_per_socket: int = 1
+
+    @property
+    def is_x86(self) -> bool:
+        return self.machine in ("pc", "q35")
+
+
+X86_CASES = (
+    Case(
+        "pc-two-nodes",
+        'node_mem_sizes = ["512 MiB", "512 MiB"]\n',
+        ("--vp-count", "2", "--vps-per-socket", "1", "--pic", "--pit"),
+        "pc",
+    ),
+    Case(
+        "pc-memoryless-node",
+        'node_mem_sizes = ["512 MiB", 0, "512 MiB"]\n',
+        ("--vp-count", "3", "--vps-per-socket", "1", "--pic", "--pit"),
+        "pc",
+    ),
+    Case(
+        "pc-pci0-ram-above-4g",
+        'node_mem_sizes = ["3 GiB", "512 MiB"]\nchipset_low_mmio_size = "1 GiB"\n',
+        ("--pci0", "--vp-count", "4", "--vps-per-socket", "2", "--pic", "--pit"),
+        "pc",
+        vps_per_socket=2,
+    ),
+    Case(
+        "q35-root-complex",
+        'node_mem_sizes = ["512 MiB", "512 MiB"]\npcie_ecam_below_4gb = true\n'
+        "numa_distances = [[0, 1, 30], [1, 0, 30]]\n"
+        '[[pcie_root_complexes]]\nname = "rc0"\nnuma_node = 1\n',
+        ("--vp-count", "2", "--vps-per-socket", "1", "--pic", "--pit"),
+        "q35",
+    ),
+)
+ARM_CASES = (
+    Case(
+        "virt-one-node",
+        'arch = "aarch64"\nnode_mem_sizes = ["1 GiB"]\nram_start_address = "1 GiB"\n',
+        ("--vp-count", "2"),
+    ),
+    Case(
+        "virt-four-vps",
+        'arch = "aarch64"\nnode_mem_sizes = ["768 MiB"]\nram_start_address = "1 GiB"\n'
+        'chipset_low_mmio_size = "256 MiB"\n',
+        ("--vp-count", "4"),
+    ),
+    Case(
+        "virt-no-high-window",
+        'arch = "aarch64"\nnode_mem_sizes = ["1536 MiB"]\nram_start_address = "1 GiB"\n'
+        "chipset_high_mmio_size = 0\nvirtio_mmio_count = 2\n",
+        ("--vp-count", "3"),
+    ),
+)
+CASES = {c.name: c for c in (*X86_CASES, *ARM_CASES)}
+
+
+@dataclass(frozen=True, slots=True)
+class Booted:
+    case: Case
+    config: Path
+    boot: Boot
+    #: Options `verify` needs: the case's plus the platform the harness chose.
+    verify_options: tuple[str, ...]
+
+
+def _boot(case: Case, root: Path) -> Booted:
+    work = root / case.name
+    work.mkdir()
+    config = work / "config.toml"
+    config.write_text(case.config)
+    if case.is_x86:
+        boot = boot_x86(config, case.options, work, case.machine, case.vps_per_socket)
+        return Booted(case, config, boot, case.options)
+    options = (*VIRT_GIC_OPTIONS, *case.options)
+    boot = boot_aarch64(config, options, work)
+    initrd = (work / "initrd.bin").stat().st_size
+    extra = ("--bootargs", aarch64_bootargs(), "--initrd-size", str(initrd))
+    return Booted(case, config, boot, (*options, *extra))
+
+
+@pytest.fixture(scope="session")
+def boots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[Booted]]]:
+    require_arch("x86_64")
+    require_arch("aarch64")
+    root = tmp_path_factory.mktemp("boot")
+    with ThreadPoolExecutor(PARALLEL_BOOTS) as pool:
+        futures = {name: pool.submit(_boot, case, root) for name, case in CASES.items()}
+        yield futures
+        for future in futures.values():
+            future.cancel()
+
+
+def _booted(boots: dict[str, Future[Booted]], name: str) -> tuple[Booted, Path]:
+    booted = boots[name].result()
+    assert booted.boot.tarball is not None, booted.boot.explain()
+    return booted, booted.boot.tarball
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_guest_saw_the_layout(boots: dict[str, Future[Booted]], name: str) -> None:
+    booted, guest = _booted(boots, name)
+    status, out, err = vmlayout("verify", booted.config, guest, *booted.verify_options)
+    assert (status, err) == (0, ""), f"{out}\nserial log: {booted.boot.serial_log}"
+    assert "the guest saw the layout" in out
+
+
+def test_a_mismatched_config_is_exit_1(boots: dict[str, Future[Booted]], tmp_path: Path) -> None:
+    """The two-node guest against a config whose nodes split the same RAM differently:
+    the SRAT, node spans and node memory differ, and verify says so."""
+    booted, guest = _booted(boots, "pc-two-nodes")
+    other = tmp_path / "other.toml"
+    other.write_text('node_mem_sizes = ["256 MiB", "768 MiB"]\n')
+    status, out, _ = vmlayout("verify", other, guest, *booted.verify_options)
+    assert status == 1, out
+    assert "✗ ACPI    SRAT" in out
+    assert "✗ NUMA    node0 memory  (expected 0x1000-0x1000_0000, seen 0x1000-0x2000_0000)" in out
