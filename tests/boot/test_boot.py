@@ -65,6 +65,13 @@ X86_CASES = (
         vps_per_socket=2,
     ),
     Case(
+        "pc-pci0-osc-grant",
+        'node_mem_sizes = ["1 GiB"]\n',
+        ("--pci0", "--pci0-osc", "grant", "--vp-count", "2", "--pic", "--pit"),
+        "pc",
+        vps_per_socket=2,
+    ),
+    Case(
         "q35-root-complex",
         'node_mem_sizes = ["512 MiB", "512 MiB"]\npcie_ecam_below_4gb = true\n'
         "numa_distances = [[0, 1, 30], [1, 0, 30]]\n"
@@ -155,3 +162,22 @@ def test_a_mismatched_config_is_exit_1(boots: dict[str, Future[Booted]], tmp_pat
     assert status == 1, out
     assert "✗ ACPI    SRAT" in out
     assert "✗ NUMA    node0 memory  (expected 0x1000-0x1000_0000, seen 0x1000-0x2000_0000)" in out
+
+
+def _log(booted: Booted) -> str:
+    from vmlayout.inspect.probe import read_guest
+
+    assert booted.boot.tarball is not None, booted.boot.explain()
+    text = read_guest(booted.boot.tarball).text("dmesg.txt")
+    assert text is not None
+    return text
+
+
+def test_pci0_osc_grant_gives_linux_pcie_control(boots: dict[str, Future[Booted]]) -> None:
+    """The reference's 8-byte PCI0 `_OSC` makes Linux keep no PCIe control (the finding);
+    `--pci0-osc grant` returns the 12-byte buffer and Linux no longer complains."""
+    finding = "_OSC: platform retains control of PCIe features (AE_TYPE)"
+    assert finding in _log(boots["pc-pci0-ram-above-4g"].result())
+    fixed = _log(boots["pc-pci0-osc-grant"].result())
+    assert finding not in fixed
+    assert "PNP0A03:00: _OSC: OS supports" in fixed

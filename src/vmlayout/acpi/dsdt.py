@@ -84,10 +84,14 @@ def vmod_device(chipset: ChipsetMmioRanges) -> Device:
     )
 
 
+#: The reference's PCI0 `_OSC`: an 8-byte buffer where the OS passes (and Linux expects
+#: back) 12, so Linux keeps no PCIe control (`_OSC: ... (AE_TYPE)`); `pci0_osc="grant"`
+#: uses the root complexes' `_OSC` instead.
 OSC_PCI0 = Method("_OSC", 4, (Return(Buffer(bytes((0x10, 0, 0, 0, 0, 0, 0, 0)))),))
+PCI0_OSC_CHOICES = ("reference", "grant")
 
 
-def pci0_device(chipset: ChipsetMmioRanges) -> Device:
+def pci0_device(chipset: ChipsetMmioRanges, osc: str = "reference") -> Device:
     """`\\_SB.PCI0` (x86): the low window always, the high one when non-empty."""
     if chipset.low.is_empty():
         raise VmLayoutError("acpi_error", "PCI0 _CRS: the chipset low window is empty")
@@ -99,7 +103,7 @@ def pci0_device(chipset: ChipsetMmioRanges) -> Device:
         "\\_SB.PCI0",
         (
             Name("_HID", EisaId("PNP0A03")),
-            OSC_PCI0,
+            OSC_PCI0 if osc == "reference" else osc_method(cxl=False),
             Name("_PRT", Package(0, b"")),
             Name("_CRS", ResourceTemplate(tuple(descriptors))),
         ),
@@ -191,6 +195,9 @@ class AcpiOptions:
     #: one socket holds every VP on x86_64, one VP per socket on aarch64.
     vps_per_socket: int | None = None
     pci0: bool = False
+    #: PCI0's `_OSC`: "reference" (8 bytes, as OpenVMM) or "grant" (every control the
+    #: OS asks for, returning its 12-byte capabilities buffer, as the root complexes).
+    pci0_osc: str = "reference"
     vmbus: bool = True
     serial: bool = False
     virtio_irq: int = 5
@@ -210,6 +217,10 @@ class AcpiOptions:
 
     def __post_init__(self) -> None:
         VpTopology(self.vp_count, self.vps_per_socket)  # validates both counts
+        if self.pci0_osc not in PCI0_OSC_CHOICES:
+            raise VmLayoutError(
+                "invalid_argument", f"pci0_osc: {self.pci0_osc!r} is not one of reference, grant"
+            )
         if not 0 <= self.cxl_window_restrictions <= 0xFFFF:
             raise VmLayoutError(
                 "invalid_argument",
@@ -287,7 +298,8 @@ def build_dsdt(resolved: object, options: AcpiOptions = AcpiOptions()) -> bytes:
                 )
         objects += virtio_devices(resolved.virtio_mmio, options.virtio_irq)
         parent = "\\_SB.PCI0" if options.pci0 else "\\_SB.VMOD"
-        objects.append(pci0_device(chipset) if options.pci0 else vmod_device(chipset))
+        device = pci0_device(chipset, options.pci0_osc) if options.pci0 else vmod_device(chipset)
+        objects.append(device)
         if options.vmbus:
             objects.append(vmbus_device(parent, aarch64=False))
         objects.append(

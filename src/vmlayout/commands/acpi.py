@@ -23,6 +23,13 @@ def add_acpi_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="x86: describe the chipset windows with \\_SB.PCI0 instead of \\_SB.VMOD",
     )
+    parser.add_argument(
+        "--pci0-osc",
+        choices=("reference", "grant"),
+        default="reference",
+        help="PCI0's _OSC: reference (an 8-byte buffer; Linux: 'platform retains control "
+        "of PCIe features (AE_TYPE)') or grant (every control asked for, 12 bytes back)",
+    )
     parser.add_argument("--serial", action="store_true", help="add the serial port devices")
     parser.add_argument("--no-vmbus", action="store_true", help="omit the VMBus device")
     x86 = parser.add_argument_group("x86_64 platform (not decided by the layout)")
@@ -60,6 +67,7 @@ def acpi_options_from_args(args: argparse.Namespace) -> object:
         vp_count=args.vp_count,
         vps_per_socket=args.vps_per_socket,
         pci0=args.pci0,
+        pci0_osc=args.pci0_osc,
         serial=args.serial,
         vmbus=not args.no_vmbus,
         ioapic=not args.no_ioapic,

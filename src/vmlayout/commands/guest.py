@@ -19,6 +19,7 @@ def register(groups: CommandGroups) -> None:
     )
     probe.set_defaults(handler=_probe)
     register_verify(groups)
+    register_check_linux(groups)
 
 
 def _probe(args: argparse.Namespace) -> int:
@@ -148,3 +149,40 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(facts_table(facts, arch))
     return 1 if any(f.mismatch for f in facts) else 0
+
+
+def register_check_linux(groups: CommandGroups) -> None:
+    from vmlayout.commands import add_config_arguments
+
+    check = groups.check.add_parser(
+        "linux",
+        help="what Linux will complain about in this config's views (exit 1 on any)",
+        description="Name each known finding (measured by booting Linux 6.1 on vmlayout's "
+        "artifacts) that CONFIG with these options triggers, with the kernel message the "
+        "guest will print and what it costs. Exit 0 when none, 1 otherwise.",
+    )
+    add_config_arguments(check)
+    check.add_argument("--format", choices=("table", "json"), default="table")
+    add_verify_options(check)
+    check.set_defaults(handler=_check_linux)
+
+
+def _check_linux(args: argparse.Namespace) -> int:
+    import json
+
+    from vmlayout.commands import resolve_from_args
+    from vmlayout.inspect.linux_findings import Platform, triggered
+
+    resolved = resolve_from_args(args)
+    found = triggered(resolved, Platform(pci0=args.pci0, pci0_osc=args.pci0_osc))
+    if args.format == "json":
+        doc = [
+            {"finding": f.key, "message": f.message, "effect": f.effect, "because": why}
+            for f, why in found
+        ]
+        sys.stdout.write(json.dumps({"findings": doc}) + "\n")
+    else:
+        for f, why in found:
+            sys.stdout.write(f"✗ {f.key}: {why}\n    Linux: {f.message}\n    effect: {f.effect}\n")
+        sys.stdout.write(f"{len(found)} Linux finding(s)\n" if found else "no Linux findings\n")
+    return 1 if found else 0

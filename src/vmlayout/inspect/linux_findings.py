@@ -19,6 +19,7 @@ class Platform:
     """The choices the findings depend on besides the layout (the reference's defaults)."""
 
     pci0: bool = False
+    pci0_osc: str = "reference"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,9 @@ def _pci0_shadows(resolved: Any, platform: Platform) -> str | None:
 
 
 def _pci0_osc(resolved: Any, platform: Platform) -> str | None:
-    return "\\_SB.PCI0._OSC returns 8 bytes" if platform.pci0 else None
+    if platform.pci0 and platform.pci0_osc == "reference":
+        return "\\_SB.PCI0._OSC returns 8 bytes (fix: --pci0-osc grant)"
+    return None
 
 
 def _no_prt(resolved: Any, platform: Platform) -> str | None:
