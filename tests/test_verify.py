@@ -294,6 +294,8 @@ def test_check_linux_arm64(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert _findings(capsys, one) == (0, [])
     two = tmp_path / "two.toml"
     two.write_text(
-        'arch = "aarch64"\nnode_mem_sizes = ["1 GiB", "1 GiB"]\n[[pcie_root_complexes]]\n'
+        'arch = "aarch64"\nnode_mem_sizes = ["1 GiB", "1 GiB"]\n'
+        '[[pcie_root_complexes]]\nhigh_mmio = { size = "4 GiB" }\n'
     )
     assert _findings(capsys, two) == (1, ["dt-no-numa", "dt-64bit-non-prefetchable"])
+    assert _findings(capsys, two, "--dt-numa", "--dt-prefetchable-high") == (0, [])

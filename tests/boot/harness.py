@@ -176,7 +176,7 @@ for try in 1 2; do
 done
 {{
   echo "{BEGIN}"
-  base64 /tmp/guest.tar.gz | while read -r line; do echo "{LINE_PREFIX}$line"; done
+  base64 -w 768 /tmp/guest.tar.gz | while read -r line; do echo "{LINE_PREFIX}$line"; done
   echo "{END}"
 }} | while read -r line; do echo "$line" > /dev/kmsg; done
 sync

@@ -99,7 +99,30 @@ ARM_CASES = (
         ("--vp-count", "3"),
     ),
 )
-CASES = {c.name: c for c in (*X86_CASES, *ARM_CASES)}
+#: A root complex whose ECAM QEMU virt decodes (0x40_1000_0000, after a chipset high
+#: window sized to end there) and a 4 GiB 64-bit window on QEMU's high PCIe MMIO.
+VIRT_ROOT_COMPLEX = (
+    'arch = "aarch64"\nnode_mem_sizes = ["1 GiB"]\nram_start_address = "1 GiB"\n'
+    'chipset_high_mmio_size = "0x3F_1000_0000"\n[[pcie_root_complexes]]\nname = "rc0"\n'
+    'high_mmio = { start = "0x80_0000_0000", end = "0x81_0000_0000" }\n'
+)
+VIRT_TWO_NODES = (
+    'arch = "aarch64"\nnode_mem_sizes = ["512 MiB", "512 MiB"]\nram_start_address = "1 GiB"\n'
+    "numa_distances = [[0, 1, 25], [1, 0, 25]]\n"
+)
+FIX_CASES = (
+    Case("virt-root-complex", VIRT_ROOT_COMPLEX, ("--vp-count", "2")),
+    Case(
+        "virt-root-complex-prefetchable",
+        VIRT_ROOT_COMPLEX,
+        ("--vp-count", "2", "--dt-prefetchable-high"),
+    ),
+    Case("virt-two-nodes-dt-numa", VIRT_TWO_NODES, ("--vp-count", "2", "--dt-numa")),
+)
+#: The reference's tree for two vNUMA nodes: Linux sees one (verify exit 1).
+MISMATCH_CASES = (Case("virt-two-nodes", VIRT_TWO_NODES, ("--vp-count", "2")),)
+MATCHING = (*X86_CASES, *ARM_CASES, *FIX_CASES)
+CASES = {c.name: c for c in (*MATCHING, *MISMATCH_CASES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +167,7 @@ def _booted(boots: dict[str, Future[Booted]], name: str) -> tuple[Booted, Path]:
     return booted, booted.boot.tarball
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [c.name for c in MATCHING])
 def test_guest_saw_the_layout(boots: dict[str, Future[Booted]], name: str) -> None:
     booted, guest = _booted(boots, name)
     status, out, err = vmlayout("verify", booted.config, guest, *booted.verify_options)
@@ -181,3 +204,28 @@ def test_pci0_osc_grant_gives_linux_pcie_control(boots: dict[str, Future[Booted]
     fixed = _log(boots["pc-pci0-osc-grant"].result())
     assert finding not in fixed
     assert "PNP0A03:00: _OSC: OS supports" in fixed
+
+
+def test_dt_prefetchable_high_window(boots: dict[str, Future[Booted]]) -> None:
+    """The reference marks a 4 GiB 64-bit window non-prefetchable and Linux warns;
+    `--dt-prefetchable-high` makes it a prefetchable 64-bit root bus resource."""
+    finding = "Memory resource size exceeds max for 32 bits"
+    assert finding in _log(boots["virt-root-complex"].result())
+    fixed = _log(boots["virt-root-complex-prefetchable"].result())
+    assert finding not in fixed
+    assert "root bus resource [mem 0x8000000000-0x80ffffffff pref]" in fixed
+
+
+def test_dt_numa_gives_linux_the_nodes(boots: dict[str, Future[Booted]]) -> None:
+    """Two vNUMA nodes in the reference's tree: Linux finds no NUMA configuration and
+    verify says the guest did not see the layout; with `--dt-numa` it reports both nodes
+    and their distance (the match is `test_guest_saw_the_layout[virt-two-nodes-dt-numa]`)."""
+    booted, guest = _booted(boots, "virt-two-nodes")
+    assert "NUMA: No NUMA configuration found" in _log(booted)
+    status, out, _ = vmlayout("verify", booted.config, guest, *booted.verify_options)
+    assert status == 1
+    assert "✗ NUMA   node0 CPUs  (expected 0, seen 0,1)" in out
+    assert "✗ NUMA   node1  (expected online, seen absent)" in out
+    fixed = _log(boots["virt-two-nodes-dt-numa"].result())
+    assert "NUMA: No NUMA configuration found" not in fixed
+    assert "Initmem setup node 1 [mem 0x0000000060000000-0x000000007fffffff]" in fixed

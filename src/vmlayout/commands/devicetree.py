@@ -43,6 +43,7 @@ def register(groups: CommandGroups) -> None:
         help="initrd bytes; linux,initrd-end = start + BYTES (default 0: no initrd)",
     )
     add_gic_arguments(linux)
+    add_linux_dt_fix_arguments(linux)
     linux.set_defaults(handler=_emit_linux)
 
     para = groups.emit.add_parser(
@@ -60,6 +61,23 @@ def register(groups: CommandGroups) -> None:
     para.add_argument("--memory-allocation-mode", choices=("host", "vtl2"), default="host")
     para.add_argument("--bootargs", default="", help="paravisor command line")
     para.set_defaults(handler=_emit_paravisor)
+
+
+def add_linux_dt_fix_arguments(parser: argparse.ArgumentParser) -> None:
+    """Choices that make Linux see the whole layout (defaults: the reference's tree)."""
+    group = parser.add_argument_group("Linux sees the whole layout (not the reference's tree)")
+    group.add_argument(
+        "--dt-numa",
+        action="store_true",
+        help="numa-node-id on CPUs and memory and a distance-map (the reference has none: "
+        "Linux reports 'NUMA: No NUMA configuration found')",
+    )
+    group.add_argument(
+        "--dt-prefetchable-high",
+        action="store_true",
+        help="mark 64-bit PCIe windows prefetchable (Linux warns 'Memory resource size "
+        "exceeds max for 32 bits' on a non-prefetchable one of 4 GiB or more)",
+    )
 
 
 def _arch_check(resolved: Any, arch: str, what: str) -> None:
@@ -91,6 +109,8 @@ def _emit_linux(args: argparse.Namespace) -> int:
         bootargs=args.bootargs,
         initrd_size=args.initrd_size,
         gic=gic_from_args(args),
+        numa=args.dt_numa,
+        prefetchable_high=args.dt_prefetchable_high,
     )
     resolved = resolve_from_args(args)
     _arch_check(resolved, "aarch64", "the Linux direct-boot device tree")

@@ -33,6 +33,7 @@ def _probe(args: argparse.Namespace) -> int:
 def add_verify_options(parser: argparse.ArgumentParser) -> None:
     """Every option of `emit acpi`, `emit dt-linux` and `emit e820`, spelled as there."""
     from vmlayout.commands.acpi import add_acpi_options
+    from vmlayout.commands.devicetree import add_linux_dt_fix_arguments
     from vmlayout.commands.platform import int_argument
 
     add_acpi_options(parser)
@@ -40,6 +41,7 @@ def add_verify_options(parser: argparse.ArgumentParser) -> None:
     dt = parser.add_argument_group("aarch64 Linux device tree (as emit dt-linux)")
     dt.add_argument("--bootargs", default="", help="kernel command line in /chosen")
     dt.add_argument("--initrd-size", type=int_argument, default=0, metavar="BYTES")
+    add_linux_dt_fix_arguments(parser)
     e820 = parser.add_argument_group("x86_64 E820 (as emit e820)")
     e820.add_argument(
         "--acpi-len",
@@ -103,6 +105,8 @@ def expectation_from_args(args: argparse.Namespace) -> object:
             bootargs=args.bootargs,
             initrd_size=args.initrd_size,
             gic=gic_from_args(args),
+            numa=args.dt_numa,
+            prefetchable_high=args.dt_prefetchable_high,
         )
         dtb = linux_dtb_of(resolved, dt)
     windows: dict[int, list[tuple[tuple[int, int], int, int]]] = {}
@@ -174,7 +178,13 @@ def _check_linux(args: argparse.Namespace) -> int:
     from vmlayout.inspect.linux_findings import Platform, triggered
 
     resolved = resolve_from_args(args)
-    found = triggered(resolved, Platform(pci0=args.pci0, pci0_osc=args.pci0_osc))
+    platform = Platform(
+        pci0=args.pci0,
+        pci0_osc=args.pci0_osc,
+        dt_numa=args.dt_numa,
+        dt_prefetchable_high=args.dt_prefetchable_high,
+    )
+    found = triggered(resolved, platform)
     if args.format == "json":
         doc = [
             {"finding": f.key, "message": f.message, "effect": f.effect, "because": why}

@@ -67,6 +67,8 @@ IRQ_LEVEL_LOW = 8
 #: PCI `ranges` phys.hi space codes: 32-bit and 64-bit memory, non-prefetchable.
 PCI_SPACE_MEM32 = 0x0200_0000
 PCI_SPACE_MEM64 = 0x0300_0000
+#: phys.hi prefetchable bit (`p`), which Linux needs on a 64-bit window of 4 GiB or more.
+PCI_SPACE_PREFETCHABLE = 0x4000_0000
 #: iommu-map covers every requester ID 1:1 (stream ID = BDF).
 IOMMU_MAP_LENGTH = 0x1_0000
 
@@ -83,6 +85,13 @@ class LinuxDtOptions:
     #: Bytes of initrd placed at first RAM + 16 MiB (0: start == end, as without one).
     initrd_size: int = 0
     gic: GicPlatform = field(default_factory=GicPlatform)
+    #: Place CPUs and memory in their vNUMA nodes (`numa-node-id`) and add the
+    #: `distance-map` (SLIT semantics); the reference's tree has neither, and Linux then
+    #: sees one node ("NUMA: No NUMA configuration found").
+    numa: bool = False
+    #: Mark each root complex's 64-bit window prefetchable; the reference's is not, and
+    #: Linux warns about (and treats as 32-bit) a non-prefetchable window of 4 GiB or more.
+    prefetchable_high: bool = False
 
     def __post_init__(self) -> None:
         VpTopology(self.vp_count, self.vps_per_socket)  # validates both counts
@@ -172,13 +181,30 @@ def vmbus_node(chipset: ChipsetMmioRanges) -> Node:
     )
 
 
-def memory_nodes(ram: tuple[MemoryRangeWithNode, ...]) -> tuple[Node, ...]:
+def memory_nodes(ram: tuple[MemoryRangeWithNode, ...], numa: bool = False) -> tuple[Node, ...]:
     return tuple(
         Node(
             unit_name("memory", r.range.start),
-            (("device_type", string("memory")), ("reg", u64s(r.range.start, r.range.size))),
+            (
+                ("device_type", string("memory")),
+                ("reg", u64s(r.range.start, r.range.size)),
+                *((("numa-node-id", u32(r.vnode)),) if numa else ()),
+            ),
         )
         for r in ram
+    )
+
+
+def distance_map(node_count: int, distances: tuple[tuple[int, int, int], ...]) -> Node:
+    """`distance-map` (numa-distance-map-v1): every (from, to, distance) of the SLIT
+    matrix, 10 local and 20 remote with the configured overrides applied."""
+    matrix = {(i, j): 10 if i == j else 20 for i in range(node_count) for j in range(node_count)}
+    for src, dst, distance in distances:
+        matrix[(src, dst)] = distance
+    entries = b"".join(u32s(i, j, d) for (i, j), d in sorted(matrix.items()))
+    return Node(
+        "distance-map",
+        (("compatible", string("numa-distance-map-v1")), ("distance-matrix", entries)),
     )
 
 
@@ -256,14 +282,15 @@ def _smmu_node(n: int, smmu: SmmuInstance) -> Node:
     )
 
 
-def pci_ranges(low: MemoryRange, high: MemoryRange) -> bytes:
+def pci_ranges(low: MemoryRange, high: MemoryRange, prefetchable_high: bool = False) -> bytes:
     """Identity-mapped PCI memory windows, 7 cells each (phys.hi/mid/lo, cpu, size);
     an empty window is left out rather than written with size 0."""
     out = b""
     if not low.is_empty():
         out += u32s(PCI_SPACE_MEM32, 0, low.start & 0xFFFF_FFFF) + u64s(low.start, low.size)
     if not high.is_empty():
-        out += u32s(PCI_SPACE_MEM64) + u64s(high.start, high.start, high.size)
+        space = PCI_SPACE_MEM64 | (PCI_SPACE_PREFETCHABLE if prefetchable_high else 0)
+        out += u32s(space) + u64s(high.start, high.start, high.size)
     return out
 
 
@@ -280,7 +307,7 @@ def _pcie_node(
         ("#address-cells", u32(3)),
         ("#size-cells", u32(2)),
         ("interrupt-parent", u32(PHANDLE_GIC)),
-        ("ranges", pci_ranges(rc.low_mmio, rc.high_mmio)),
+        ("ranges", pci_ranges(rc.low_mmio, rc.high_mmio, options.prefetchable_high)),
     ]
     if options.gic.msi == "its":
         props.append(("msi-parent", u32(PHANDLE_ITS)))
@@ -301,9 +328,12 @@ def linux_tree(
     options: LinuxDtOptions = LinuxDtOptions(),
     bridges: tuple[PcieBridge, ...] = (),
     smmus: tuple[SmmuInstance, ...] = (),
+    node_count: int = 1,
+    distances: tuple[tuple[int, int, int], ...] = (),
 ) -> Node:
     n = options.vp_count
     gic = options.gic
+    vnodes = VpTopology(n, options.vps_per_socket).vnodes(node_count, "aarch64")
     cpus = tuple(
         Node(
             f"cpu@{i}",
@@ -312,6 +342,7 @@ def linux_tree(
                 ("device_type", string("cpu")),
                 *((("enable-method", string("psci")),) if n > 1 else ()),
                 ("status", string("okay" if i == 0 else "disabled")),
+                *((("numa-node-id", u32(vnodes[i])),) if options.numa else ()),
             ),
         )
         for i in range(n)
@@ -362,7 +393,8 @@ def linux_tree(
                 cpus,
             ),
             Node("psci", (("compatible", string("arm,psci-0.2")), ("method", string("hvc")))),
-            *memory_nodes(ram),
+            *memory_nodes(ram, options.numa),
+            *((distance_map(node_count, distances),) if options.numa else ()),
             Node(
                 "apb-pclk",
                 (
@@ -411,6 +443,8 @@ def linux_tree_of(resolved: ResolvedLayout, options: LinuxDtOptions = LinuxDtOpt
         options,
         pcie_bridges(resolved),
         smmu_instances(resolved, options.gic),
+        len(resolved.config.node_mem_sizes),
+        resolved.config.numa_distances,
     )
 
 

@@ -20,6 +20,8 @@ class Platform:
 
     pci0: bool = False
     pci0_osc: str = "reference"
+    dt_numa: bool = False
+    dt_prefetchable_high: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +69,21 @@ def _no_prt(resolved: Any, platform: Platform) -> str | None:
 
 def _dt_no_numa(resolved: Any, platform: Platform) -> str | None:
     nodes = len(resolved.config.node_mem_sizes)
-    if resolved.arch.value != "aarch64" or nodes < 2:
+    if resolved.arch.value != "aarch64" or nodes < 2 or platform.dt_numa:
         return None
-    return f"{nodes} vNUMA nodes, no numa-node-id or distance-map in the tree"
+    return f"{nodes} vNUMA nodes, no numa-node-id or distance-map in the tree (fix: --dt-numa)"
 
 
 def _dt_64bit_nonprefetchable(resolved: Any, platform: Platform) -> str | None:
-    if resolved.arch.value != "aarch64":
+    if resolved.arch.value != "aarch64" or platform.dt_prefetchable_high:
         return None
-    hit = [rc.name for rc in resolved.pcie_root_complexes if not rc.high_mmio.is_empty()]
-    return ", ".join(hit) + ": 64-bit window is non-prefetchable" if hit else None
+    hit = [rc.name for rc in resolved.pcie_root_complexes if rc.high_mmio.size >= FOUR_GIB]
+    if not hit:
+        return None
+    return (
+        ", ".join(hit)
+        + ": non-prefetchable 64-bit window of 4 GiB or more (fix: --dt-prefetchable-high)"
+    )
 
 
 FINDINGS: tuple[Finding, ...] = (
@@ -120,7 +127,8 @@ FINDINGS: tuple[Finding, ...] = (
     Finding(
         "dt-64bit-non-prefetchable",
         "Memory resource size exceeds max for 32 bits",
-        "Linux treats the non-prefetchable window above 4 GiB as 32-bit and refuses it",
+        "Linux expects a non-prefetchable window to fit 32 bits; the window is not used as "
+        "a prefetchable 64-bit one",
         re.compile(r"Memory resource size exceeds max for 32 bits"),
         _dt_64bit_nonprefetchable,
     ),

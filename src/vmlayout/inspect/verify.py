@@ -54,6 +54,10 @@ UNEXPORTED_TABLES = ("XSDT.aml", "RSDP.bin")
 IORESOURCE_MEM = 0x200
 PCI_BAR_ENTRIES = 7
 
+#: /proc/iomem names of host-bridge windows (x86 ACPI root bridges, arm64 DT bridges)
+#: and of ECAM regions.
+HOST_BRIDGE_NAMES = ("PCI Bus ", "pcie@")
+ECAM_NAMES = ("PCI MMCONFIG ", "PCI ECAM")
 Span = tuple[int, int]  # [start, end), byte granular (guest ranges need not be pages)
 
 
@@ -351,27 +355,24 @@ def _iomem_facts(expect: Expectation, dump: GuestDump) -> list[Fact]:
         seen = merge_touching((s, e, n) for d, s, e, n in lines if d == 0 and n == "System RAM")
     facts = _range_facts("iomem", expected, seen)
     bridges = merge_touching(
-        (s, e, "host bridge") for _, s, e, n in lines if n.startswith("PCI Bus ")
+        (s, e, "host bridge") for _, s, e, n in lines if n.startswith(HOST_BRIDGE_NAMES)
     )
-    facts += _range_facts(
-        "iomem", merge_touching((*w, "host bridge") for w in expect.bridge_windows), bridges
-    )
-    if arch == "x86_64":
-        mcfg = [
-            (
-                rc.ecam.start,
-                rc.ecam.end,
-                f"PCI MMCONFIG {rc.segment:04x} [bus {rc.start_bus:02x}-{rc.end_bus:02x}]",
-            )
-            for rc in expect.resolved.pcie_root_complexes
-        ]
-        seen_mcfg = [(s, e, n) for _, s, e, n in lines if n.startswith("PCI MMCONFIG")]
-        facts += _range_facts("iomem", mcfg, seen_mcfg)
+    expected_bridges = merge_touching((*w, "host bridge") for w in expect.bridge_windows)
+    facts += _range_facts("iomem", expected_bridges, bridges)
+    ecam = [
+        (rc.ecam.start, rc.ecam.end, ecam_name(rc, arch))
+        for rc in expect.resolved.pcie_root_complexes
+    ]
+    seen_ecam = [(s, e, n) for _, s, e, n in lines if n.startswith(ECAM_NAMES)]
+    facts += _range_facts("iomem", ecam, seen_ecam)
     return facts
 
 
-def mmconfig_name(rc: Any) -> str:
-    """How x86 Linux names a root complex's ECAM in /proc/iomem."""
+def ecam_name(rc: Any, arch: str) -> str:
+    """How Linux names a root complex's ECAM in /proc/iomem (x86 from the MCFG, arm64
+    from the tree's host bridge)."""
+    if arch == "aarch64":
+        return "PCI ECAM"
     return f"PCI MMCONFIG {rc.segment:04x} [bus {rc.start_bus:02x}-{rc.end_bus:02x}]"
 
 
