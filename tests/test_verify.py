@@ -299,3 +299,21 @@ def test_check_linux_arm64(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     )
     assert _findings(capsys, two) == (1, ["dt-no-numa", "dt-64bit-non-prefetchable"])
     assert _findings(capsys, two, "--dt-numa", "--dt-prefetchable-high") == (0, [])
+
+
+def test_emit_smbios_entry_point_and_bios_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SMBIOS 3.0 (DSP0134 §5.2.2): `_SM3_`, 24-byte entry point whose bytes sum to 0,
+    the table right after it; Type 0's third string is the release date Linux reads."""
+    out = tmp_path / "smbios.bin"
+    assert run("emit", "smbios", "-o", out, "--bios-date", "03/04/2011", capsys=capsys)[0] == 0
+    blob = out.read_bytes()
+    assert blob[:5] == b"_SM3_" and blob[6] == 24 and sum(blob[:24]) % 256 == 0
+    assert int.from_bytes(blob[16:24], "little") == 0xF0000 + 24
+    table = blob[24:]
+    assert table[0] == 0 and table[8] == 3  # Type 0, release date is string 3
+    assert table[table[1] :].split(b"\0")[2] == b"03/04/2011"
+    assert table.endswith(b"\x7f\x04\x01\x00\0\0")  # End-of-Table, handle 1
+    status, _, err = run("emit", "smbios", "-o", out, "--bios-date", "2011-03-04", capsys=capsys)
+    assert status == 2 and err.startswith("error: invalid_argument: --bios-date")

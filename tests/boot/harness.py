@@ -272,6 +272,10 @@ def zero_page(
 STUB_SOURCE = r"""
     .code16
     .text
+rom:
+    /* an SMBIOS blob laid out at 0xF0000 (where this 64 KiB ROM also appears), or nothing */
+    SMBIOS_INCLUDE
+    .p2align 4
     .globl _start
 .macro pci_write8 reg, val
     movl $(0x80000000 | ((\reg) & 0xfc)), %eax
@@ -292,8 +296,7 @@ STUB_SOURCE = r"""
 _start:
     cli
     cld
-    /* PAM0 high nibble (0xF0000) and PAM1..PAM6: read/write RAM below 1 MiB */
-    pci_write8 PAM, 0x30
+    /* PAM1..PAM6: read/write RAM in [0xC0000, 0xF0000); 0xF0000 stays this ROM */
     pci_write8 PAM+1, 0x33
     pci_write8 PAM+2, 0x33
     pci_write8 PAM+3, 0x33
@@ -304,7 +307,7 @@ _start:
     pci_write32 0x64, PCIEXBAR_HI
     pci_write32 0x60, PCIEXBAR_LO
 .endif
-    lgdtl %cs:(gdt_desc - _start)
+    lgdtl %cs:(gdt_desc - rom)
     movl %cr0, %eax
     orl $1, %eax
     movl %eax, %cr0
@@ -341,8 +344,11 @@ PAM_REGISTER = {"pc": 0x59, "q35": 0x90}
 PCIEXBAR_LENGTH = {256 * MIB: 0b000, 128 * MIB: 0b010, 64 * MIB: 0b100}
 
 
-def x86_stub(work: Path, machine: str, ecam: tuple[int, int] | None) -> Path:
-    """The firmware stub for `machine`, PCIEXBAR at `ecam` (start, size) on q35."""
+def x86_stub(
+    work: Path, machine: str, ecam: tuple[int, int] | None, smbios: bytes | None = None
+) -> Path:
+    """The firmware stub for `machine`, PCIEXBAR at `ecam` (start, size) on q35, and an
+    SMBIOS blob (built for 0xF0000) at the ROM's start."""
     symbols = {"PAM": PAM_REGISTER[machine], "ZERO_PAGE": ZERO_PAGE, "KERNEL": KERNEL, "Q35": 0}
     if machine == "q35" and ecam is not None:
         start, size = ecam
@@ -352,7 +358,11 @@ def x86_stub(work: Path, machine: str, ecam: tuple[int, int] | None) -> Path:
             "PCIEXBAR_HI": start >> 32,
         }
     source, obj, elf, out = (work / f"stub.{ext}" for ext in ("S", "o", "elf", "bin"))
-    source.write_text(STUB_SOURCE)
+    include = ""
+    if smbios is not None:
+        (work / "smbios.bin").write_bytes(smbios)
+        include = f'.incbin "{work / "smbios.bin"}"'
+    source.write_text(STUB_SOURCE.replace("SMBIOS_INCLUDE", include))
     defsyms = [arg for k, v in symbols.items() for arg in ("--defsym", f"{k}={v:#x}")]
     for cmd in (
         ["as", "--32", *defsyms, "-o", obj, source],
@@ -453,9 +463,15 @@ def ram_ranges(config: Path) -> list[tuple[int, int]]:
 
 
 def boot_x86(
-    config: Path, options: Sequence[str], work: Path, machine: str, vps_per_socket: int
+    config: Path,
+    options: Sequence[str],
+    work: Path,
+    machine: str,
+    vps_per_socket: int,
+    smbios: Sequence[str] | None = None,
 ) -> Boot:
-    """Boot `config` on QEMU `machine` (pc or q35) with vmlayout's ACPI and E820."""
+    """Boot `config` on QEMU `machine` (pc or q35) with vmlayout's ACPI and E820, and
+    with `smbios` (options of `emit smbios`) its SMBIOS in the firmware ROM."""
     arch = require_arch("x86_64")
     vmlayout_ok("emit", "acpi", config, "-o", work / "acpi", *options)
     blob, rsdp = acpi_blob(config, options)
@@ -485,7 +501,11 @@ def boot_x86(
         (work / name).write_bytes(data)
         loaders += ["-device", f"loader,file={work / name},addr={address:#x},force-raw=on"]
     ecam = _segment0_ecam(config)
-    stub = x86_stub(work, machine, ecam)
+    smbios_blob = None
+    if smbios is not None:
+        vmlayout_ok("emit", "smbios", "-o", work / "smbios.blob", *smbios)
+        smbios_blob = (work / "smbios.blob").read_bytes()
+    stub = x86_stub(work, machine, ecam, smbios_blob)
     total = sum(end - start for start, end in ram)
     vp_count = int(_option(options, "--vp-count", "2"))
     machine_opts = f"{machine},acpi=off"

@@ -38,6 +38,8 @@ class Case:
     options: tuple[str, ...] = ()
     machine: str = "virt"
     vps_per_socket: int = 1
+    #: x86: options of `emit smbios` for an SMBIOS in the firmware ROM (None: none).
+    smbios: tuple[str, ...] | None = None
 
     @property
     def is_x86(self) -> bool:
@@ -110,7 +112,17 @@ VIRT_TWO_NODES = (
     'arch = "aarch64"\nnode_mem_sizes = ["512 MiB", "512 MiB"]\nram_start_address = "1 GiB"\n'
     "numa_distances = [[0, 1, 25], [1, 0, 25]]\n"
 )
+#: The built-in VM's root complex: ECAM at 0x1_a000_0000, above 4 GiB, on q35.
+Q35_HIGH_ECAM = 'node_mem_sizes = ["1 GiB"]\n[[pcie_root_complexes]]\nname = "rc0"\n'
 FIX_CASES = (
+    Case(
+        "q35-high-ecam-smbios",
+        Q35_HIGH_ECAM,
+        ("--vp-count", "2", "--pic", "--pit"),
+        "q35",
+        vps_per_socket=2,
+        smbios=("--bios-date", "01/01/2010"),
+    ),
     Case("virt-root-complex", VIRT_ROOT_COMPLEX, ("--vp-count", "2")),
     Case(
         "virt-root-complex-prefetchable",
@@ -120,7 +132,10 @@ FIX_CASES = (
     Case("virt-two-nodes-dt-numa", VIRT_TWO_NODES, ("--vp-count", "2", "--dt-numa")),
 )
 #: The reference's tree for two vNUMA nodes: Linux sees one (verify exit 1).
-MISMATCH_CASES = (Case("virt-two-nodes", VIRT_TWO_NODES, ("--vp-count", "2")),)
+MISMATCH_CASES = (
+    Case("virt-two-nodes", VIRT_TWO_NODES, ("--vp-count", "2")),
+    Case("q35-high-ecam", Q35_HIGH_ECAM, ("--vp-count", "2", "--pic", "--pit"), "q35", 2),
+)
 MATCHING = (*X86_CASES, *ARM_CASES, *FIX_CASES)
 CASES = {c.name: c for c in (*MATCHING, *MISMATCH_CASES)}
 
@@ -140,7 +155,7 @@ def _boot(case: Case, root: Path) -> Booted:
     config = work / "config.toml"
     config.write_text(case.config)
     if case.is_x86:
-        boot = boot_x86(config, case.options, work, case.machine, case.vps_per_socket)
+        boot = boot_x86(config, case.options, work, case.machine, case.vps_per_socket, case.smbios)
         return Booted(case, config, boot, case.options)
     options = (*VIRT_GIC_OPTIONS, *case.options)
     boot = boot_aarch64(config, options, work)
@@ -229,3 +244,17 @@ def test_dt_numa_gives_linux_the_nodes(boots: dict[str, Future[Booted]]) -> None
     fixed = _log(boots["virt-two-nodes-dt-numa"].result())
     assert "NUMA: No NUMA configuration found" not in fixed
     assert "Initmem setup node 1 [mem 0x0000000060000000-0x000000007fffffff]" in fixed
+
+
+def test_smbios_makes_linux_use_an_ecam_above_4g(boots: dict[str, Future[Booted]]) -> None:
+    """Without SMBIOS Linux ignores the default ECAM (above 4 GiB) and verify says the
+    guest did not see it; with `emit smbios` (BIOS date 2010) Linux maps it."""
+    booted, guest = _booted(boots, "q35-high-ecam")
+    assert "is above 4GB, ignored" in _log(booted)
+    status, out, _ = vmlayout("verify", booted.config, guest, *booted.verify_options)
+    assert status == 1
+    assert "✗ iomem   PCI MMCONFIG 0000 [bus 00-ff] 0x1_6000_0000-0x1_7000_0000" in out
+    fixed = _log(boots["q35-high-ecam-smbios"].result())
+    assert "is above 4GB, ignored" not in fixed
+    assert "BIOS direct boot 01/01/2010" in fixed  # the DMI line
+    assert "PCI: MMCONFIG at [mem 0x160000000-0x16fffffff] reserved" in fixed

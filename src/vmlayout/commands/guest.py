@@ -19,6 +19,7 @@ def register(groups: CommandGroups) -> None:
     )
     probe.set_defaults(handler=_probe)
     register_verify(groups)
+    register_smbios(groups)
     register_check_linux(groups)
 
 
@@ -196,3 +197,40 @@ def _check_linux(args: argparse.Namespace) -> int:
             sys.stdout.write(f"✗ {f.key}: {why}\n    Linux: {f.message}\n    effect: {f.effect}\n")
         sys.stdout.write(f"{len(found)} Linux finding(s)\n" if found else "no Linux findings\n")
     return 1 if found else 0
+
+
+def register_smbios(groups: CommandGroups) -> None:
+    from vmlayout.commands.platform import int_argument
+    from vmlayout.firmware.smbios import DEFAULT_ADDRESS, DEFAULT_BIOS_DATE
+
+    smbios = groups.emit.add_parser(
+        "smbios",
+        help="a minimal SMBIOS 3.0 blob so Linux trusts an ECAM above 4 GiB (not the reference's)",
+        description="Write an SMBIOS 3.0 entry point followed by its table (BIOS "
+        "Information with a release date, End-of-Table), laid out at ADDRESS. A direct-"
+        "booted Linux has no SMBIOS from the reference and then ignores an MCFG entry "
+        "above 4 GiB; with a BIOS date of 2010 or later it uses it. Linux without EFI "
+        "finds the entry point by scanning [0xF0000, 1 MiB), so load the blob there.",
+    )
+    smbios.add_argument("-o", "--output", required=True, metavar="FILE")
+    smbios.add_argument(
+        "--bios-date", default=DEFAULT_BIOS_DATE, help=f"MM/DD/YYYY ({DEFAULT_BIOS_DATE})"
+    )
+    smbios.add_argument(
+        "--smbios-address",
+        type=int_argument,
+        default=DEFAULT_ADDRESS,
+        metavar="ADDR",
+        help=f"where the blob is loaded ({DEFAULT_ADDRESS:#x})",
+    )
+    smbios.set_defaults(handler=_emit_smbios)
+
+
+def _emit_smbios(args: argparse.Namespace) -> int:
+    from vmlayout.firmware.smbios import build_smbios
+    from vmlayout.output import write_atomic
+
+    blob = build_smbios(args.smbios_address, args.bios_date)
+    write_atomic(args.output, blob)
+    sys.stdout.write(f"wrote {len(blob)} bytes to {args.output}\n")
+    return 0
