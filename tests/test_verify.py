@@ -273,8 +273,11 @@ def _findings(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[in
 
 
 def test_check_linux_names_the_default_vms_findings(capsys: pytest.CaptureFixture[str]) -> None:
-    """The built-in VM's rc0 ECAM sits at 0x1_a000_0000 (above 4 GiB) and rc0 has no _PRT."""
-    assert _findings(capsys) == (1, ["ecam-above-4g", "root-complex-no-prt"])
+    """The built-in VM's rc0 ECAM sits at 0x1_a000_0000 (above 4 GiB), rc0 has no _PRT, and
+    the reference's MTRR pair 1 has base 0x800_0000 under a 4 GiB mask (it decodes [0, 4G))."""
+    found = ["ecam-above-4g", "root-complex-no-prt", "mtrr-unaligned-pairs"]
+    assert _findings(capsys) == (1, found)
+    assert _findings(capsys, "--smbios") == (1, found[1:])
     status, out, _ = run("check", "linux", capsys=capsys)
     assert status == 1
     assert "Linux: PCI: MCFG region for 0000 [bus 00-ff] at 0x1a0000000 is above 4GB" in out

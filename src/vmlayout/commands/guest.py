@@ -169,6 +169,12 @@ def register_check_linux(groups: CommandGroups) -> None:
     add_config_arguments(check)
     check.add_argument("--format", choices=("table", "json"), default="table")
     add_verify_options(check)
+    check.add_argument(
+        "--smbios",
+        action="store_true",
+        help="the guest's firmware carries `emit smbios`'s blob (Linux then trusts an ECAM "
+        "above 4 GiB)",
+    )
     check.set_defaults(handler=_check_linux)
 
 
@@ -184,6 +190,7 @@ def _check_linux(args: argparse.Namespace) -> int:
         pci0_osc=args.pci0_osc,
         dt_numa=args.dt_numa,
         dt_prefetchable_high=args.dt_prefetchable_high,
+        smbios=args.smbios,
     )
     found = triggered(resolved, platform)
     if args.format == "json":

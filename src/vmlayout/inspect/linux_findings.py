@@ -22,6 +22,8 @@ class Platform:
     pci0_osc: str = "reference"
     dt_numa: bool = False
     dt_prefetchable_high: bool = False
+    #: The guest's firmware carries `emit smbios`'s blob (a BIOS date of 2010 or later).
+    smbios: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +42,13 @@ class Finding:
 
 
 def _ecam_above_4g(resolved: Any, platform: Platform) -> str | None:
-    if resolved.arch.value != "x86_64":
+    if resolved.arch.value != "x86_64" or platform.smbios:
         return None
     high = [rc for rc in resolved.pcie_root_complexes if rc.ecam.start >= FOUR_GIB]
     if not high:
         return None
-    return ", ".join(f"{rc.name} ECAM at {format_address(rc.ecam.start)}" for rc in high)
+    where = ", ".join(f"{rc.name} ECAM at {format_address(rc.ecam.start)}" for rc in high)
+    return f"{where} (fix: emit smbios, loaded at 0xf_0000)"
 
 
 def _pci0_shadows(resolved: Any, platform: Platform) -> str | None:
@@ -86,6 +89,23 @@ def _dt_64bit_nonprefetchable(resolved: Any, platform: Platform) -> str | None:
     )
 
 
+def _mtrr_face_value(resolved: Any, platform: Platform) -> str | None:
+    from vmlayout.firmware.memtype import Loader, decode_variable_pairs, mtrr_state
+
+    if resolved.arch.value != "x86_64":
+        return None
+    state = mtrr_state(resolved, Loader.LINUX, "reference")
+    width = resolved.config.physical_address_size
+    odd = [p for p in decode_variable_pairs(state, width) if p.valid and p.ignored_base_bits]
+    if not odd:
+        return None
+    return "; ".join(
+        f"pair {p.index} base {format_address(p.base & ~0xFFF)} decodes as "
+        + ", ".join(f"[{format_address(c.start)}, {format_address(c.end)})" for c in p.covers)
+        for p in odd
+    )
+
+
 FINDINGS: tuple[Finding, ...] = (
     Finding(
         "ecam-above-4g",
@@ -115,6 +135,14 @@ FINDINGS: tuple[Finding, ...] = (
         "legacy INTx of devices behind a root complex has no route (MSI still works)",
         re.compile(r"can't derive routing for PCI INT [A-D]"),
         _no_prt,
+    ),
+    Finding(
+        "mtrr-unaligned-pairs",
+        "/proc/mtrr: reg01: base=0x008000000 ( 128MB), size= 4096MB, count=1: write-back",
+        "/proc/mtrr shows the reference's pairs at face value while the CPU decodes the "
+        "aligned block (e.g. [0, 4 GiB)); check mtrr explains the real types",
+        None,
+        _mtrr_face_value,
     ),
     Finding(
         "dt-no-numa",
