@@ -242,7 +242,21 @@ def test_an_arm64_tree_is_compared_byte_for_byte_then_by_property(
     config = tmp_path / "arm.toml"
     config.write_text('arch = "aarch64"\nnode_mem_sizes = ["1 GiB"]\nram_start_address = "1 GiB"\n')
     dtb = tmp_path / "linux.dtb"
-    assert run("emit", "dt-linux", config, "-o", dtb, "--bootargs", "quiet", capsys=capsys)[0] == 0
+    assert (
+        run(
+            "emit",
+            "dt-linux",
+            config,
+            "-o",
+            dtb,
+            "--bootargs",
+            "quiet",
+            "--vp-count",
+            "1",
+            capsys=capsys,
+        )[0]
+        == 0
+    )
     guest = tmp_path / "guest"
     files = {
         "proc/iomem": "40000000-7fffffff : System RAM\n  44010000-4565ffff : Kernel code\n",
@@ -259,10 +273,14 @@ def test_an_arm64_tree_is_compared_byte_for_byte_then_by_property(
         (guest / path).write_text(text)
     (guest / "sys/firmware").mkdir(parents=True)
     shutil.copy(dtb, guest / "sys/firmware/fdt")
-    status, out, _ = run("verify", config, guest, "--bootargs", "quiet", capsys=capsys)
+    status, out, _ = run(
+        "verify", config, guest, "--bootargs", "quiet", "--vp-count", "1", capsys=capsys
+    )
     assert status == 0, out
     assert "✓ FDT    /sys/firmware/fdt  (identical)" in out
-    status, out, _ = run("verify", config, guest, "--bootargs", "loud", capsys=capsys)
+    status, out, _ = run(
+        "verify", config, guest, "--bootargs", "loud", "--vp-count", "1", capsys=capsys
+    )
     assert status == 1
     assert "✗ FDT    /chosen:bootargs  (expected " + b"loud\0".hex() in out
 
@@ -277,7 +295,8 @@ def test_check_linux_names_the_default_vms_findings(capsys: pytest.CaptureFixtur
     the reference's MTRR pair 1 has base 0x800_0000 under a 4 GiB mask (it decodes [0, 4G))."""
     found = ["ecam-above-4g", "root-complex-no-prt", "mtrr-unaligned-pairs"]
     assert _findings(capsys) == (1, found)
-    assert _findings(capsys, "--smbios") == (1, found[1:])
+    assert _findings(capsys, "--bios-date", "01/01/2010") == (1, found[1:])
+    assert _findings(capsys, "--bios-date", "12/31/2009") == (1, found)
     status, out, _ = run("check", "linux", capsys=capsys)
     assert status == 1
     assert "Linux: PCI: MCFG region for 0000 [bus 00-ff] at 0x1a0000000 is above 4GB" in out
@@ -311,6 +330,8 @@ def test_emit_smbios_entry_point_and_bios_date(
     the table right after it; Type 0's third string is the release date Linux reads."""
     out = tmp_path / "smbios.bin"
     assert run("emit", "smbios", "-o", out, "--bios-date", "03/04/2011", capsys=capsys)[0] == 0
+    assert run("emit", "smbios", "-o", tmp_path / "default.bin", capsys=capsys)[0] == 0
+    assert b"01/01/2010" in (tmp_path / "default.bin").read_bytes()
     blob = out.read_bytes()
     assert blob[:5] == b"_SM3_" and blob[6] == 24 and sum(blob[:24]) % 256 == 0
     assert int.from_bytes(blob[16:24], "little") == 0xF0000 + 24

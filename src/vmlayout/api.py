@@ -29,7 +29,7 @@ def load_config(
     `arch` overrides the architecture. Invalid input raises `VmLayoutError` whose message
     names the field.
     """
-    from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict
+    from vmlayout.config import config_from_dict, config_to_dict, default_vm
     from vmlayout.config import load_config as load_file
 
     if isinstance(source, VmConfig):
@@ -42,11 +42,7 @@ def load_config(
         else:
             return load_file(source, arch)
     if source is None and not fields:
-        if arch is None:
-            return DEFAULT_VM
-        data = config_to_dict(DEFAULT_VM)
-        del data["chipset_low_mmio_size"]  # follow the chosen architecture's default
-        return config_from_dict(data, arch)
+        return default_vm(arch or "x86_64")
     return config_from_dict({**(source or {}), **fields}, arch)
 
 
@@ -95,7 +91,8 @@ def e820_map(
     from vmlayout.firmware.e820 import build_e820
 
     return [
-        (e.addr, e.size, e.type) for e in build_e820(resolved.memory_layout, acpi_len, smbios_len)
+        (e.addr, e.size, e.type)
+        for e in build_e820(_view(resolved, "e820").memory_layout, acpi_len, smbios_len)
     ]
 
 
@@ -103,7 +100,7 @@ def e820_bytes(resolved: ResolvedLayout, acpi_len: int = 0, smbios_len: int = 0)
     """The packed 20-byte E820 entries a boot loader copies into `boot_params`."""
     from vmlayout.firmware.e820 import build_e820, encode_e820
 
-    return encode_e820(build_e820(resolved.memory_layout, acpi_len, smbios_len))
+    return encode_e820(build_e820(_view(resolved, "e820").memory_layout, acpi_len, smbios_len))
 
 
 def reference_mtrrs(resolved: ResolvedLayout) -> list[tuple[int, int]]:
@@ -111,7 +108,9 @@ def reference_mtrrs(resolved: ResolvedLayout) -> list[tuple[int, int]]:
     from vmlayout.firmware.mtrr import compute_variable_mtrrs
 
     writes = compute_variable_mtrrs(
-        resolved.memory_layout, resolved.config.physical_address_size, resolved.chipset
+        _view(resolved, "mtrr").memory_layout,
+        resolved.config.physical_address_size,
+        resolved.chipset,
     )
     return [(w.msr, w.value) for w in writes]
 
@@ -136,49 +135,46 @@ def pcat_config(resolved: ResolvedLayout) -> dict[str, Any]:
     image (hex), exactly `emit pcat --format json`."""
     from vmlayout.firmware.pcat import PcatConfig
 
-    return PcatConfig(resolved.memory_layout, resolved.chipset).to_json()
+    return PcatConfig(_view(resolved, "pcat").memory_layout, resolved.chipset).to_json()
 
 
-def uefi_config_blob(
-    resolved: ResolvedLayout, options: Any = None, *, layout_only: bool = False
-) -> bytes:
-    """The UEFI config blob; `options` is a `vmlayout.firmware.uefi.UefiOptions` for the
-    settings the layout does not decide. `layout_only` gives just the three
-    layout-bearing structures."""
-    from vmlayout.firmware.uefi import UefiOptions, encode_config_blob, encode_layout_blob
+def _view(resolved: ResolvedLayout, name: str) -> ResolvedLayout:
+    from vmlayout.artifacts import require_view
 
-    ram, chipset = resolved.memory_layout.ram, resolved.chipset
+    require_view(resolved, name)
+    return resolved
+
+
+def uefi_config_blob(resolved: ResolvedLayout, *, layout_only: bool = False) -> bytes:
+    """The UEFI config blob of the VM (processors and platform from its config).
+    `layout_only` gives just the three layout-bearing structures."""
+    from vmlayout.firmware.uefi import encode_layout_blob, uefi_blob_of
+
     if layout_only:
-        return encode_layout_blob(ram, chipset)
-    if options is None and resolved.arch.value == "aarch64":
-        from vmlayout.platform import DEFAULT_GIC
-
-        options = UefiOptions(gic=(DEFAULT_GIC.distributor_base, DEFAULT_GIC.redistributors_base))
-    return encode_config_blob(ram, chipset, options or UefiOptions())
+        return encode_layout_blob(resolved.memory_layout.ram, resolved.chipset)
+    return uefi_blob_of(_view(resolved, "uefi"))
 
 
-def acpi_tables(resolved: ResolvedLayout, options: Any = None) -> dict[str, bytes]:
+def acpi_tables(resolved: ResolvedLayout) -> dict[str, bytes]:
     """File name (`DSDT.aml`, `APIC.aml`, …, `RSDP.bin`) -> table bytes, as `emit acpi`
-    writes them; `options` is a `vmlayout.acpi.dsdt.AcpiOptions`."""
-    from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables
+    writes them for the VM (processors and platform from its config)."""
+    from vmlayout.acpi.dsdt import build_acpi_tables
 
-    return dict(build_acpi_tables(resolved, options or AcpiOptions()))
-
-
-def linux_device_tree(resolved: ResolvedLayout, options: Any = None) -> bytes:
-    """The arm64 Linux direct-boot DTB (aarch64 layouts); `options` is a
-    `vmlayout.devicetree.linux.LinuxDtOptions`."""
-    from vmlayout.devicetree.linux import LinuxDtOptions, linux_dtb_of
-
-    return linux_dtb_of(resolved, options or LinuxDtOptions())
+    return dict(build_acpi_tables(_view(resolved, "acpi")))
 
 
-def paravisor_device_tree(resolved: ResolvedLayout, options: Any = None) -> bytes:
-    """The DTB an IGVM host hands the paravisor (x86_64 layouts); `options` is a
-    `vmlayout.devicetree.paravisor.ParavisorDtOptions`."""
-    from vmlayout.devicetree.paravisor import ParavisorDtOptions, paravisor_dtb_of
+def linux_device_tree(resolved: ResolvedLayout) -> bytes:
+    """The arm64 Linux direct-boot DTB (aarch64 configs)."""
+    from vmlayout.devicetree.linux import linux_dtb_of
 
-    return paravisor_dtb_of(resolved, options or ParavisorDtOptions())
+    return linux_dtb_of(_view(resolved, "linux-dt"))
+
+
+def paravisor_device_tree(resolved: ResolvedLayout) -> bytes:
+    """The DTB an IGVM host hands the paravisor (x86_64 configs)."""
+    from vmlayout.devicetree.paravisor import paravisor_dtb_of
+
+    return paravisor_dtb_of(_view(resolved, "paravisor-dt"))
 
 
 def artifact_set(resolved: ResolvedLayout, settings: Any = None) -> dict[str, bytes]:

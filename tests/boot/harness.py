@@ -377,15 +377,12 @@ def x86_stub(
 def acpi_blob(config: Path, options: Sequence[str]) -> tuple[bytes, int]:
     """(RSDP page + tables as laid out in memory, RSDP address): the tables `emit acpi
     CONFIG OPTIONS` writes, in the order `build_acpi_tables` appends them."""
-    from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables
+    from vmlayout.acpi.dsdt import build_acpi_tables
     from vmlayout.cli import build_parser
     from vmlayout.commands import resolve_from_args
-    from vmlayout.commands.acpi import acpi_options_from_args
 
     args = build_parser().parse_args(["emit", "acpi", str(config), "-o", "-", *options])
-    acpi_options = acpi_options_from_args(args)
-    assert isinstance(acpi_options, AcpiOptions)
-    files = build_acpi_tables(resolve_from_args(args), acpi_options)
+    files = build_acpi_tables(resolve_from_args(args))
     blob = bytearray()
     for name, table in files.items():
         if name != "RSDP.bin":

@@ -32,17 +32,10 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def add_verify_options(parser: argparse.ArgumentParser) -> None:
-    """Every option of `emit acpi`, `emit dt-linux` and `emit e820`, spelled as there."""
-    from vmlayout.commands.acpi import add_acpi_options
-    from vmlayout.commands.devicetree import add_linux_dt_fix_arguments
-    from vmlayout.commands.platform import int_argument
+    """Every processor and platform option (as `emit all`), and those of `emit e820`."""
+    from vmlayout.commands.platform import ALL_GROUPS, add_platform_arguments, int_argument
 
-    add_acpi_options(parser)
-    parser.set_defaults(vp_count=None)  # per view: 2 for ACPI, 1 for the Linux tree
-    dt = parser.add_argument_group("aarch64 Linux device tree (as emit dt-linux)")
-    dt.add_argument("--bootargs", default="", help="kernel command line in /chosen")
-    dt.add_argument("--initrd-size", type=int_argument, default=0, metavar="BYTES")
-    add_linux_dt_fix_arguments(parser)
+    add_platform_arguments(parser, ALL_GROUPS)
     e820 = parser.add_argument_group("x86_64 E820 (as emit e820)")
     e820.add_argument(
         "--acpi-len",
@@ -76,43 +69,27 @@ def register_verify(groups: CommandGroups) -> None:
 
 def expectation_from_args(args: argparse.Namespace) -> object:
     """What vmlayout writes for CONFIG with these options (the `Expectation`)."""
-    from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables, tables_blob_size
+    from vmlayout.acpi.dsdt import build_acpi_tables, tables_blob_size
     from vmlayout.commands import resolve_from_args
-    from vmlayout.commands.acpi import acpi_options_from_args
-    from vmlayout.commands.platform import gic_from_args
-    from vmlayout.devicetree.linux import LinuxDtOptions, linux_dtb_of
+    from vmlayout.devicetree.linux import linux_dtb_of
     from vmlayout.firmware.e820 import build_e820
     from vmlayout.inspect.verify import Expectation
 
     resolved = resolve_from_args(args)
+    config = resolved.config
     arch = resolved.arch.value
-    vp_count = args.vp_count if args.vp_count is not None else (1 if arch == "aarch64" else 2)
-    args = argparse.Namespace(**{**vars(args), "vp_count": vp_count})
-    options = acpi_options_from_args(args)
-    assert isinstance(options, AcpiOptions)
-    acpi = build_acpi_tables(resolved, options)
+    acpi = build_acpi_tables(resolved)
     layout = resolved.memory_layout
     e820: tuple[object, ...] = ()
-    dtb = None
     first = layout.ram[0].range
     if arch == "x86_64" and first.start == 0 and first.end >= 0x10_0000:
         acpi_len = args.acpi_len if args.acpi_len is not None else tables_blob_size(acpi)
         e820 = build_e820(layout, acpi_len, args.smbios_len, args.additional_pages)
-    if arch == "aarch64":
-        dt = LinuxDtOptions(
-            vp_count=vp_count,
-            vps_per_socket=args.vps_per_socket,
-            serial=args.serial,
-            bootargs=args.bootargs,
-            initrd_size=args.initrd_size,
-            gic=gic_from_args(args),
-            numa=args.dt_numa,
-            prefetchable_high=args.dt_prefetchable_high,
-        )
-        dtb = linux_dtb_of(resolved, dt)
+    dtb = linux_dtb_of(resolved) if arch == "aarch64" else None
     windows: dict[int, list[tuple[tuple[int, int], int, int]]] = {}
     bridges: list[tuple[int, int]] = []
-    if args.pci0:
+    pci0 = config.platform.pci0 and arch == "x86_64"
+    if pci0:
         for w in (resolved.chipset.low, resolved.chipset.high):
             if not w.is_empty():
                 windows.setdefault(0, []).append(((w.start, w.end), 0, 0))
@@ -120,21 +97,20 @@ def expectation_from_args(args: argparse.Namespace) -> object:
     for rc in resolved.pcie_root_complexes:
         for w in (rc.low_mmio, rc.high_mmio):
             if not w.is_empty():
-                windows.setdefault(rc.segment, []).append(
-                    ((w.start, w.end), rc.start_bus, rc.end_bus)
-                )
+                owner = ((w.start, w.end), rc.start_bus, rc.end_bus)
+                windows.setdefault(rc.segment, []).append(owner)
                 bridges.append((w.start, w.end))
-    vnodes = options.vp_vnodes(len(resolved.config.node_mem_sizes), arch)
+    processors = config.processors
     return Expectation(
         resolved=resolved,
         acpi=acpi,
         e820=e820,  # type: ignore[arg-type]
         dtb=dtb,
-        vp_count=vp_count,
-        vp_vnodes=vnodes,
+        vp_count=processors.vp_count,
+        vp_vnodes=processors.vnodes(len(config.node_mem_sizes), arch),
         windows={k: tuple(v) for k, v in windows.items()},
         bridge_windows=tuple(bridges),
-        pci0=bool(args.pci0),
+        pci0=pci0,
     )
 
 
@@ -169,12 +145,6 @@ def register_check_linux(groups: CommandGroups) -> None:
     add_config_arguments(check)
     check.add_argument("--format", choices=("table", "json"), default="table")
     add_verify_options(check)
-    check.add_argument(
-        "--smbios",
-        action="store_true",
-        help="the guest's firmware carries `emit smbios`'s blob (Linux then trusts an ECAM "
-        "above 4 GiB)",
-    )
     check.set_defaults(handler=_check_linux)
 
 
@@ -182,17 +152,9 @@ def _check_linux(args: argparse.Namespace) -> int:
     import json
 
     from vmlayout.commands import resolve_from_args
-    from vmlayout.inspect.linux_findings import Platform, triggered
+    from vmlayout.inspect.linux_findings import triggered
 
-    resolved = resolve_from_args(args)
-    platform = Platform(
-        pci0=args.pci0,
-        pci0_osc=args.pci0_osc,
-        dt_numa=args.dt_numa,
-        dt_prefetchable_high=args.dt_prefetchable_high,
-        smbios=args.smbios,
-    )
-    found = triggered(resolved, platform)
+    found = triggered(resolve_from_args(args))
     if args.format == "json":
         doc = [
             {"finding": f.key, "message": f.message, "effect": f.effect, "because": why}
@@ -207,22 +169,22 @@ def _check_linux(args: argparse.Namespace) -> int:
 
 
 def register_smbios(groups: CommandGroups) -> None:
-    from vmlayout.commands.platform import int_argument
+    from vmlayout.commands import add_config_arguments
+    from vmlayout.commands.platform import X86, add_platform_arguments, int_argument
     from vmlayout.firmware.smbios import DEFAULT_ADDRESS, DEFAULT_BIOS_DATE
 
     smbios = groups.emit.add_parser(
         "smbios",
         help="a minimal SMBIOS 3.0 blob so Linux trusts an ECAM above 4 GiB (not the reference's)",
         description="Write an SMBIOS 3.0 entry point followed by its table (BIOS "
-        "Information with a release date, End-of-Table), laid out at ADDRESS. A direct-"
-        "booted Linux has no SMBIOS from the reference and then ignores an MCFG entry "
-        "above 4 GiB; with a BIOS date of 2010 or later it uses it. Linux without EFI "
-        "finds the entry point by scanning [0xF0000, 1 MiB), so load the blob there.",
+        "Information with platform.x86.bios_date, or "
+        f"{DEFAULT_BIOS_DATE} when the config has none; End-of-Table), laid out at ADDRESS. "
+        "A direct-booted Linux has no SMBIOS from the reference and then ignores an MCFG "
+        "entry above 4 GiB; with a BIOS date of 2010 or later it uses it. Linux without "
+        "EFI finds the entry point by scanning [0xF0000, 1 MiB), so load the blob there.",
     )
+    add_config_arguments(smbios)
     smbios.add_argument("-o", "--output", required=True, metavar="FILE")
-    smbios.add_argument(
-        "--bios-date", default=DEFAULT_BIOS_DATE, help=f"MM/DD/YYYY ({DEFAULT_BIOS_DATE})"
-    )
     smbios.add_argument(
         "--smbios-address",
         type=int_argument,
@@ -230,14 +192,17 @@ def register_smbios(groups: CommandGroups) -> None:
         metavar="ADDR",
         help=f"where the blob is loaded ({DEFAULT_ADDRESS:#x})",
     )
+    add_platform_arguments(smbios, (X86,))
     smbios.set_defaults(handler=_emit_smbios)
 
 
 def _emit_smbios(args: argparse.Namespace) -> int:
-    from vmlayout.firmware.smbios import build_smbios
+    from vmlayout.commands import load_config_from_args
+    from vmlayout.firmware.smbios import DEFAULT_BIOS_DATE, build_smbios
     from vmlayout.output import write_atomic
 
-    blob = build_smbios(args.smbios_address, args.bios_date)
+    date = load_config_from_args(args).platform.x86.bios_date or DEFAULT_BIOS_DATE
+    blob = build_smbios(args.smbios_address, date)
     write_atomic(args.output, blob)
     sys.stdout.write(f"wrote {len(blob)} bytes to {args.output}\n")
     return 0

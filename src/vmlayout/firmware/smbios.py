@@ -12,10 +12,9 @@ the start of the legacy scan area Linux searches for the `_SM3_` anchor
 
 from __future__ import annotations
 
-import re
-
 from vmlayout.binfmt import Struct
 from vmlayout.errors import VmLayoutError
+from vmlayout.platform import BIOS_DATE
 
 #: Where Linux (without EFI) scans for the entry point, 16-byte aligned.
 SCAN_AREA = (0xF0000, 0x10_0000)
@@ -56,12 +55,11 @@ BIOS_INFORMATION = Struct(
 END_OF_TABLE = Struct("SMBIOS End-of-Table", (("type", "B"), ("length", "B"), ("handle", "H")))
 #: Characteristics bit 3: "BIOS characteristics not supported".
 CHARACTERISTICS_NOT_SUPPORTED = 1 << 3
-DATE = re.compile(r"(0[1-9]|1[0-2])/(0[1-9]|[12]\d|3[01])/(\d{4})")
 
 
 def build_smbios(address: int = DEFAULT_ADDRESS, bios_date: str = DEFAULT_BIOS_DATE) -> bytes:
     """Entry point at `address`, structure table right after it."""
-    if not DATE.fullmatch(bios_date):
+    if not BIOS_DATE.fullmatch(bios_date):
         raise VmLayoutError("invalid_argument", f"--bios-date: {bios_date!r} is not MM/DD/YYYY")
     if address % 16 or not 0 <= address < 1 << 64:
         raise VmLayoutError(

@@ -15,18 +15,6 @@ from vmlayout.ranges import FOUR_GIB, format_address
 
 
 @dataclass(frozen=True, slots=True)
-class Platform:
-    """The choices the findings depend on besides the layout (the reference's defaults)."""
-
-    pci0: bool = False
-    pci0_osc: str = "reference"
-    dt_numa: bool = False
-    dt_prefetchable_high: bool = False
-    #: The guest's firmware carries `emit smbios`'s blob (a BIOS date of 2010 or later).
-    smbios: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class Finding:
     key: str
     #: The kernel message a user will meet (as Linux 6.1 prints it).
@@ -35,50 +23,65 @@ class Finding:
     effect: str
     #: Matches the message in a kernel log; None: the kernel is silent about it.
     pattern: re.Pattern[str] | None
-    #: (resolved, platform) -> why this config triggers it, or None.
-    trigger: Callable[[Any, Platform], str | None]
+    #: resolved layout (its config's platform section included) -> why it triggers, or None.
+    trigger: Callable[[Any], str | None]
     #: Only counted in a log when the layout has more than one vNUMA node.
     multi_node_only: bool = False
 
 
-def _ecam_above_4g(resolved: Any, platform: Platform) -> str | None:
-    if resolved.arch.value != "x86_64" or platform.smbios:
+def _ecam_above_4g(resolved: Any) -> str | None:
+    platform = resolved.config.platform
+    if resolved.arch.value != "x86_64" or _bios_year(platform.x86.bios_date) >= MCFG_BIOS_YEAR:
         return None
     high = [rc for rc in resolved.pcie_root_complexes if rc.ecam.start >= FOUR_GIB]
     if not high:
         return None
     where = ", ".join(f"{rc.name} ECAM at {format_address(rc.ecam.start)}" for rc in high)
-    return f"{where} (fix: emit smbios, loaded at 0xf_0000)"
+    return f"{where} (fix: --bios-date 01/01/2010 and emit smbios, loaded at 0xf_0000)"
 
 
-def _pci0_shadows(resolved: Any, platform: Platform) -> str | None:
+#: Linux trusts an MCFG entry above 4 GiB only from a BIOS of this year or later.
+MCFG_BIOS_YEAR = 2010
+
+
+def _bios_year(date: str) -> int:
+    """The year of an SMBIOS date `MM/DD/YYYY` (0 when there is none)."""
+    tail = date.rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _pci0_shadows(resolved: Any) -> str | None:
+    platform = resolved.config.platform
     if not platform.pci0:
         return None
     hit = [rc for rc in resolved.pcie_root_complexes if rc.segment == 0 and rc.start_bus == 0]
     return ", ".join(f"{rc.name} on segment 0, bus 0" for rc in hit) or None
 
 
-def _pci0_osc(resolved: Any, platform: Platform) -> str | None:
-    if platform.pci0 and platform.pci0_osc == "reference":
+def _pci0_osc(resolved: Any) -> str | None:
+    platform = resolved.config.platform
+    if platform.pci0 and platform.pci0_osc == "reference" and resolved.arch.value == "x86_64":
         return "\\_SB.PCI0._OSC returns 8 bytes (fix: --pci0-osc grant)"
     return None
 
 
-def _no_prt(resolved: Any, platform: Platform) -> str | None:
+def _no_prt(resolved: Any) -> str | None:
     if resolved.arch.value != "x86_64" or not resolved.pcie_root_complexes:
         return None
     return ", ".join(rc.name for rc in resolved.pcie_root_complexes) + ": no _PRT, no I/O window"
 
 
-def _dt_no_numa(resolved: Any, platform: Platform) -> str | None:
+def _dt_no_numa(resolved: Any) -> str | None:
+    platform = resolved.config.platform
     nodes = len(resolved.config.node_mem_sizes)
-    if resolved.arch.value != "aarch64" or nodes < 2 or platform.dt_numa:
+    if resolved.arch.value != "aarch64" or nodes < 2 or platform.linux.numa:
         return None
     return f"{nodes} vNUMA nodes, no numa-node-id or distance-map in the tree (fix: --dt-numa)"
 
 
-def _dt_64bit_nonprefetchable(resolved: Any, platform: Platform) -> str | None:
-    if resolved.arch.value != "aarch64" or platform.dt_prefetchable_high:
+def _dt_64bit_nonprefetchable(resolved: Any) -> str | None:
+    platform = resolved.config.platform
+    if resolved.arch.value != "aarch64" or platform.linux.prefetchable_high:
         return None
     hit = [rc.name for rc in resolved.pcie_root_complexes if rc.high_mmio.size >= FOUR_GIB]
     if not hit:
@@ -89,7 +92,7 @@ def _dt_64bit_nonprefetchable(resolved: Any, platform: Platform) -> str | None:
     )
 
 
-def _mtrr_face_value(resolved: Any, platform: Platform) -> str | None:
+def _mtrr_face_value(resolved: Any) -> str | None:
     from vmlayout.firmware.memtype import Loader, decode_variable_pairs, mtrr_state
 
     if resolved.arch.value != "x86_64":
@@ -182,11 +185,11 @@ def findings_in_log(text: str, numa_nodes: int) -> list[Logged]:
     return out
 
 
-def triggered(resolved: Any, platform: Platform) -> list[tuple[Finding, str]]:
-    """Each finding this config and platform trigger, with the reason."""
+def triggered(resolved: Any) -> list[tuple[Finding, str]]:
+    """Each finding this VM (layout and platform section) triggers, with the reason."""
     out = []
     for finding in FINDINGS:
-        why = finding.trigger(resolved, platform)
+        why = finding.trigger(resolved)
         if why:
             out.append((finding, why))
     return out
