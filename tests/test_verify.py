@@ -341,3 +341,7 @@ def test_emit_smbios_entry_point_and_bios_date(
     assert table.endswith(b"\x7f\x04\x01\x00\0\0")  # End-of-Table, handle 1
     status, _, err = run("emit", "smbios", "-o", out, "--bios-date", "2011-03-04", capsys=capsys)
     assert status == 2 and err.startswith("error: invalid_argument: --bios-date")
+
+
+def test_check_linux_follows_the_mtrr_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "mtrr-unaligned-pairs" not in _findings(capsys, "--mtrr-policy", "exact")[1]

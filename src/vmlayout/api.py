@@ -42,7 +42,7 @@ def load_config(
         else:
             return load_file(source, arch)
     if source is None and not fields:
-        return default_vm(arch or "x86_64")
+        return default_vm(arch)
     return config_from_dict({**(source or {}), **fields}, arch)
 
 
@@ -115,19 +115,13 @@ def reference_mtrrs(resolved: ResolvedLayout) -> list[tuple[int, int]]:
     return [(w.msr, w.value) for w in writes]
 
 
-def mtrr_msrs(
-    resolved: ResolvedLayout,
-    loader: str = "uefi",
-    policy: str = "reference",
-    count: int = 8,
-    approximate: bool = False,
-) -> list[tuple[int, int]]:
-    """The complete initial MTRR state (DEF_TYPE, fixed-range and variable MSRs) a
-    loader (`linux`, `uefi`, `pcat`) writes, under the `reference` or `exact` policy."""
-    from vmlayout.firmware.memtype import Loader, mtrr_state
+def mtrr_msrs(resolved: ResolvedLayout) -> list[tuple[int, int]]:
+    """The complete initial MTRR state (DEF_TYPE, fixed-range and variable MSRs) the
+    config's `platform.mtrr` section asks for (loader `linux`/`uefi`/`pcat`, policy
+    `reference`/`exact`, register count, approximation)."""
+    from vmlayout.artifacts import mtrr_state_of
 
-    state = mtrr_state(resolved, Loader(loader), policy, count, approximate)
-    return [(w.msr, w.value) for w in state.to_msrs()]
+    return [(w.msr, w.value) for w in mtrr_state_of(_view(resolved, "mtrr")).to_msrs()]
 
 
 def pcat_config(resolved: ResolvedLayout) -> dict[str, Any]:

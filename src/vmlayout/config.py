@@ -44,12 +44,12 @@ TOP_LEVEL_KEYS = keys_of(VmConfig)
 RC_KEYS = keys_of(RootComplexConfig)
 
 
-def default_vm(arch: Arch | str = Arch.X86_64) -> VmConfig:
+def default_vm(arch: Arch | str | None = None) -> VmConfig:
     """The built-in default VM (`vmlayout resolve` with no CONFIG, `load_config()` in the
     library): every field at its declared default plus one root complex with default
     windows, as `examples/default.toml` spells out."""
-    arch = Arch(arch) if isinstance(arch, str) else arch
-    return VmConfig(arch=arch, pcie_root_complexes=(RootComplexConfig(name=rc_name(0)),))
+    chosen = VmConfig().arch if arch is None else Arch(arch)
+    return VmConfig(arch=chosen, pcie_root_complexes=(RootComplexConfig(name=rc_name(0)),))
 
 
 #: The x86_64 built-in default VM.

@@ -48,11 +48,8 @@ def load_config_from_args(args: argparse.Namespace) -> Any:
     from vmlayout.commands.platform import apply_overrides
     from vmlayout.config import default_vm, load_config
 
-    if args.config is None:
-        config = default_vm(args.arch or "x86_64")
-    else:
-        config = load_config(args.config, args.arch)
-    return apply_overrides(config, args)
+    loaded = default_vm(args.arch) if args.config is None else load_config(args.config, args.arch)
+    return apply_overrides(loaded, args)
 
 
 def resolve_from_args(args: argparse.Namespace) -> Any:

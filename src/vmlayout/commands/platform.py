@@ -51,17 +51,18 @@ class Override:
 
 
 #: Option groups, by what they describe; a command takes the groups it has views for.
-PROCESSORS, DEVICES, ACPI, X86, GIC, LINUX, PARAVISOR, UEFI = (
-    "processors", "devices", "acpi", "x86", "gic", "linux", "paravisor", "uefi",
+PROCESSORS, DEVICES, ACPI, X86, MTRR, GIC, LINUX, PARAVISOR, UEFI = (
+    "processors", "devices", "acpi", "x86", "mtrr", "gic", "linux", "paravisor", "uefi",
 )  # fmt: skip
 #: Every group: what `emit all`, `verify` and `where` take.
-ALL_GROUPS = (PROCESSORS, DEVICES, ACPI, X86, GIC, LINUX, PARAVISOR, UEFI)
+ALL_GROUPS = (PROCESSORS, DEVICES, ACPI, X86, MTRR, GIC, LINUX, PARAVISOR, UEFI)
 
 _TITLES = {
     PROCESSORS: "processors (config section [processors])",
     DEVICES: "platform devices ([platform])",
     ACPI: "ACPI choices ([platform])",
     X86: "x86_64 platform ([platform.x86])",
+    MTRR: "x86_64 initial MTRRs ([platform.mtrr])",
     GIC: "aarch64 interrupt controller ([platform.gic]; defaults: OpenVMM on a Linux host)",
     LINUX: "arm64 Linux direct boot ([platform.linux])",
     PARAVISOR: "paravisor host tree ([platform.paravisor])",
@@ -115,6 +116,34 @@ OVERRIDES: tuple[Override, ...] = (
         "SMBIOS BIOS date of `emit smbios`, MM/DD/YYYY",
         parse=str,
         metavar="DATE",
+    ),
+    Override(
+        "--loader",
+        "platform.mtrr.loader",
+        MTRR,
+        "x86 loader whose DEF_TYPE and fixed MTRRs are written",
+        parse=str,
+        metavar="LOADER",
+        choices=("linux", "uefi", "pcat"),
+    ),
+    Override(
+        "--mtrr-policy",
+        "platform.mtrr.policy",
+        MTRR,
+        "reference: as OpenVMM computes them; exact: RAM WB, everything else UC",
+        parse=str,
+        metavar="POLICY",
+        choices=("reference", "exact"),
+    ),
+    Override(
+        "--mtrr-count", "platform.mtrr.count", MTRR, "variable MTRRs the exact policy may use"
+    ),
+    Override(
+        "--mtrr-approximate",
+        "platform.mtrr.approximate",
+        MTRR,
+        "exact policy over budget: keep all non-RAM UC, leave some RAM UC",
+        const=True,
     ),
     Override(
         "--gic-distributor-base",
@@ -230,12 +259,15 @@ def _hex(text: str) -> bytes:
 
 
 def _field(path: str) -> dataclasses.Field[Any]:
-    """The dataclass field a config path names (for its declared default)."""
-    from vmlayout.policy import VmConfig
+    """The dataclass field a config path names (for its declared default). Starts at the
+    section classes, not `VmConfig`, so building the parser does not load the resolver."""
+    from vmlayout.platform import Platform
+    from vmlayout.topology import Processors
 
-    cls: Any = VmConfig
+    section, *rest = path.split(".")
+    cls: Any = {"processors": Processors, "platform": Platform}[section]
     field: dataclasses.Field[Any] | None = None
-    for part in path.split("."):
+    for part in rest:
         field = next(f for f in dataclasses.fields(cls) if f.name == part)
         if field.default_factory is not dataclasses.MISSING:
             cls = type(field.default_factory())
@@ -321,6 +353,7 @@ __all__ = [
     "DEVICES",
     "GIC",
     "LINUX",
+    "MTRR",
     "OVERRIDES",
     "PARAVISOR",
     "PROCESSORS",

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from vmlayout.arch import Arch, ProcessorIds
 from vmlayout.artifacts import ArtifactSet, EmitSettings, load_artifact_set
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout
@@ -104,7 +105,7 @@ def expected_rows(
     if settings is not None and any(_is_table_file(name) for name in settings.artifacts):
         rows[CHECKSUM_ROW] = ()  # per view: every table's checksum ok (see `compare`)
     if settings is not None and "mtrr.json" in settings.artifacts:
-        rows["MTRR registers"] = _expected_mtrrs(resolved, settings)
+        rows["MTRR registers"] = _expected_mtrrs(resolved)
     if settings is not None and "pcat.json" in settings.artifacts:
         rows["PCAT items"] = _expected_pcat(resolved)
         rows["PCAT CMOS"] = _expected_cmos(resolved)
@@ -159,17 +160,11 @@ def iommu_rows(resolved: ResolvedLayout, ranges: Any) -> dict[str, RowValue]:
     return {f"IOMMU {name}": merge_ranges([r]) for name, r in zip(names, ranges, strict=True)}
 
 
-def _expected_mtrrs(resolved: ResolvedLayout, settings: EmitSettings) -> RowValue:
-    from vmlayout.firmware.memtype import Loader, mtrr_state
+def _expected_mtrrs(resolved: ResolvedLayout) -> RowValue:
+    from vmlayout.artifacts import mtrr_state_of
 
     try:
-        state = mtrr_state(
-            resolved,
-            Loader(settings.mtrr_loader),
-            settings.mtrr_policy,
-            settings.mtrr_count,
-            settings.mtrr_approximate,
-        )
+        state = mtrr_state_of(resolved)
     except VmLayoutError as error:
         return (("error", error.message),)
     return tuple((w.msr, w.value) for w in state.to_msrs())
@@ -607,16 +602,16 @@ def read_srat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
     table = _table(artifacts, "SRAT.aml")
     memory, _ = decode_srat(table)
     rows = ram_rows_by_node([(m.range, m.vnode) for m in memory])
-    rows[VP_ROW] = tuple(sorted(srat_processor_vnodes(table, resolved.arch.value)))
+    rows[VP_ROW] = tuple(sorted(srat_processor_vnodes(table, resolved.arch)))
     return rows
 
 
-def srat_processor_vnodes(table: Any, arch: str) -> list[tuple[int, int]]:
+def srat_processor_vnodes(table: Any, arch: Arch) -> list[tuple[int, int]]:
     """(VP index, vNUMA node) of every enabled processor: APIC ids are VP indices, GICC
     ACPI processor UIDs are VP + 1."""
     from vmlayout.acpi.decode import decode_srat_processors
 
-    offset = 1 if arch == "aarch64" else 0
+    offset = 1 if arch.spec.processor_ids is ProcessorIds.MPIDR else 0
     return [(ident - offset, vnode) for ident, vnode in decode_srat_processors(table, True)]
 
 

@@ -93,11 +93,12 @@ def _dt_64bit_nonprefetchable(resolved: Any) -> str | None:
 
 
 def _mtrr_face_value(resolved: Any) -> str | None:
-    from vmlayout.firmware.memtype import Loader, decode_variable_pairs, mtrr_state
+    from vmlayout.artifacts import mtrr_state_of
+    from vmlayout.firmware.memtype import decode_variable_pairs
 
     if resolved.arch.value != "x86_64":
         return None
-    state = mtrr_state(resolved, Loader.LINUX, "reference")
+    state = mtrr_state_of(resolved)
     width = resolved.config.physical_address_size
     odd = [p for p in decode_variable_pairs(state, width) if p.valid and p.ignored_base_bits]
     if not odd:
@@ -143,7 +144,8 @@ FINDINGS: tuple[Finding, ...] = (
         "mtrr-unaligned-pairs",
         "/proc/mtrr: reg01: base=0x008000000 ( 128MB), size= 4096MB, count=1: write-back",
         "/proc/mtrr shows the reference's pairs at face value while the CPU decodes the "
-        "aligned block (e.g. [0, 4 GiB)); check mtrr explains the real types",
+        "aligned block (e.g. [0, 4 GiB)); check mtrr explains the real types (fix: "
+        "--mtrr-policy exact)",
         None,
         _mtrr_face_value,
     ),
