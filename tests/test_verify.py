@@ -345,3 +345,17 @@ def test_emit_smbios_entry_point_and_bios_date(
 
 def test_check_linux_follows_the_mtrr_policy(capsys: pytest.CaptureFixture[str]) -> None:
     assert "mtrr-unaligned-pairs" not in _findings(capsys, "--mtrr-policy", "exact")[1]
+
+
+def test_inspect_of_an_emit_all_set_tells_the_linux_findings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Told after the cross-check, never counted: the set is still consistent (exit 0)."""
+    out = tmp_path / "set"
+    assert run("emit", "all", "-o", out, capsys=capsys)[0] == 0
+    status, text, _ = run("inspect", out, capsys=capsys)
+    assert status == 0
+    assert "linux: ecam-above-4g: rc0 ECAM at 0x1_a000_0000" in text
+    status, text, _ = run("inspect", out, "--format", "json", capsys=capsys)
+    keys = [f["finding"] for f in json.loads(text)["linux_findings"]]
+    assert keys == ["ecam-above-4g", "root-complex-no-prt", "mtrr-unaligned-pairs"]
