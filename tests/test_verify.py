@@ -359,3 +359,43 @@ def test_inspect_of_an_emit_all_set_tells_the_linux_findings(
     status, text, _ = run("inspect", out, "--format", "json", capsys=capsys)
     keys = [f["finding"] for f in json.loads(text)["linux_findings"]]
     assert keys == ["ecam-above-4g", "root-complex-no-prt", "mtrr-unaligned-pairs"]
+
+
+def test_bars_are_checked_against_their_bus_windows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --pci0 the chipset windows are PCI0's (bus 0): the low one is
+    [0xf800_0000, 4 GiB) for the default 128 MiB low chipset size."""
+    config = tmp_path / "two.toml"
+    config.write_text(TWO_NODES)
+    options = (*OPTIONS, "--pci0")
+    guest = tmp_path / "g"
+    guest.mkdir()
+    base = write_guest(guest, capsys, config)
+    tables = guest / "acpi"
+    assert run("emit", "acpi", config, "-o", tables, *options, capsys=capsys)[0] == 0
+    shutil.copy(tables / "DSDT.aml", base / "sys/firmware/acpi/tables/DSDT")
+    (base / "proc/iomem").write_text(
+        IOMEM + "f8000000-ffffffff : PCI Bus 0000:00\n100000000-11fffffff : PCI Bus 0000:00\n"
+    )
+    device = base / "sys/bus/pci/devices/0000:00:02.0"
+    device.mkdir(parents=True)
+    lines = [
+        (0xFD00_0000, 0xFDFF_FFFF, 0x4_2208),  # BAR0, prefetchable memory, inside
+        (0, 0, 0),
+        (0xE000_0000, 0xE000_0FFF, 0x4_0200),  # BAR2, outside every window
+        (0xC000, 0xC01F, 0x4_0101),  # BAR3, I/O: not checked
+        (0, 0, 0),
+        (0, 0, 0),
+        (0xC_0000, 0xD_FFFF, 0x212),  # shadow ROM image: not a BAR
+    ]
+    (device / "resource").write_text(
+        "".join(f"{a:#018x} {b:#018x} {c:#018x}\n" for a, b, c in lines)
+    )
+    status, out, _ = run("verify", config, base, *options, capsys=capsys)
+    assert status == 1, out
+    assert "✓ PCI     0000:00:02.0 BAR0 0xfd00_0000-0xfe00_0000  (inside)" in out
+    assert "✗ PCI     0000:00:02.0 BAR2 0xe000_0000-0xe000_1000  (expected inside " in out
+    assert "BAR3" not in out and "ROM" not in out
+    # the two windows touch at 4 GiB and are compared merged
+    assert "✓ iomem   host bridge 0xf800_0000-0x1_2000_0000  (present)" in out

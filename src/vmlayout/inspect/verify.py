@@ -52,7 +52,9 @@ FDT = "sys/firmware/fdt"
 UNEXPORTED_TABLES = ("XSDT.aml", "RSDP.bin")
 #: IORESOURCE_MEM in a sysfs `resource` line's flags; BARs and the ROM are entries 0-6.
 IORESOURCE_MEM = 0x200
+IORESOURCE_ROM_SHADOW = 0x2
 PCI_BAR_ENTRIES = 7
+PCI_ROM_ENTRY = 6
 
 #: /proc/iomem names of host-bridge windows (x86 ACPI root bridges, arm64 DT bridges)
 #: and of ECAM regions.
@@ -478,9 +480,11 @@ def _pci_facts(expect: Expectation, dump: GuestDump) -> list[Fact]:
             start, end, flags = (_int(f, f"{device}/resource") for f in fields)
             if not flags & IORESOURCE_MEM or end <= start:
                 continue
+            if index == PCI_ROM_ENTRY and flags & IORESOURCE_ROM_SHADOW:
+                continue  # the legacy VGA ROM image at 0xC0000, not a BAR the OS placed
             bar = (start, end + 1)
             inside = any(w[0] <= bar[0] and bar[1] <= w[1] for w in windows)
-            name = f"{device} {'ROM' if index == 6 else f'BAR{index}'} {span_text(bar)}"
+            name = f"{device} {'ROM' if index == PCI_ROM_ENTRY else f'BAR{index}'} {span_text(bar)}"
             shown = ", ".join(span_text(w) for w in windows) or "no window for this bus"
             facts.append(
                 Fact("PCI", name, inside, f"inside {shown}", "inside" if inside else "outside")
