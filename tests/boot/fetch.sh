@@ -77,4 +77,4 @@ if want x86_64/bzImage || want aarch64/vmlinuz || want aarch64/busybox || want x
   printf 'x86_64 linux-image-6.1.0-%s-cloud-amd64-unsigned\naarch64 linux-image-6.1.0-%s-arm64-unsigned\n' \
     "$x86_abi" "$arm_abi" >"$cache/VERSIONS"
 fi
-echo "boot cache ready: $cache ($(tr '\n' ' ' <"$cache/VERSIONS"))"
+echo "boot cache ready: $cache ($(tr '\n' ' ' <"$cache/VERSIONS" 2>/dev/null || echo "versions not recorded"))"
