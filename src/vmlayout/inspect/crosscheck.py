@@ -110,7 +110,7 @@ def expected_rows(
         rows["PCAT items"] = _expected_pcat(resolved)
         rows["PCAT CMOS"] = _expected_cmos(resolved)
     if settings is not None and "pci.json" in settings.artifacts:
-        from vmlayout.pci.check import expected_pci_rows
+        from vmlayout.pci_layout.check import expected_pci_rows
 
         rows.update(expected_pci_rows(resolved))
     return rows
@@ -1054,7 +1054,7 @@ def igvm_columns() -> tuple[View, ...]:
 
 
 def pci_columns() -> tuple[View, ...]:
-    from vmlayout.pci.check import read_pci_json
+    from vmlayout.pci_layout.check import read_pci_json
 
     return (View("PCI", ("pci.json",), lambda row: row.startswith("PCI "), read_pci_json),)
 
