@@ -82,10 +82,13 @@ def vmod_device(chipset: ChipsetMmioRanges) -> Device:
     )
 
 
+#: The reference's PCI0 `_OSC`: an 8-byte buffer where the OS passes (and Linux expects
+#: back) 12, so Linux keeps no PCIe control (`_OSC: ... (AE_TYPE)`); `platform.pci0_osc =
+#: "grant"` uses the root complexes' `_OSC` instead.
 OSC_PCI0 = Method("_OSC", 4, (Return(Buffer(bytes((0x10, 0, 0, 0, 0, 0, 0, 0)))),))
 
 
-def pci0_device(chipset: ChipsetMmioRanges) -> Device:
+def pci0_device(chipset: ChipsetMmioRanges, osc: str = "reference") -> Device:
     """`\\_SB.PCI0` (x86): the low window always, the high one when non-empty."""
     if chipset.low.is_empty():
         raise VmLayoutError("acpi_error", "PCI0 _CRS: the chipset low window is empty")
@@ -97,7 +100,7 @@ def pci0_device(chipset: ChipsetMmioRanges) -> Device:
         "\\_SB.PCI0",
         (
             Name("_HID", EisaId("PNP0A03")),
-            OSC_PCI0,
+            OSC_PCI0 if osc == "reference" else osc_method(cxl=False),
             Name("_PRT", Package(0, b"")),
             Name("_CRS", ResourceTemplate(tuple(descriptors))),
         ),
@@ -249,7 +252,8 @@ def build_dsdt(resolved: object) -> bytes:
                 )
         objects += virtio_devices(resolved.virtio_mmio, options.virtio_irq)
         parent = "\\_SB.PCI0" if options.pci0 else "\\_SB.VMOD"
-        objects.append(pci0_device(chipset) if options.pci0 else vmod_device(chipset))
+        device = pci0_device(chipset, options.pci0_osc) if options.pci0 else vmod_device(chipset)
+        objects.append(device)
         if options.vmbus:
             objects.append(vmbus_device(parent, Arch.X86_64))
         objects.append(
