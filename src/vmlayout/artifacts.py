@@ -253,6 +253,13 @@ def _build_pcat(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -
     return _unchanged({} if pcat is None else {"pcat.json": pcat}, settings)
 
 
+def _build_smbios(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
+    from vmlayout.firmware.smbios import smbios_of
+
+    blob = smbios_of(resolved)
+    return _unchanged({} if blob is None else {"smbios.bin": blob}, settings)
+
+
 def _build_paravisor(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
     from vmlayout.devicetree.paravisor import paravisor_dtb_of
 
@@ -299,6 +306,8 @@ VIEWS: tuple[ViewKind, ...] = (
              "the initial MTRR state"),
     ViewKind("pcat", "pcat.json", X86, _build_pcat, _INSPECT + "pcat", "pcat_columns",
              "PCAT BIOS items and CMOS (with a high window and first RAM below 64 GiB)"),
+    ViewKind("smbios", "smbios.bin", X86, _build_smbios, "vmlayout.firmware.smbios", None,
+             "SMBIOS entry point and BIOS date for 0xF0000 (with platform.x86.bios_date)"),
     ViewKind("paravisor-dt", "paravisor.dtb", X86, _build_paravisor, _INSPECT + "dtb",
              "paravisor_columns", "the paravisor's host device tree"),
     ViewKind("igvm", "igvm-mmio-ranges.bin", X86, _build_igvm, _INSPECT + "igvm",

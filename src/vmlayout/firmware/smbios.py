@@ -12,9 +12,14 @@ the start of the legacy scan area Linux searches for the `_SM3_` anchor
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 from vmlayout.binfmt import Struct
 from vmlayout.errors import VmLayoutError
 from vmlayout.platform import BIOS_DATE
+from vmlayout.ranges import format_address
 
 #: Where Linux (without EFI) scans for the entry point, 16-byte aligned.
 SCAN_AREA = (0xF0000, 0x10_0000)
@@ -93,3 +98,53 @@ def build_smbios(address: int = DEFAULT_ADDRESS, bios_date: str = DEFAULT_BIOS_D
     }
     fields["checksum"] = -sum(ENTRY_POINT.pack(**fields)) & 0xFF  # bytes sum to 0
     return ENTRY_POINT.pack(**fields) + table
+
+
+def decode_smbios(blob: bytes) -> tuple[int, str]:
+    """(table address, BIOS release date) of a blob `build_smbios` wrote, checked: the
+    anchor, the entry point's checksum, and a BIOS Information structure whose third
+    string is the date."""
+    what = "smbios.bin"
+    if len(blob) < ENTRY_POINT.size + BIOS_INFORMATION.size or blob[:5] != b"_SM3_":
+        raise VmLayoutError("invalid_artifact", f"{what}: no SMBIOS 3.0 entry point")
+    entry = ENTRY_POINT.unpack(blob)
+    if sum(blob[: ENTRY_POINT.size]) & 0xFF:
+        raise VmLayoutError("invalid_artifact", f"{what}: entry point checksum is wrong")
+    bios = BIOS_INFORMATION.unpack(blob, ENTRY_POINT.size)
+    if bios["type"] != 0 or bios["length"] != BIOS_INFORMATION.size:
+        raise VmLayoutError("invalid_artifact", f"{what}: the table does not start with Type 0")
+    start = ENTRY_POINT.size + BIOS_INFORMATION.size
+    strings = blob[start : start + 256].split(b"\0")
+    index = bios["release_date"]
+    if not 1 <= index <= len(strings) or not BIOS_DATE.fullmatch(
+        date := strings[index - 1].decode("ascii", "replace")
+    ):
+        raise VmLayoutError("invalid_artifact", f"{what}: no BIOS release date")
+    return int(entry["table_address"]), date
+
+
+# --- as a view of `emit all` (vmlayout.artifacts.VIEWS) ----------------------------------
+
+
+def smbios_of(resolved: Any) -> bytes | None:
+    """The blob of the VM `resolved` describes: one only when its platform gives a BIOS
+    date (the reference's direct boot has no SMBIOS)."""
+    date = resolved.config.platform.x86.bios_date
+    return build_smbios(DEFAULT_ADDRESS, date) if date else None
+
+
+def sniff(path: Path, data: bytes | None) -> bool:
+    return data is not None and data[:5] == b"_SM3_"
+
+
+def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
+    assert data is not None
+    table_address, date = decode_smbios(data)
+    if fmt == "json":
+        doc = {"kind": "smbios", "table_address": table_address, "bios_date": date}
+        return json.dumps(doc) + "\n", 0
+    return (
+        f"{path.name}: SMBIOS 3.0, table at {format_address(table_address)}, "
+        f"BIOS release date {date} (Linux trusts an MCFG entry above 4 GiB from 2010)\n",
+        0,
+    )
