@@ -1,5 +1,6 @@
 """Scale rows for `benchmarks/run.py`: the hostile-input sizes of issue 11 (10,000 root
-complexes to validate, 20,000 NUMA nodes to resolve and draw), timed in process."""
+complexes to validate, 20,000 NUMA nodes to resolve and draw), issue 20's AML traps and
+its PCI traps (`fit` over 512 root complexes, nested `count` refused), timed in process."""
 
 from __future__ import annotations
 
@@ -25,6 +26,31 @@ def _validate_overlapping_root_complexes() -> None:
     except VmLayoutError:
         return
     raise AssertionError("the overlap was not found")
+
+
+def _fit_512_root_complexes() -> None:
+    """Issue 20: `fit` resolved the config once per window and try (38-51 s)."""
+    from vmlayout.pci_layout.fit import fit_config
+
+    bars = [
+        {"index": 0, "size": "1 MiB"},
+        {"index": 1, "size": "4 GiB", "bits": 64, "prefetchable": True},
+    ]
+    rcs = [{"segment": i, "devices": [{"type": "endpoint", "device": 0, "bars": bars}]}
+           for i in range(512)]  # fmt: skip
+    fit_config(config_from_dict({"node_mem_sizes": ["4 GiB"], "pcie_root_complexes": rcs}))
+
+
+def _refuse_nested_count() -> None:
+    """Issue 20: six levels of `count = 32` (32**6 functions) took 30 s and 1.3 GB."""
+    node: dict[str, object] = {"type": "endpoint", "device": 0, "count": 32}
+    for _ in range(6):
+        node = {"type": "switch_downstream", "device": 0, "count": 32, "children": [node]}
+    try:
+        config_from_dict({"pcie_root_complexes": [{"devices": [node]}]})
+    except VmLayoutError:
+        return
+    raise AssertionError("the expansion was not refused")
 
 
 def _cli(*args: str) -> None:
@@ -55,21 +81,59 @@ def _many_root_complex_layout(count: int) -> dict[str, object]:
     return layout
 
 
+def _inspect(path: Path, status: int) -> None:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        if main(["inspect", str(path)]) != status:
+            raise AssertionError(f"vmlayout inspect {path}: not exit {status}")
+
+
+def _hostile_aml_rows(tmp: Path) -> list[Row]:
+    """Issue 20's AML traps: nesting past the reader's limit (once a RecursionError),
+    and a definition block at the object limit."""
+    from vmlayout.acpi.aml import Device, Integer, Name, encode_pkglength
+    from vmlayout.acpi.decode import AML_MAX_OBJECTS
+    from vmlayout.acpi.sdt import DSDT_FLAVOUR, build_table
+
+    deep = Name("_UID", Integer(0)).encode()
+    for _ in range(1_200):  # inside-out: the object model's encoder recurses
+        inner = b"S___" + deep
+        deep = b"\x10" + encode_pkglength(len(inner)) + inner  # ScopeOp
+    nested = tmp / "nested" / "DSDT.aml"
+    nested.parent.mkdir()
+    nested.write_bytes(build_table(b"DSDT", 2, deep, DSDT_FLAVOUR))
+    many = tmp / "many" / "DSDT.aml"
+    many.parent.mkdir()
+    devices = Device("D", ()).encode() * AML_MAX_OBJECTS
+    many.write_bytes(build_table(b"DSDT", 2, devices, DSDT_FLAVOUR))
+    nested_s = median_seconds(lambda: _inspect(nested, 2), 3)
+    many_s = median_seconds(lambda: _inspect(many, 0), 3)
+    return [
+        ("inspect a DSDT of 1,200 nested Scopes (refused)", nested_s * 1e3, "ms"),
+        (f"inspect a DSDT of {AML_MAX_OBJECTS:,} devices (the limit)", many_s * 1e3, "ms"),
+    ]
+
+
 def bench_rows() -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
+        aml_rows = _hostile_aml_rows(Path(tmp))
         config = Path(tmp) / "numa.json"
         config.write_text(json.dumps({"node_mem_sizes": ["1G"] * 20_000}))
         resolve_s = median_seconds(lambda: _cli("resolve", str(config)), 3)
         map_s = median_seconds(lambda: _cli("map", str(config), "-o", f"{tmp}/m.svg"), 3)
     validate_s = median_seconds(_validate_overlapping_root_complexes, 3)
+    fit_s = median_seconds(_fit_512_root_complexes, 3)
+    count_s = median_seconds(_refuse_nested_count, 3)
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "layout.json"
         saved.write_text(json.dumps(_many_root_complex_layout(3_000)))
         diff_s = median_seconds(lambda: _cli("diff", str(saved), str(saved)), 3)
     return [
+        *aml_rows,
         ("diff two saved layouts of 3,000 root complexes (was 34 s)", diff_s * 1e3, "ms"),
         ("validate 10,000 root complexes (one overlap)", validate_s * 1e3, "ms"),
         ("resolve 20,000 NUMA nodes (CLI, in process)", resolve_s * 1e3, "ms"),
         ("map 20,000 NUMA nodes to SVG (CLI, in process)", map_s * 1e3, "ms"),
         ("map / resolve, 20,000 NUMA nodes (target: about 1x)", map_s / resolve_s, "x"),
+        ("fit 512 root complexes (was 38-51 s)", fit_s * 1e3, "ms"),
+        ("refuse 6 nested count = 32 (32^6 functions; was 30 s)", count_s * 1e3, "ms"),
     ]

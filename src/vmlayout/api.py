@@ -76,7 +76,7 @@ def pci_assignment(resolved: ResolvedLayout) -> dict[str, Any]:
     """Root-complex name -> its PCI assignment (buses, BARs, bridge windows) as JSON,
     exactly the `"pci"` object `resolve --format json` adds, for root complexes that
     list devices. Raises `VmLayoutError` (e.g. `mmio_exhaustion`) when they do not fit."""
-    from vmlayout.pci.layout import assign_resolved
+    from vmlayout.pci_layout import assign_resolved
 
     return {name: a.to_json() for name, a in assign_resolved(resolved).items()}
 
@@ -264,9 +264,9 @@ def _diff_side(
 
 def fit(config: ConfigSource, /, *, host_phys_bits: int | None = None) -> Any:
     """The smallest root-complex windows that hold every BAR (`vmlayout fit`): a
-    `vmlayout.pci.fit.FitResult` (the fitted config, each window before and after,
+    `vmlayout.pci_layout.fit.FitResult` (the fitted config, each window before and after,
     the layout top and whether it fits `host_phys_bits`)."""
-    from vmlayout.pci.fit import fit_config
+    from vmlayout.pci_layout.fit import fit_config
 
     if host_phys_bits is not None and (
         isinstance(host_phys_bits, bool) or not isinstance(host_phys_bits, int)

@@ -110,7 +110,7 @@ def expected_rows(
         rows["PCAT items"] = _expected_pcat(resolved)
         rows["PCAT CMOS"] = _expected_cmos(resolved)
     if settings is not None and "pci.json" in settings.artifacts:
-        from vmlayout.pci.check import expected_pci_rows
+        from vmlayout.pci_layout.check import expected_pci_rows
 
         rows.update(expected_pci_rows(resolved))
     return rows
@@ -532,7 +532,7 @@ def _checksum_value(artifacts: ArtifactSet, view: View) -> tuple[tuple[str, str]
             continue
         try:
             if name == "RSDP.bin":
-                ok = bool(decode_rsdp(data)["checksum_ok"])
+                ok = decode_rsdp(data).checksum_ok
                 out.append((name, "ok" if ok else "bad"))
                 continue
             table = decode_table(data, name)
@@ -571,18 +571,23 @@ def _dsdt_devices(artifacts: ArtifactSet) -> list[Any]:
 def read_madt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
     """Processors (local APIC / x2APIC ids or GICC MPIDRs, in entry order) and, on arm64,
     the GIC frames."""
-    from vmlayout.acpi.decode import decode_madt
+    from vmlayout.acpi.madt import (
+        Gicc,
+        Gicd,
+        GicIts,
+        GicMsiFrame,
+        LocalApic,
+        LocalX2Apic,
+        decode_madt,
+    )
 
-    entries = decode_madt(_table(artifacts, "APIC.aml"))
-    ids = [
-        e["mpidr"] if e["type"] == "gicc" else e["apic_id"]
-        for e in entries
-        if e["type"] in ("local_apic", "local_x2apic", "gicc")
-    ]
+    entries = decode_madt(_table(artifacts, "APIC.aml")).entries
+    cpus = [e for e in entries if isinstance(e, LocalApic | LocalX2Apic | Gicc)]
+    ids = [e.mpidr if isinstance(e, Gicc) else e.apic_id for e in cpus]
     rows: dict[str, RowValue] = {VP_COUNT_ROW: (len(ids),), VP_IDS_ROW: tuple(enumerate(ids))}
-    gicd = [e["base"] for e in entries if e["type"] == "gicd"]
-    gicr = [e["gicr_base"] for e in entries if e["type"] == "gicc"]
-    frames = [e["base"] for e in entries if e["type"] in ("gic_its", "gic_msi_frame")]
+    gicd = [e.base for e in entries if isinstance(e, Gicd)]
+    gicr = [e.gicr_base for e in cpus if isinstance(e, Gicc)]
+    frames = [e.base for e in entries if isinstance(e, GicIts | GicMsiFrame)]
     if gicd or gicr:
         rows[GIC_DIST_ROW] = tuple(gicd)
         rows[GIC_REDIST_ROW] = (min(gicr),) if gicr else ()
@@ -593,7 +598,7 @@ def read_madt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
 def read_gtdt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
     from vmlayout.acpi.decode import decode_gtdt
 
-    return {TIMER_ROW: (decode_gtdt(_table(artifacts, "GTDT.aml"))["virtual_el1_gsiv"],)}
+    return {TIMER_ROW: (decode_gtdt(_table(artifacts, "GTDT.aml")).virtual_el1_gsiv,)}
 
 
 def read_srat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
@@ -1049,7 +1054,7 @@ def igvm_columns() -> tuple[View, ...]:
 
 
 def pci_columns() -> tuple[View, ...]:
-    from vmlayout.pci.check import read_pci_json
+    from vmlayout.pci_layout.check import read_pci_json
 
     return (View("PCI", ("pci.json",), lambda row: row.startswith("PCI "), read_pci_json),)
 
@@ -1109,6 +1114,15 @@ def inspect_directory(directory: Path, fmt: str, strict: bool) -> tuple[str, int
     if extra:
         report = replace(report, warnings=(*report.warnings, *extra))
     status = 0 if report.consistent else 1
+    # what Linux will make of these views (`check linux`): told, never counted
+    from vmlayout.inspect.linux_findings import triggered
+
+    linux = [(f, why) for f, why in triggered(resolved)]
     if fmt == "json":
-        return json.dumps(report_to_json(report)) + "\n", status
-    return render_table(report), status
+        doc = report_to_json(report)
+        doc["linux_findings"] = [
+            {"finding": f.key, "message": f.message, "because": w} for f, w in linux
+        ]
+        return json.dumps(doc) + "\n", status
+    notes = "".join(f"linux: {f.key}: {why}; the kernel says: {f.message}\n" for f, why in linux)
+    return render_table(report) + notes, status

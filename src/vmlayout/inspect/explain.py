@@ -13,16 +13,16 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vmlayout.allocator import PlacedRangeKind, PlacementRecord
+from vmlayout.allocator import PlacedRangeKind, PlacementRecord, split_extent_name
 from vmlayout.errors import VmLayoutError
 from vmlayout.inspect.where import Span, where
 from vmlayout.policy import ResolvedLayout, VmConfig, resolve
 from vmlayout.ranges import MemoryRange, format_address, format_size
-from vmlayout.report import resolved_named_ranges, split_extent_name
+from vmlayout.report import resolved_named_ranges
 from vmlayout.zones import ZoneBlock
 
 if TYPE_CHECKING:
-    from vmlayout.pci.report import PciRow
+    from vmlayout.pci_layout.report import PciRow
 
 #: Phase processing order: a placement can only be affected by earlier phases.
 _PHASE_ORDER = (
@@ -297,7 +297,7 @@ def explain(name: str, config: VmConfig) -> Explanation:
     trace: list[PlacementRecord] = []
     resolved: ResolvedLayout = resolve(config, trace)
     if any(rc.devices for rc in config.pcie_root_complexes):
-        from vmlayout.pci.layout import assign_resolved
+        from vmlayout.pci_layout import assign_resolved
 
         assign_resolved(resolved)  # an assignment error fails every name (docs/pci.md)
     record, part = _lookup(name, resolved, trace)
@@ -411,12 +411,12 @@ class PciExplanation:
     chain: tuple[Span, ...]
 
     def to_json(self) -> dict[str, Any]:
-        from vmlayout.pci.report import row_to_json
+        from vmlayout.pci_layout.report import row_to_json
 
         return {**row_to_json(self.row), "chain": [s.to_json() for s in self.chain]}
 
     def to_text(self) -> str:
-        from vmlayout.pci.report import explain_row
+        from vmlayout.pci_layout.report import explain_row
 
         links = " -> ".join(s.name for s in self.chain)
         return f"{explain_row(self.row)}  chain:     {links}\n"
@@ -427,7 +427,7 @@ def explain_pci_name(
 ) -> PciExplanation | None:
     """The explanation of the BAR or window `name` (any spelling `canonical_pci_name`
     reads), or None when `name` is not shaped like one."""
-    from vmlayout.pci.report import explain_pci
+    from vmlayout.pci_layout.report import explain_pci
 
     canonical = canonical_pci_name(name, config)
     row = None if canonical is None else explain_pci(canonical, config)

@@ -16,11 +16,10 @@ from itertools import pairwise
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from vmlayout.allocator import PlacedRange, PlacedRangeKind
+from vmlayout.allocator import PlacedRange, PlacedRangeKind, extent_name
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout
 from vmlayout.ranges import format_address, format_size
-from vmlayout.report import extent_name
 from vmlayout.zones import ZoneBlock, config_zones
 
 BANDS = (
@@ -188,8 +187,8 @@ def _nesting(spans: list[tuple[int, int]]) -> tuple[list[int], list[int | None]]
 def build_scene(resolved: ResolvedLayout, blocks: tuple[ZoneBlock, ...] | None = None) -> Scene:
     """The picture of `resolved`; `blocks` are the architectural zones (default: those
     of its config's architecture, platform and processors)."""
-    from vmlayout.pci.layout import assign_resolved
-    from vmlayout.pci.report import pci_rows
+    from vmlayout.pci_layout import assign_resolved
+    from vmlayout.pci_layout.report import pci_rows
 
     if blocks is None:
         blocks = config_zones(resolved.config)

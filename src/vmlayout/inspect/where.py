@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vmlayout.allocator import PlacedRangeKind, PlacementRecord
+from vmlayout.allocator import PlacedRangeKind, PlacementRecord, extent_name
 from vmlayout.errors import VmLayoutError
 from vmlayout.inspect.diff import pci_ranges
 from vmlayout.policy import ResolvedLayout, VmConfig, resolve
 from vmlayout.ranges import U64_LIMIT, align_down, align_up, format_address, format_size
-from vmlayout.report import extent_name, named_ranges, resolved_to_json
+from vmlayout.report import named_ranges, resolved_to_json
 from vmlayout.zones import ZoneBlock, config_zones, zones_at
 
 _BOTTOM_UP = (PlacedRangeKind.RAM, PlacedRangeKind.MMIO64, PlacedRangeKind.POST_MMIO)
