@@ -358,7 +358,7 @@ def canonical_pci_name(name: str, config: VmConfig) -> str | None:
     match = _PCI_NAME.match(name)
     if match is None:
         return None
-    from vmlayout.pci.model import bdf_text
+    from vmlayout.pci.model import BAR, MEM, PREF, VF_BAR, bdf_text, resource_name
 
     bus, device = (int(match[k], 16) for k in ("bus", "device"))
     segment = None if match["segment"] is None else int(match["segment"], 16)
@@ -376,8 +376,10 @@ def canonical_pci_name(name: str, config: VmConfig) -> str | None:
             )
     bdf = bdf_text(bus, device, int(match["function"]))
     what = match["what"].lower()
-    what = what.upper() if what.startswith(("bar", "vf-bar")) else what
-    return f"{rc_name} {bdf} {what}"
+    if what.startswith(("bar", "vf-bar")):
+        kind, index = what.rstrip("0123456789"), int(what[-1])
+        return resource_name(rc_name, bdf, BAR if kind == "bar" else VF_BAR, index)
+    return resource_name(rc_name, bdf, MEM if what == "mem" else PREF)
 
 
 def _root_complex_of(name: str, config: VmConfig, segment: int | None, bus: int) -> str:
