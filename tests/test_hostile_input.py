@@ -325,3 +325,26 @@ def test_dash_reads_the_config_from_standard_input(tmp_path: Path, text: str) ->
 def test_hostile_standard_input_is_one_error() -> None:
     outcome = _subprocess("resolve", "-", stdin="[" * 100_000)
     assert_one_line_error(outcome, "<stdin>")
+
+
+# Issue 20 (round two) ---------------------------------------------------------------
+
+
+def test_a_json_view_larger_than_16_mib_is_still_recognised(artifact_set: Path) -> None:
+    # `emit all` writes pci.json files of tens of MiB for configs with many devices;
+    # whitespace pads this one past the former 16 MiB sniffing cap, same document.
+    assert run_main("emit", "all", EXAMPLES / "gpus.toml", "-o", artifact_set).status == 0
+    pci = artifact_set / "pci.json"
+    expected = run_main("inspect", pci)
+    assert expected.status == 0, expected
+    padded = artifact_set.parent / "padded-pci.json"
+    padded.write_bytes(pci.read_bytes().rstrip() + b" " * (17 << 20) + b"\n")
+    outcome = run_main("inspect", padded)
+    assert outcome.status == 0, outcome
+    assert outcome.stdout.replace(padded.name, pci.name) == expected.stdout
+
+
+def test_a_huge_config_of_empty_objects_is_refused_in_linear_time(tmp_path: Path) -> None:
+    config = tmp_path / "braces.json"
+    config.write_text('{"node_mem_sizes": [' + "{}," * 5_000_000 + "{}]}")
+    assert_one_line_error(run_main("resolve", config), "braces.json", "objects and arrays")

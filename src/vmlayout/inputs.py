@@ -32,6 +32,15 @@ MAX_NESTING_DEPTH = 32
 MAX_NUMBER_DIGITS = 100
 #: Echoed user text (keys, names, paths) is cut to this many characters in messages.
 MAX_ECHO_CHARS = 200
+#: Objects and arrays in one JSON document. Parsing costs memory per container (an
+#: empty `{}` is three bytes of text and a hundred of Python), so `{}` repeated to the
+#: input limit would take gigabytes; real documents hold one container per ~70 bytes
+#: (a 64 MiB `pci.json` about a million), so four million leaves room to spare.
+MAX_JSON_CONTAINERS = 4_000_000
+#: TOML is parsed in pure Python (about a microsecond per byte at worst) and only
+#: configs are TOML; a config of this size is already hundreds of thousands of devices.
+#: Larger configs must be JSON, which parses fifty times faster.
+MAX_TOML_CHARS = 4 * 1024 * 1024
 
 STDIN_NAME = "-"
 
@@ -227,19 +236,75 @@ def check_depth(value: object, limit: int = MAX_NESTING_DEPTH) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
+class _TooManyContainers(ValueError):
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count:,} objects and arrays (at most {MAX_JSON_CONTAINERS:,} are read)")
+
+
+#: Every byte except the ones that open, close or quote: what `_json_skeleton` keeps.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
+_ONE_BRACKET_KIND = bytes.maketrans(b"{}", b"[]")
+#: The skeleton is split into strings in slices of this size, bounding the pieces held.
+_SKELETON_SLICE = 1 << 20
+
+
+def _json_skeleton(data: bytes) -> bytes:
+    """The brackets of `data` outside strings, `{}` written as `[]`, in linear time and
+    without building a Python object per value: what `parse_json` checks for nesting
+    and size before `json.loads` builds anything.
+
+    Exact for valid JSON; for invalid JSON an approximation (json.loads then reports
+    the real error). Backslashes occur only inside strings, where they pair up from the
+    left: once escaped backslashes and escaped quotes are removed, every quote opens or
+    closes a string, and a bracket is outside all strings exactly when an even number
+    of quotes precedes it."""
+    kept = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    kept = kept.replace(b'""', b"")  # adjacent quotes: a string without brackets
+    outside: list[bytes] = []
+    in_string = False
+    for at in range(0, len(kept), _SKELETON_SLICE):
+        pieces = kept[at : at + _SKELETON_SLICE].split(b'"')
+        outside.append(b"".join(pieces[1 if in_string else 0 :: 2]))
+        in_string ^= len(pieces) % 2 == 0  # an odd number of quotes in this slice
+    return b"".join(outside).translate(_ONE_BRACKET_KIND)
+
+
+def _check_structure(data: bytes) -> None:
+    """Refuse more than `MAX_JSON_CONTAINERS` containers or nesting deeper than
+    `MAX_NESTING_DEPTH` from the skeleton. Each round removes the innermost `[]` pairs
+    (str.replace scans the original, so exactly one level a round): a document nested
+    d deep is empty after d rounds. Unbalanced brackets are left to json.loads."""
+    skeleton = _json_skeleton(data)
+    opened = skeleton.count(b"[")
+    if opened > MAX_JSON_CONTAINERS:
+        raise _TooManyContainers(opened)
+    if len(skeleton) - opened > opened:
+        return  # more closing than opening: malformed, json.loads says where
+    for _ in range(MAX_NESTING_DEPTH):
+        if not skeleton:
+            return
+        skeleton = skeleton.replace(b"[]", b"")
+    if b"[]" in skeleton:
+        raise _TooDeep()
+
+
 def parse_json(text: str | bytes, where: str, kind: str = "invalid_config") -> Any:
-    """`json.loads`, but a hostile document (deep nesting, huge numbers, bad UTF-8)
-    is a `VmLayoutError` of `kind` naming `where`, never another exception."""
+    """`json.loads`, but a hostile document (deep nesting, huge numbers, bad UTF-8,
+    millions of containers) is a `VmLayoutError` of `kind` naming `where`, never another
+    exception, and its cost stays linear in its size: structure is checked on the
+    bytes before any object is built."""
     import json
 
     if isinstance(text, bytes):
-        text = decode_utf8(text, where, kind)
+        data, text = text, decode_utf8(text, where, kind)
+    else:
+        data = text.encode("utf-8", "surrogatepass")
     try:
+        _check_structure(data)
         value = json.loads(
             text, parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
         )
-        check_depth(value)
-    except (_NumberTooLong, _TooDeep, _NotFinite) as error:
+    except (_NumberTooLong, _TooDeep, _NotFinite, _TooManyContainers) as error:
         raise VmLayoutError(kind, f"{where}: {error}") from None
     except RecursionError:
         raise VmLayoutError(kind, f"{where}: {_TooDeep()}") from None
@@ -252,6 +317,12 @@ def parse_toml(text: str, where: str, kind: str = "invalid_config") -> Any:
     """`tomllib.loads` with the same guarantees as `parse_json`."""
     import tomllib
 
+    if len(text) > MAX_TOML_CHARS:
+        raise VmLayoutError(
+            kind,
+            f"{where}: a TOML config of {len(text):,} characters is larger than the "
+            f"{MAX_TOML_CHARS // (1024 * 1024)} MiB TOML limit (write a config this big as JSON)",
+        )
     try:
         value = tomllib.loads(text)
         check_depth(value)
