@@ -12,11 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.fuzzing import Outcome, assert_one_line_error, run_main
 from vmlayout.config import config_from_dict
 from vmlayout.errors import VmLayoutError
 from vmlayout.output import INCOMPLETE_MARKER
+from vmlayout.ranges import MemoryRange
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: Every command that reads a CONFIG, with the arguments it needs besides it.
@@ -348,3 +351,100 @@ def test_a_huge_config_of_empty_objects_is_refused_in_linear_time(tmp_path: Path
     config = tmp_path / "braces.json"
     config.write_text('{"node_mem_sizes": [' + "{}," * 5_000_000 + "{}]}")
     assert_one_line_error(run_main("resolve", config), "braces.json", "objects and arrays")
+
+
+def _most_wb_ram_reference(
+    target: tuple[MemoryRange, ...], width: int, count: int
+) -> tuple[tuple[int, int, int], ...]:
+    """The approximation as first written: full budget tables, every split tried for
+    every budget (quadratic in `count`, hence slow, but plainly right): the oracle."""
+    from functools import cache
+
+    from vmlayout.firmware.memtype import UC, WB, _wb_uc_bytes
+
+    Entry = tuple[int, tuple[tuple[int, int, int], ...]] | None
+
+    def merge(left: tuple[Entry, ...], right: tuple[Entry, ...]) -> list[Entry]:
+        out: list[Entry] = [None] * len(left)
+        for budget in range(len(left)):
+            for k in range(budget + 1):
+                a, b = left[k], right[budget - k]
+                if a is not None and b is not None:
+                    current = out[budget]
+                    if current is None or a[0] + b[0] > current[0]:
+                        out[budget] = (a[0] + b[0], a[1] + b[1])
+        return out
+
+    @cache
+    def free(start: int, size: int) -> tuple[Entry, ...]:
+        wb, uc = _wb_uc_bytes(target, start, start + size)
+        if wb == 0:
+            return ((0, ()),) * (count + 1)
+        if uc == 0:
+            return ((0, ()), *(((wb, ((start, size, WB),)),) * count))
+        half = size // 2
+        split = merge(free(start, half), free(start + half, half))
+        under = merge(covered(start, half), covered(start + half, half))
+        for budget in range(1, count + 1):
+            option, current = under[budget - 1], split[budget]
+            if option is not None and (current is None or option[0] > current[0]):
+                split[budget] = (option[0], ((start, size, WB), *option[1]))
+        return tuple(split)
+
+    @cache
+    def covered(start: int, size: int) -> tuple[Entry, ...]:
+        wb, uc = _wb_uc_bytes(target, start, start + size)
+        if uc == 0:
+            return ((wb, ()),) * (count + 1)
+        hole: tuple[Entry, ...] = (None, *(((0, ((start, size, UC),)),) * count))
+        if wb == 0:
+            return hole
+        half = size // 2
+        split = merge(covered(start, half), covered(start + half, half))
+        return tuple(
+            h if s is None or (h is not None and h[0] > s[0]) else s
+            for h, s in zip(hole, split, strict=True)
+        )
+
+    result = free(0, 1 << width)[count]
+    assert result is not None
+    return result[1]
+
+
+@st.composite
+def _ram_ranges(draw: st.DrawFn) -> list[MemoryRange]:
+    """One to five page-aligned RAM ranges with gaps, below 2^40."""
+    out, at = [], 0
+    for _ in range(draw(st.integers(1, 5))):
+        at += draw(st.integers(0, 1 << 20)) << 12
+        size = draw(st.integers(1, 1 << 20)) << 12
+        out.append(MemoryRange(at, at + size))
+        at += size
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_ram_ranges(), st.integers(1, 12), st.sampled_from((36, 40, 46)))
+def test_the_mtrr_approximation_search_picks_what_the_full_search_picks(
+    ram: list[MemoryRange], count: int, width: int
+) -> None:
+    from vmlayout.firmware.memtype import _most_wb_ram, _target
+
+    target = _target(ram, width)
+    assert _most_wb_ram(target, width, count) == _most_wb_ram_reference(target, width, count)
+
+
+def test_an_mtrr_approximation_beyond_the_search_limit_is_one_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import vmlayout.firmware.memtype as memtype
+
+    # [1 MiB, 3.5 GiB) + [4 GiB, 4.5 GiB) needs three registers exactly (WB 4 GiB, UC
+    # 512 MiB hole, WB 512 MiB): over a search limit of two, refused, not searched.
+    ram = [MemoryRange(0, 3584 << 20), MemoryRange(4 << 30, 4608 << 20)]
+    monkeypatch.setattr(memtype, "MAX_APPROXIMATE_PLAN", 2)
+    with pytest.raises(VmLayoutError) as caught:
+        memtype.exact_variable_pairs(ram, 46, count=1, approximate=True)
+    assert caught.value.kind == "mtrr_budget_exceeded"
+    assert "needs 3 variable registers" in caught.value.message
+    assert "at most 2" in caught.value.message
