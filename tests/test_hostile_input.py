@@ -448,3 +448,48 @@ def test_an_mtrr_approximation_beyond_the_search_limit_is_one_error(
     assert caught.value.kind == "mtrr_budget_exceeded"
     assert "needs 3 variable registers" in caught.value.message
     assert "at most 2" in caught.value.message
+
+
+@pytest.mark.parametrize("command", [("emit", "acpi"), ("emit", "all")])
+def test_a_filesystem_root_is_refused_as_an_output_directory(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    (tmp_path / "root").symlink_to("/")
+    for root in ("/", tmp_path / "root"):
+        outcome = run_main(*command, "-o", root)
+        assert_one_line_error(outcome, "output_error", "a filesystem root is not an output")
+    assert not Path("/DSDT.aml").exists()
+
+
+def test_concurrent_emit_all_into_one_directory_leaves_one_whole_set(tmp_path: Path) -> None:
+    """Six processes, x86 and arm64 sets (different file names) into one DIR: each
+    finishes, and the DIR holds exactly the files its record lists."""
+    out = tmp_path / "set"
+    configs = [EXAMPLES / name for name in ("default.toml", "aarch64.toml", "gpus.toml")] * 2
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "vmlayout", "emit", "all", str(config), "-o", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for config in configs
+    ]
+    failures = [p.communicate(timeout=120)[1] for p in procs if p.wait(timeout=120) != 0]
+    assert failures == []
+    record = json.loads((out / "config.json").read_text())
+    listed = set(record["settings"]["artifacts"])
+    assert {p.name for p in out.iterdir()} == listed | {"config.json"}
+    assert run_main("inspect", out).status == 0
+
+
+def test_bless_through_a_symlink_blesses_the_target(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "fleet.jsonl"
+    target.write_text(json.dumps({"id": "default", "config": {}}) + "\n")
+    link = tmp_path / "fleet.jsonl"
+    link.symlink_to(target)
+    assert run_main("diff", "--corpus", link, "--bless").status == 0
+    assert link.is_symlink()
+    assert "expect" in json.loads(target.read_text())
+    assert run_main("diff", "--corpus", target).status == 0

@@ -99,8 +99,9 @@ def _emit_acpi(args: argparse.Namespace) -> int:
     if options.pci0 and resolved.arch.value != "x86_64":
         raise VmLayoutError("invalid_argument", "--pci0: PCI0 exists only on x86_64")
     files = build_acpi_tables(resolved, options)
-    stale = _stale_tables(Path(args.output), files)
-    write_directory_atomic(args.output, files, remove=stale)
+    stale = write_directory_atomic(
+        args.output, files, remove=lambda directory: _stale_tables(directory, files)
+    )
     print(f"wrote {len(files)} tables to {args.output}: {', '.join(files)}")
     if stale:
         print(f"removed {len(stale)} table(s) of an earlier run: {', '.join(stale)}")
