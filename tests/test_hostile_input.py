@@ -493,3 +493,131 @@ def test_bless_through_a_symlink_blesses_the_target(tmp_path: Path) -> None:
     assert link.is_symlink()
     assert "expect" in json.loads(target.read_text())
     assert run_main("diff", "--corpus", target).status == 0
+
+
+#: Characters `str.splitlines` breaks at besides `\n` and `\r`, all legal raw in JSON
+#: strings (U+2028/U+2029 line/paragraph separators, NEL, FS/GS/RS, VT, FF).
+SPLITLINES_BREAKS = "\u2028\u2029\x85\x1c\x1d\x1e\x0b\x0c"
+
+
+def _default_line(case_id: str) -> str:
+    return json.dumps({"id": case_id, "config": {}}, ensure_ascii=False)
+
+
+def test_corpus_lines_are_split_at_newlines_only(tmp_path: Path) -> None:
+    corpus = tmp_path / "fleet.jsonl"
+    ids = [f"vm{char}{i}" for i, char in enumerate(SPLITLINES_BREAKS)]
+    corpus.write_text("".join(_default_line(i) + "\n" for i in ids), encoding="utf-8")
+    blessed = run_main("diff", "--corpus", corpus, "--bless")
+    assert blessed.status == 0, blessed
+    assert f"{len(ids)} new" in blessed.stdout and "0 invalid" in blessed.stdout
+    lines = corpus.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and [json.loads(line)["id"] for line in lines[:-1]] == ids
+    outcome = run_main("diff", "--corpus", corpus, "--format", "json")
+    assert outcome.status == 0, outcome
+    assert json.loads(outcome.stdout)["counts"]["same"] == len(ids)
+
+
+def test_a_crlf_corpus_is_read_and_blessed_with_its_line_endings(tmp_path: Path) -> None:
+    corpus = tmp_path / "fleet.jsonl"
+    corpus.write_bytes(b"\r\n".join(_default_line(i).encode() for i in "ab") + b"\r\n\r\n")
+    assert run_main("diff", "--corpus", corpus, "--bless").status == 0
+    data = corpus.read_bytes()
+    assert data.count(b"\r\n") == 3 and data.count(b"\n") == 3 and data.endswith(b"\r\n\r\n")
+    assert run_main("diff", "--corpus", corpus).status == 0
+
+
+def test_an_invalid_corpus_line_keeps_its_id_and_is_listed_first(tmp_path: Path) -> None:
+    from vmlayout.inspect.corpus import check_corpus
+
+    broken = {"id": "moved", "config": {}, "expect": {"error": "zero_ram"}}
+    corpus = tmp_path / "fleet.jsonl"
+    corpus.write_text(
+        "\n".join(
+            [json.dumps(broken)] * 3
+            + [json.dumps({"id": "typo", "config": {"node_mem_size": []}, "expect": {}})]
+            + ["\xff not json"]
+        )
+        + "\n"
+    )
+    summary = check_corpus(corpus, jobs=1, keep=2)
+    assert [(f.line, f.case_id, f.status) for f in summary.failures] == [
+        (4, "typo", "invalid"),
+        (5, "line 5", "invalid"),
+    ]
+    assert summary.omitted == 3 and summary.counts["error_changed"] == 3
+    outcome = run_main("diff", "--corpus", corpus, "--max", "1")
+    assert "line 4 typo (invalid): invalid_config: config" in outcome.stdout
+    assert "and 4 more" in outcome.stdout
+
+
+def test_a_corpus_line_that_is_not_utf8_is_that_lines_problem(tmp_path: Path) -> None:
+    corpus = tmp_path / "fleet.jsonl"
+    corpus.write_bytes(_default_line("a").encode() + b"\n\xff\xfe\n")
+    blessed = run_main("diff", "--corpus", corpus, "--bless")
+    assert blessed.status == 1
+    assert "line 2: not UTF-8 text" in blessed.stdout
+    assert corpus.read_bytes().endswith(b"\n\xff\xfe\n")  # kept byte for byte
+
+
+def test_bless_names_the_lines_blessed_with_an_error(tmp_path: Path) -> None:
+    corpus = tmp_path / "fleet.jsonl"
+    lines = [
+        _default_line("ok"),
+        json.dumps({"id": "no-nodes", "config": {"node_mem_sizes": []}}),
+        json.dumps({"config": {"node_mem_sizes": [0]}}),
+        json.dumps({"id": 7, "config": 3}),
+    ]
+    corpus.write_text("\n".join(lines) + "\n")
+    blessed = run_main("diff", "--corpus", corpus, "--bless")
+    assert blessed.status == 1  # the invalid line
+    assert "3 new, 0 refreshed, 0 unchanged, 1 invalid" in blessed.stdout
+    assert "2 with an error as the expected outcome" in blessed.stdout
+    assert "line 2 no-nodes: no_numa_nodes" in blessed.stdout
+    assert "line 3: zero_ram" in blessed.stdout
+    assert "line 4 7: invalid_config: config:" in blessed.stdout
+
+
+def test_a_corpus_line_beyond_the_line_limit_is_invalid_and_bless_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vmlayout.inspect.corpus as corpus_module
+
+    monkeypatch.setattr(corpus_module, "MAX_LINE_BYTES", 200)
+    corpus = tmp_path / "fleet.jsonl"
+    text = _default_line("a") + "\n" + json.dumps({"id": "x" * 500, "config": {}}) + "\n"
+    corpus.write_text(text)
+    summary = corpus_module.check_corpus(corpus, jobs=1)
+    assert [(f.line, f.status) for f in summary.failures] == [(1, "invalid"), (2, "invalid")]
+    assert "missing field expect" in summary.failures[0].reason
+    assert "line limit" in summary.failures[1].reason
+    assert_one_line_error(run_main("diff", "--corpus", corpus, "--bless"), "line 2")
+    assert corpus.read_text() == text
+
+
+def test_a_corpus_is_checked_and_blessed_in_batches_by_the_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vmlayout.inspect.corpus as corpus_module
+
+    monkeypatch.setattr(corpus_module, "BATCH_LINES", 4)
+    corpus = tmp_path / "fleet.jsonl"
+    configs = [{"node_mem_sizes": [f"{1 + i % 3}G"]} for i in range(13)]
+    configs[6] = {"node_mem_sizes": []}  # an error outcome in the middle
+    corpus.write_text(
+        "".join(json.dumps({"id": i, "config": c}) + "\n" for i, c in enumerate(configs))
+    )
+    assert "13 new" in corpus_module.bless_corpus(corpus, jobs=2)[0]
+    assert [json.loads(line)["id"] for line in corpus.read_text().splitlines()] == list(range(13))
+    summary = corpus_module.check_corpus(corpus, jobs=2)
+    assert summary.ok and summary.counts["same"] == 13
+
+
+def test_corpus_memory_keeps_only_the_listed_failures(tmp_path: Path) -> None:
+    from vmlayout.inspect.corpus import check_corpus
+
+    corpus = tmp_path / "empty-objects.jsonl"
+    corpus.write_text("{}\n" * 20_000)
+    summary = check_corpus(corpus, jobs=1, keep=3)
+    assert [f.line for f in summary.failures] == [1, 2, 3]
+    assert summary.omitted == 19_997 and summary.counts["invalid"] == 20_000

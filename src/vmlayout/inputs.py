@@ -13,12 +13,17 @@ standard library's cheapest modules at module level.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    import json
 
 from vmlayout.errors import VmLayoutError
 
@@ -99,7 +104,21 @@ def read_bytes(
     path: str | Path, kind: str = "invalid_input", limit: int = MAX_INPUT_BYTES
 ) -> bytes:
     """The content of `path`, which must be (or link to) a regular file of at most
-    `MAX_INPUT_BYTES`; anything else is a `VmLayoutError` of `kind`.
+    `MAX_INPUT_BYTES`; anything else is a `VmLayoutError` of `kind`."""
+    where = shown(path)
+    with open_regular(path, kind, limit) as stream:
+        try:
+            return _read_bounded(stream.read, where, kind, limit)
+        except OSError as error:
+            raise VmLayoutError(kind, f"{where}: cannot read: {_reason(error)}") from None
+
+
+@contextlib.contextmanager
+def open_regular(
+    path: str | Path, kind: str = "invalid_input", limit: int = MAX_INPUT_BYTES
+) -> Iterator[BinaryIO]:
+    """`path` opened for binary reading, for a reader that streams (a corpus); the
+    same checks as `read_bytes`: a regular file (or a link to one) of at most `limit`.
 
     Devices, FIFOs and sockets are refused from `stat` before opening (opening a FIFO
     for reading blocks until a writer appears); the open is non-blocking and `fstat`
@@ -120,15 +139,11 @@ def read_bytes(
         fd = os.open(path, flags)
     except OSError as error:
         raise VmLayoutError(kind, f"{where}: cannot read: {_reason(error)}") from None
-    try:
+    with os.fdopen(fd, "rb") as stream:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise VmLayoutError(kind, f"{where}: {_kind_of_file(info.st_mode)}, not a regular file")
-        return _read_bounded(lambda size: os.read(fd, size), where, kind, limit)
-    except OSError as error:
-        raise VmLayoutError(kind, f"{where}: cannot read: {_reason(error)}") from None
-    finally:
-        os.close(fd)
+        yield stream
 
 
 def read_stdin_bytes(kind: str = "invalid_config") -> bytes:
@@ -274,6 +289,8 @@ def _check_structure(data: bytes) -> None:
     `MAX_NESTING_DEPTH` from the skeleton. Each round removes the innermost `[]` pairs
     (str.replace scans the original, so exactly one level a round): a document nested
     d deep is empty after d rounds. Unbalanced brackets are left to json.loads."""
+    if data.count(b"[") + data.count(b"{") <= MAX_NESTING_DEPTH:
+        return  # too few brackets to break either limit (most corpus lines, tiny docs)
     skeleton = _json_skeleton(data)
     opened = skeleton.count(b"[")
     if opened > MAX_JSON_CONTAINERS:
@@ -288,22 +305,29 @@ def _check_structure(data: bytes) -> None:
         raise _TooDeep()
 
 
+@functools.cache
+def _json_decoder() -> json.JSONDecoder:
+    """One decoder with the bounded number hooks, made once (a corpus parses millions of
+    lines; `json.loads` with hooks builds a decoder per call)."""
+    import json
+
+    return json.JSONDecoder(
+        parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
+    )
+
+
 def parse_json(text: str | bytes, where: str, kind: str = "invalid_config") -> Any:
     """`json.loads`, but a hostile document (deep nesting, huge numbers, bad UTF-8,
     millions of containers) is a `VmLayoutError` of `kind` naming `where`, never another
     exception, and its cost stays linear in its size: structure is checked on the
     bytes before any object is built."""
-    import json
-
     if isinstance(text, bytes):
         data, text = text, decode_utf8(text, where, kind)
     else:
         data = text.encode("utf-8", "surrogatepass")
     try:
         _check_structure(data)
-        value = json.loads(
-            text, parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
-        )
+        value = _json_decoder().decode(text)
     except (_NumberTooLong, _TooDeep, _NotFinite, _TooManyContainers) as error:
         raise VmLayoutError(kind, f"{where}: {error}") from None
     except RecursionError:
