@@ -334,10 +334,10 @@ class _Smallest(Generic[Result]):
         self.dropped = 0
 
     def add(self, key: tuple[int, ...], item: Result) -> None:
-        if self.limit is not None and len(self.heap) >= self.limit:
-            if self.limit == 0 or tuple(-k for k in key) <= self.heap[0][0]:
-                self.dropped += 1  # not among the smallest: nothing to build
-                return
+        full = self.limit is not None and len(self.heap) >= self.limit
+        if full and (self.limit == 0 or tuple(-k for k in key) <= self.heap[0][0]):
+            self.dropped += 1  # not among the smallest: nothing to build
+            return
         entry = (tuple(-k for k in key), len(self.heap) + self.dropped, item)
         if self.limit is None or len(self.heap) < self.limit:
             heapq.heappush(self.heap, entry)
