@@ -621,3 +621,61 @@ def test_corpus_memory_keeps_only_the_listed_failures(tmp_path: Path) -> None:
     summary = check_corpus(corpus, jobs=1, keep=3)
     assert [f.line for f in summary.failures] == [1, 2, 3]
     assert summary.omitted == 19_997 and summary.counts["invalid"] == 20_000
+
+
+def _library_error(call: object) -> VmLayoutError:
+    assert callable(call)
+    with pytest.raises(VmLayoutError) as caught:
+        call()
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("view", "arch"),
+    [
+        ("e820_map", "aarch64"),
+        ("e820_bytes", "aarch64"),
+        ("pcat_config", "aarch64"),
+        ("reference_mtrrs", "aarch64"),
+        ("mtrr_msrs", "aarch64"),
+        ("paravisor_device_tree", "aarch64"),
+        ("linux_device_tree", "x86_64"),
+    ],
+)
+def test_a_library_view_of_the_other_architecture_is_refused_as_the_cli_does(
+    view: str, arch: str
+) -> None:
+    import vmlayout
+
+    resolved = vmlayout.resolve(arch=arch)
+    error = _library_error(lambda: getattr(vmlayout, view)(resolved))
+    assert error.kind == "unsupported_arch", error
+    assert f"this layout is {arch}" in error.message
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda v: v.load_config(42), "config: expected a VmConfig"),
+        (lambda v: v.resolve(b"node_mem_sizes = ['1G']"), "got bytes"),
+        (lambda v: v.load_config(arch=64), "arch: expected a string"),
+        (lambda v: v.layout_json(v.load_config()), "resolved: expected a ResolvedLayout"),
+        (lambda v: v.config_json({"node_mem_sizes": []}), "config: expected a VmConfig"),
+        (lambda v: v.mtrr_msrs(v.resolve(), loader="grub"), "'grub' is not one of"),
+        (lambda v: v.mtrr_msrs(v.resolve(), count=0), "count: 0 is not in 1..255"),
+        (lambda v: v.mtrr_msrs(v.resolve(), count=True), "count: expected"),
+        (lambda v: v.mtrr_msrs(v.resolve(), approximate="yes"), "approximate: expected"),
+        (lambda v: v.e820_map(v.resolve(), acpi_len="4K"), "acpi_len: expected"),
+        (lambda v: v.e820_bytes(v.resolve(), smbios_len=-1), "smbios_len: -1 is negative"),
+        (lambda v: v.acpi_tables(v.resolve(), options={"pci0": True}), "options: expected"),
+        (lambda v: v.artifact_set(v.resolve(), settings=3), "settings: expected"),
+    ],
+)
+def test_a_library_argument_of_the_wrong_type_or_value_is_a_vmlayout_error(
+    call: object, fragment: str
+) -> None:
+    import vmlayout
+
+    assert callable(call)
+    error = _library_error(lambda: call(vmlayout))
+    assert error.kind == "invalid_argument" and fragment in error.message, error

@@ -12,9 +12,39 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vmlayout.errors import VmLayoutError, require_arch
 from vmlayout.policy import ResolvedLayout, VmConfig
 
 ConfigSource = VmConfig | Mapping[str, Any] | str | Path | None
+
+
+def _argument(value: Any, types: type | tuple[type, ...], what: str, expected: str) -> None:
+    """Argument types checked where the library is entered, so a wrong one is the
+    `VmLayoutError` docs/api.md promises, not a TypeError from deep inside."""
+    wrong = isinstance(value, bool) and bool not in (
+        types if isinstance(types, tuple) else (types,)
+    )
+    if wrong or not isinstance(value, types):
+        raise VmLayoutError(
+            "invalid_argument", f"{what}: expected {expected}, got {type(value).__name__}"
+        )
+
+
+def _layout(resolved: Any, arch: str | None = None, what: str = "") -> ResolvedLayout:
+    """`resolved` checked to be a layout (of `arch`, for a view of one architecture)."""
+    _argument(resolved, ResolvedLayout, "resolved", "a ResolvedLayout (from vmlayout.resolve)")
+    layout: ResolvedLayout = resolved
+    if arch is not None:
+        require_arch(layout.arch.value, arch, what)
+    return layout
+
+
+def _options(options: Any, cls: type, what: str = "options") -> Any:
+    """`options` as given, or `cls()` when None; another type is refused."""
+    if options is None:
+        return cls()
+    _argument(options, cls, what, f"a {cls.__module__}.{cls.__name__} or None")
+    return options
 
 
 def load_config(
@@ -32,6 +62,10 @@ def load_config(
     from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict
     from vmlayout.config import load_config as load_file
 
+    expected = "a VmConfig, a mapping of config fields, a file path or None"
+    _argument(source, (VmConfig, Mapping, str, Path, type(None)), "config", expected)
+    if arch is not None:
+        _argument(arch, str, "arch", "a string (x86_64 or aarch64)")
     if isinstance(source, VmConfig):
         if not fields and arch is None:
             return source
@@ -62,13 +96,14 @@ def layout_json(resolved: ResolvedLayout) -> dict[str, Any]:
     `expect` object)."""
     from vmlayout.report import resolved_to_json
 
-    return resolved_to_json(resolved)
+    return resolved_to_json(_layout(resolved))
 
 
 def config_json(config: VmConfig) -> dict[str, Any]:
     """The config with every field explicit and sizes in bytes (loads back equal)."""
     from vmlayout.config import config_to_dict
 
+    _argument(config, VmConfig, "config", "a VmConfig (from vmlayout.load_config)")
     return config_to_dict(config)
 
 
@@ -81,7 +116,7 @@ def pci_assignment(resolved: ResolvedLayout) -> dict[str, Any]:
     list devices. Raises `VmLayoutError` (e.g. `mmio_exhaustion`) when they do not fit."""
     from vmlayout.pci.layout import assign_resolved
 
-    return {name: a.to_json() for name, a in assign_resolved(resolved).items()}
+    return {name: a.to_json() for name, a in assign_resolved(_layout(resolved)).items()}
 
 
 # --- firmware views ----------------------------------------------------------------
@@ -94,15 +129,25 @@ def e820_map(
     2 reserved, 3 ACPI); `e820_bytes` packs the same entries."""
     from vmlayout.firmware.e820 import build_e820
 
+    _e820_arguments(resolved, acpi_len, smbios_len)
     return [
         (e.addr, e.size, e.type) for e in build_e820(resolved.memory_layout, acpi_len, smbios_len)
     ]
+
+
+def _e820_arguments(resolved: Any, acpi_len: Any, smbios_len: Any) -> None:
+    _layout(resolved, "x86_64", "the E820 map")
+    for name, value in (("acpi_len", acpi_len), ("smbios_len", smbios_len)):
+        _argument(value, int, name, "a byte count (int)")
+        if value < 0:
+            raise VmLayoutError("invalid_argument", f"{name}: {value} is negative")
 
 
 def e820_bytes(resolved: ResolvedLayout, acpi_len: int = 0, smbios_len: int = 0) -> bytes:
     """The packed 20-byte E820 entries a boot loader copies into `boot_params`."""
     from vmlayout.firmware.e820 import build_e820, encode_e820
 
+    _e820_arguments(resolved, acpi_len, smbios_len)
     return encode_e820(build_e820(resolved.memory_layout, acpi_len, smbios_len))
 
 
@@ -110,6 +155,7 @@ def reference_mtrrs(resolved: ResolvedLayout) -> list[tuple[int, int]]:
     """The reference VMM's variable MTRRs as (MSR, value) pairs, in its write order."""
     from vmlayout.firmware.mtrr import compute_variable_mtrrs
 
+    _layout(resolved, "x86_64", "MTRRs")
     writes = compute_variable_mtrrs(
         resolved.memory_layout, resolved.config.physical_address_size, resolved.chipset
     )
@@ -127,6 +173,16 @@ def mtrr_msrs(
     loader (`linux`, `uefi`, `pcat`) writes, under the `reference` or `exact` policy."""
     from vmlayout.firmware.memtype import Loader, mtrr_state
 
+    _layout(resolved, "x86_64", "MTRRs")
+    loaders = ", ".join(item.value for item in Loader)
+    _argument(loader, str, "loader", f"one of {loaders}")
+    if loader not in {item.value for item in Loader}:
+        raise VmLayoutError("invalid_argument", f"loader: {loader!r} is not one of {loaders}")
+    _argument(policy, str, "policy", "reference or exact")
+    _argument(count, int, "count", "a register count (int)")
+    if not 1 <= count <= 255:  # MTRRcap.VCNT is 8 bits
+        raise VmLayoutError("invalid_argument", f"count: {count} is not in 1..255")
+    _argument(approximate, bool, "approximate", "True or False")
     state = mtrr_state(resolved, Loader(loader), policy, count, approximate)
     return [(w.msr, w.value) for w in state.to_msrs()]
 
@@ -136,6 +192,7 @@ def pcat_config(resolved: ResolvedLayout) -> dict[str, Any]:
     image (hex), exactly `emit pcat --format json`."""
     from vmlayout.firmware.pcat import PcatConfig
 
+    _layout(resolved, "x86_64", "the PCAT BIOS config")
     return PcatConfig(resolved.memory_layout, resolved.chipset).to_json()
 
 
@@ -147,6 +204,9 @@ def uefi_config_blob(
     layout-bearing structures."""
     from vmlayout.firmware.uefi import UefiOptions, encode_config_blob, encode_layout_blob
 
+    _layout(resolved)
+    if options is not None:
+        _options(options, UefiOptions)
     ram, chipset = resolved.memory_layout.ram, resolved.chipset
     if layout_only:
         return encode_layout_blob(ram, chipset)
@@ -162,7 +222,7 @@ def acpi_tables(resolved: ResolvedLayout, options: Any = None) -> dict[str, byte
     writes them; `options` is a `vmlayout.acpi.dsdt.AcpiOptions`."""
     from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables
 
-    return dict(build_acpi_tables(resolved, options or AcpiOptions()))
+    return dict(build_acpi_tables(_layout(resolved), _options(options, AcpiOptions)))
 
 
 def linux_device_tree(resolved: ResolvedLayout, options: Any = None) -> bytes:
@@ -170,7 +230,8 @@ def linux_device_tree(resolved: ResolvedLayout, options: Any = None) -> bytes:
     `vmlayout.devicetree.linux.LinuxDtOptions`."""
     from vmlayout.devicetree.linux import LinuxDtOptions, linux_dtb_of
 
-    return linux_dtb_of(resolved, options or LinuxDtOptions())
+    resolved = _layout(resolved, "aarch64", "the Linux direct-boot device tree")
+    return linux_dtb_of(resolved, _options(options, LinuxDtOptions))
 
 
 def paravisor_device_tree(resolved: ResolvedLayout, options: Any = None) -> bytes:
@@ -178,7 +239,8 @@ def paravisor_device_tree(resolved: ResolvedLayout, options: Any = None) -> byte
     `vmlayout.devicetree.paravisor.ParavisorDtOptions`."""
     from vmlayout.devicetree.paravisor import ParavisorDtOptions, paravisor_dtb_of
 
-    return paravisor_dtb_of(resolved, options or ParavisorDtOptions())
+    resolved = _layout(resolved, "x86_64", "the IGVM paravisor device tree")
+    return paravisor_dtb_of(resolved, _options(options, ParavisorDtOptions))
 
 
 def artifact_set(resolved: ResolvedLayout, settings: Any = None) -> dict[str, bytes]:
@@ -187,4 +249,4 @@ def artifact_set(resolved: ResolvedLayout, settings: Any = None) -> dict[str, by
     `vmlayout.output.write_directory_atomic` to get what `emit all -o DIR` leaves."""
     from vmlayout.artifacts import EmitSettings, build_artifact_set
 
-    return build_artifact_set(resolved, settings or EmitSettings())
+    return build_artifact_set(_layout(resolved), _options(settings, EmitSettings, "settings"))

@@ -62,13 +62,12 @@ def _resolve(args: argparse.Namespace) -> int:
 
 
 def _emit_mtrr(args: argparse.Namespace) -> int:
-    from vmlayout.errors import VmLayoutError
+    from vmlayout.errors import require_arch
     from vmlayout.firmware.mtrr import MtrrVariant, compute_variable_mtrrs
     from vmlayout.ranges import format_address
 
     resolved = resolve_from_args(args)
-    if resolved.arch.value != "x86_64":
-        raise VmLayoutError("unsupported_arch", "arch: MTRRs exist only on x86_64")
+    require_arch(resolved.arch.value, "x86_64", "MTRRs")
     writes = compute_variable_mtrrs(
         resolved.memory_layout,
         resolved.config.physical_address_size,

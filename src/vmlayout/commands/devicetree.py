@@ -63,10 +63,9 @@ def register(groups: CommandGroups) -> None:
 
 
 def _arch_check(resolved: Any, arch: str, what: str) -> None:
-    from vmlayout.errors import VmLayoutError
+    from vmlayout.errors import require_arch
 
-    if resolved.arch.value != arch:
-        raise VmLayoutError("unsupported_arch", f"arch: {what} is built for {arch} configs only")
+    require_arch(resolved.arch.value, arch, what)
 
 
 def _finish(args: argparse.Namespace, blob: bytes) -> int:

@@ -139,11 +139,10 @@ def register(groups: CommandGroups) -> None:
 
 
 def _x86(args: argparse.Namespace) -> Any:
-    from vmlayout.errors import VmLayoutError
+    from vmlayout.errors import require_arch
 
     resolved = resolve_from_args(args)
-    if resolved.arch.value != "x86_64":
-        raise VmLayoutError("unsupported_arch", "arch: this is an x86_64 firmware view")
+    require_arch(resolved.arch.value, "x86_64", "this firmware view")
     return resolved
 
 
