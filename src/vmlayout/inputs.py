@@ -289,7 +289,8 @@ def _check_structure(data: bytes) -> None:
     `MAX_NESTING_DEPTH` from the skeleton. Each round removes the innermost `[]` pairs
     (str.replace scans the original, so exactly one level a round): a document nested
     d deep is empty after d rounds. Unbalanced brackets are left to json.loads."""
-    if data.count(b"[") + data.count(b"{") <= min(MAX_NESTING_DEPTH, MAX_JSON_CONTAINERS):
+    small = len(data) <= _SKELETON_SLICE
+    if small and data.count(b"[") + data.count(b"{") <= min(MAX_NESTING_DEPTH, MAX_JSON_CONTAINERS):
         return  # too few brackets to break either limit (most corpus lines, tiny docs)
     skeleton = _json_skeleton(data)
     opened = skeleton.count(b"[")
