@@ -99,7 +99,7 @@ def issue_20_rows(tmp: Path) -> list[Row]:
             "diff --corpus of 200,000 lines: peak traced memory (was ~330 B a line)",
             corpus_mib,
             "MiB",
-        ),  # fmt: skip
+        ),
     ]
 
 
