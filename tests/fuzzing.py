@@ -37,6 +37,22 @@ FUZZ_WEIGHTS = {
 }
 
 
+def _round_two_weights() -> dict[str, float]:
+    """The hostile-input classes of issue 20 (`tests/test_fuzz_hostile.py`): cheap per
+    case, so small shares keep the quick profile fast and CI still runs hundreds each."""
+    return {
+        "hostile_corpus": 0.2,
+        "hostile_symlink_output": 0.3,
+        "hostile_concurrent_writers": 0.1,
+        "hostile_json_structure": 1.0,
+        "hostile_toml_structure": 0.5,
+        "hostile_library_arguments": 0.5,
+    }
+
+
+FUZZ_WEIGHTS.update(_round_two_weights())
+
+
 def fuzz_settings(target: str) -> settings:
     """The fuzz profile with `target`'s share of the profile's examples."""
     profile = settings.get_profile(FUZZ_PROFILE)
