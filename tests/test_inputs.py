@@ -250,3 +250,24 @@ def test_a_toml_config_beyond_the_toml_limit_is_refused_unparsed() -> None:
     text = "a = [" + "0," * (MAX_TOML_CHARS // 2) + "]\n"
     _refused(lambda: parse_toml(text, "big.toml"), "big.toml", "TOML limit", "as JSON")
     assert parse_toml("a = [0, 1]\n" + "#" * (MAX_TOML_CHARS - 20), "x") == {"a": [0, 1]}
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ('["' + "7" * 150 + '", "1e400", "-1E+999"]', None),  # in strings: text, fine
+        ('["\\\\", "1e400"]', None),  # an escaped backslash ends nothing early
+        ('{"a": 1.5e300, "b": 1e-400, "c": 123e-999}', None),  # finite (or zero)
+        ('["\\"", 1e400]', "1e400 is not a finite number"),  # an escaped quote
+        ('{"a": [-1.5E+400]}', "-1.5E+400 is not a finite number"),
+        ('{"a": "x", "b": 1' + "0" * 150 + "}", "a number has 151 digits"),
+        ('{"a": 0.' + "0" * 120 + "1}", "a number has 121 digits"),
+    ],
+)
+def test_numbers_are_judged_on_the_bytes_outside_strings_only(
+    text: str, refusal: str | None
+) -> None:
+    if refusal is None:
+        assert parse_json(text, "x") == json.loads(text)
+    else:
+        _refused(lambda: parse_json(text, "x"), refusal)

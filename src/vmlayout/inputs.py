@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     import json
+    import re
 
 from vmlayout.errors import VmLayoutError
 
@@ -195,19 +196,6 @@ def _reason(error: Exception) -> str:
     return shown(str(error))
 
 
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
-        raise _NumberTooLong(len(text.lstrip("-")))
-    return int(text)
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise _NotFinite(text if len(text) <= 40 else f"{text[:40]}…")
-    return value
-
-
 def _no_constant(text: str) -> float:
     raise _NotFinite(text)  # NaN, Infinity, -Infinity: Python's extension, not JSON
 
@@ -308,13 +296,97 @@ def _check_structure(data: bytes) -> None:
 
 @functools.cache
 def _json_decoder() -> json.JSONDecoder:
-    """One decoder with the bounded number hooks, made once (a corpus parses millions of
-    lines; `json.loads` with hooks builds a decoder per call)."""
+    """One decoder, made once (a corpus parses millions of lines; `json.loads` with a
+    hook builds a decoder per call). Numbers are converted by the C parser — a Python
+    hook per number made a 60 MB array of zeros take most of a minute — after
+    `_check_numbers` has looked at them on the bytes; only `NaN`/`Infinity`, which are
+    not JSON, reach a hook."""
     import json
 
-    return json.JSONDecoder(
-        parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
-    )
+    return json.JSONDecoder(parse_constant=_no_constant)
+
+
+#: Per byte, its class for `_check_numbers`: digits `0`, exponent letters `e`, signs
+#: `+`, the decimal point `.`, everything else a space.
+_NUMBER_CLASSES = bytes(
+    ord("0") if chr(b).isdigit() and b < 0x80
+    else ord("e") if b in b"eE"
+    else ord("+") if b in b"+-"
+    else b if b == ord(".")
+    else ord(" ")
+    for b in range(256)
+)  # fmt: skip
+
+
+def _number_candidates(classes: bytes) -> Iterator[tuple[int, bool]]:
+    """(position, too long?) of every digit run longer than `MAX_NUMBER_DIGITS` and of
+    every exponent of three or more digits (the only numbers that can overflow), in
+    order, found with `bytes.find` (linear; a regex would retry each digit of a long
+    run) and generated one by one (a hostile document may hold millions in strings)."""
+    import heapq
+
+    def runs() -> Iterator[tuple[int, bool]]:
+        run = b"0" * (MAX_NUMBER_DIGITS + 1)
+        at = classes.find(run)
+        while at >= 0:
+            yield at, True
+            at = classes.find(run, at + _run_length(classes, at))
+
+    def exponents(needle: bytes) -> Iterator[tuple[int, bool]]:
+        at = classes.find(needle)
+        while at >= 0:
+            yield at, False
+            at = classes.find(needle, at + len(needle))
+
+    return heapq.merge(runs(), exponents(b"e000"), exponents(b"e+000"))
+
+
+def _check_numbers(data: bytes) -> None:
+    """Refuse a number of more than `MAX_NUMBER_DIGITS` digits (before any conversion:
+    Python's is quadratic and capped) or one that overflows to infinity, looking only
+    at the few places that can hold one; each counts only if an even number of quotes
+    precedes it (outside strings; escaped quotes and backslashes blanked first, which
+    keeps positions)."""
+    classes = data.translate(_NUMBER_CLASSES)
+    plain = b""
+    quotes, at = 0, 0
+    for position, too_long in _number_candidates(classes):
+        if not plain:  # only now: most documents have no candidate at all
+            plain = data.replace(b"\\\\", b"__").replace(b'\\"', b"__")
+        quotes += plain.count(b'"', at, position)
+        at = position
+        if quotes % 2:
+            continue  # inside a string
+        if too_long:
+            raise _NumberTooLong(_run_length(classes, position))
+        start = position
+        while (
+            start > 0 and position - start <= 2 * MAX_NUMBER_DIGITS and classes[start - 1] in b"0.+"
+        ):
+            start -= 1
+        end = position + 1
+        while end < len(classes) and classes[end] in b"0+":
+            end += 1
+        text = data[start:end].decode("ascii", "replace")
+        try:
+            value = float(text)
+        except ValueError:
+            continue  # not a number after all: json.loads says what it is
+        if value in (float("inf"), float("-inf")):
+            raise _NotFinite(text if len(text) <= 40 else f"{text[:40]}…")
+
+
+def _run_length(classes: bytes, position: int) -> int:
+    """The length of the digit run starting at `position`."""
+    stop = _not_a_digit().search(classes, position)
+    return (stop.start() if stop else len(classes)) - position
+
+
+@functools.cache
+def _not_a_digit() -> re.Pattern[bytes]:
+    import re
+
+    return re.compile(rb"[^0]")
 
 
 def parse_json(text: str | bytes, where: str, kind: str = "invalid_config") -> Any:
@@ -328,6 +400,7 @@ def parse_json(text: str | bytes, where: str, kind: str = "invalid_config") -> A
         data = text.encode("utf-8", "surrogatepass")
     try:
         _check_structure(data)
+        _check_numbers(data)
         value = _json_decoder().decode(text)
     except (_NumberTooLong, _TooDeep, _NotFinite, _TooManyContainers) as error:
         raise VmLayoutError(kind, f"{where}: {error}") from None
