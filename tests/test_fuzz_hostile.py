@@ -301,3 +301,31 @@ def test_the_library_refuses_any_argument_with_a_vmlayout_error(
     except TypeError as error:
         # Only Python's own call check (too many positional arguments) may say so.
         assert "positional argument" in str(error), error
+
+
+_NUMBER_TOKENS = st.builds(
+    lambda sign, whole, fraction, exponent: f"{sign}{whole}{fraction}{exponent}",
+    st.sampled_from(("", "-")),
+    st.one_of(st.integers(0, 10**30).map(str), st.integers(95, 130).map(lambda n: "9" * n)),
+    st.sampled_from(("", ".5", ".0001", "." + "3" * 105)),
+    st.one_of(st.just(""), st.integers(-500, 500).map(lambda e: f"e{e:+d}")),
+)
+
+
+@fuzz_settings("hostile_json_structure")
+@given(st.lists(st.tuples(_NUMBER_TOKENS, st.booleans()), min_size=1, max_size=6))
+def test_json_numbers_are_refused_exactly_when_too_long_or_infinite(
+    tokens: list[tuple[str, bool]],
+) -> None:
+    """Each token is a number, or (flag set) the same text as a string, which is fine."""
+    import re
+
+    text = "[" + ", ".join(json.dumps(t) if quoted else t for t, quoted in tokens) + "]"
+    numbers = [t for t, quoted in tokens if not quoted]
+    too_long = any(len(run) > 100 for t in numbers for run in re.findall("[0-9]+", t))
+    infinite = any(float(t) in (float("inf"), float("-inf")) for t in numbers)
+    if not too_long and not infinite:
+        assert parse_json(text, "x") == json.loads(text)
+    else:
+        with pytest.raises(VmLayoutError, match=r"digits|not a finite number"):
+            parse_json(text, "x")
