@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzzing import mutated_table
+from tests.machines import with_vm
 from tests.tools import require_tool
 from vmlayout.acpi.aml import EisaId
 from vmlayout.acpi.decode import (
@@ -32,14 +33,14 @@ from vmlayout.acpi.decode import (
     decode_srat_processors,
     decode_table,
 )
-from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables
+from vmlayout.acpi.dsdt import build_acpi_tables
 from vmlayout.acpi.summary import describe_platform, platform_lines
 from vmlayout.config import config_from_dict
 from vmlayout.errors import VmLayoutError
 from vmlayout.platform import GicPlatform
 from vmlayout.policy import ResolvedLayout, resolve
 from vmlayout.ranges import GIB, MIB, MemoryRange
-from vmlayout.topology import VpTopology
+from vmlayout.topology import Processors
 
 
 def rc(index: int, **extra: Any) -> dict[str, Any]:
@@ -54,11 +55,9 @@ def rc(index: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-DEFAULTS = AcpiOptions()
-
-
-def tables_of(config: dict[str, Any], options: AcpiOptions = DEFAULTS) -> dict[str, bytes]:
-    return build_acpi_tables(resolve(config_from_dict(config)), options)
+def tables_of(config: dict[str, Any], **choices: Any) -> dict[str, bytes]:
+    """The tables of `config` with the given processors/platform choices."""
+    return build_acpi_tables(with_vm(resolve(config_from_dict(config)), **choices))
 
 
 def signatures(files: dict[str, bytes]) -> set[str]:
@@ -237,14 +236,15 @@ def test_srat_puts_vp_v_in_node_v_div_socket_mod_nodes(
 ) -> None:
     files = tables_of(
         {"arch": arch, "node_mem_sizes": [GIB] * nodes},
-        AcpiOptions(vp_count=vp_count, vps_per_socket=per_socket),
+        vp_count=vp_count,
+        vps_per_socket=per_socket,
     )
     socket = per_socket or (vp_count if arch == "x86_64" else 1)
     expected_ids = [vp + 1 if arch == "aarch64" else vp for vp in range(vp_count)]
     assert decode_srat_processors(decode_table(files["SRAT.aml"])) == [
         (ident, (vp // socket) % nodes) for vp, ident in enumerate(expected_ids)
     ]
-    assert VpTopology(vp_count, per_socket).vnodes(nodes, arch) == tuple(
+    assert Processors(vp_count, per_socket).vnodes(nodes, arch) == tuple(
         (vp // socket) % nodes for vp in range(vp_count)
     )
     madt = decode_madt(decode_table(files["APIC.aml"]))
@@ -256,9 +256,7 @@ def test_srat_puts_vp_v_in_node_v_div_socket_mod_nodes(
 
 
 def test_aarch64_madt_has_a_redistributor_per_vp_and_the_its() -> None:
-    madt = decode_madt(
-        decode_table(tables_of({"arch": "aarch64"}, AcpiOptions(vp_count=3))["APIC.aml"])
-    )
+    madt = decode_madt(decode_table(tables_of({"arch": "aarch64"}, vp_count=3)["APIC.aml"]))
     assert madt[0] == {"type": "gicd", "base": 0xFFFF_0000, "version": 3}
     giccs = [e for e in madt if e["type"] == "gicc"]
     assert [e["gicr_base"] for e in giccs] == [0xEFFF_0000 + vp * 0x2_0000 for vp in range(3)]
@@ -267,8 +265,7 @@ def test_aarch64_madt_has_a_redistributor_per_vp_and_the_its() -> None:
 
 
 def test_a_v2m_frame_replaces_the_its_and_takes_the_top_spis_before_the_smmus() -> None:
-    options = AcpiOptions(gic=GicPlatform(msi="v2m"))
-    files = tables_of(ARM_SMMU, options)
+    files = tables_of(ARM_SMMU, gic=GicPlatform(msi="v2m"))
     madt = decode_madt(decode_table(files["APIC.aml"]))
     assert madt[-1] == {
         "type": "gic_msi_frame",
@@ -307,7 +304,7 @@ def test_smmu_spis_that_do_not_fit_below_the_gic_limit_are_refused() -> None:
 
 
 def test_gtdt_names_the_virtual_timer_ppi() -> None:
-    files = tables_of({"arch": "aarch64"}, AcpiOptions(gic=GicPlatform(virt_timer_ppi=27)))
+    files = tables_of({"arch": "aarch64"}, gic=GicPlatform(virt_timer_ppi=27))
     doc = describe_platform(decode_table(files["GTDT.aml"]))
     assert doc["timers"]["virtual_el1_gsiv"] == 27
     assert doc["timers"]["virtual_el1_flags"] == 0b10  # level, active low
@@ -315,7 +312,7 @@ def test_gtdt_names_the_virtual_timer_ppi() -> None:
 
 @pytest.mark.parametrize(("vp_count", "cores"), [(1, 1), (2, 1), (256, 1), (257, 2), (600, 3)])
 def test_pptt_has_one_core_per_mpidr_aff1_without_smt(vp_count: int, cores: int) -> None:
-    files = tables_of({"arch": "aarch64"}, AcpiOptions(vp_count=vp_count))
+    files = tables_of({"arch": "aarch64"}, vp_count=vp_count)
     nodes = decode_pptt(decode_table(files["PPTT.aml"]))
     package, *core_nodes = nodes
     assert package["flags"] == 1 and package["parent"] == 0
@@ -369,7 +366,7 @@ def test_iasl_disassembles_every_table_without_a_complaint(
     tmp_path: Path, config: dict[str, Any]
 ) -> None:
     tool = require_tool("iasl", "acpica-tools")
-    files = tables_of(config, AcpiOptions(vp_count=3))
+    files = tables_of(config, vp_count=3)
     names = sorted(n for n in files if n.endswith(".aml"))
     for name in names:
         (tmp_path / name).write_bytes(files[name])
@@ -467,7 +464,7 @@ def test_platform_decoder_fuzz_gives_one_line_errors_only() -> None:
     rng = random.Random(12)
     seeds = []
     for config in (X86_CXL_AMD, X86_VTD, ARM_SMMU):
-        files = tables_of(config, AcpiOptions(vp_count=3))
+        files = tables_of(config, vp_count=3)
         seeds += [
             v
             for k, v in files.items()

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzzing import mutated_table
+from tests.machines import with_vm
 from tests.tools import require_tool
 from vmlayout.acpi.decode import (
     chipset_from_dsdt,
@@ -25,7 +26,6 @@ from vmlayout.acpi.decode import (
     device_memory,
 )
 from vmlayout.acpi.dsdt import (
-    AcpiOptions,
     build_acpi_tables,
     processor_name,
     root_complex_name,
@@ -75,7 +75,7 @@ def all_checksums_ok(files: dict[str, bytes]) -> bool:
 def test_decoding_the_tables_recovers_the_layout(config: dict[str, Any], pci0: bool) -> None:
     r = resolve(config_from_dict(config))
     x86 = r.arch.value == "x86_64"
-    files = build_acpi_tables(r, AcpiOptions(pci0=pci0 and x86, vp_count=3))
+    files = build_acpi_tables(with_vm(r, pci0=pci0 and x86, vp_count=3))
     assert all_checksums_ok(files)
     _, ranges = chipset_from_dsdt(files["DSDT.aml"])
     windows = tuple(w for w in (r.chipset.low, r.chipset.high) if not w.is_empty())
@@ -145,19 +145,19 @@ def iasl() -> str:
 @pytest.mark.parametrize(
     ("config_name", "options"),
     [
-        ("default", AcpiOptions()),
-        ("default", AcpiOptions(pci0=True, serial=True, vp_count=4)),
-        ("aarch64", AcpiOptions(serial=True)),
-        ("numa-vtl2", AcpiOptions(vp_count=8)),
-        ("large-4tib", AcpiOptions()),
+        ("default", {}),
+        ("default", {"pci0": True, "serial": True, "vp_count": 4}),
+        ("aarch64", {"serial": True}),
+        ("numa-vtl2", {"vp_count": 8}),
+        ("large-4tib", {}),
     ],
 )
 def test_every_table_disassembles_cleanly_with_iasl(
-    tmp_path: Path, config_name: str, options: AcpiOptions
+    tmp_path: Path, config_name: str, options: dict[str, Any]
 ) -> None:
     tool = iasl()
     r = resolve(load_config(EXAMPLES / f"{config_name}.toml"))
-    files = build_acpi_tables(r, options)
+    files = build_acpi_tables(with_vm(r, **options))
     for name, data in files.items():
         if name.endswith(".aml"):
             (tmp_path / name).write_bytes(data)
@@ -200,7 +200,7 @@ def test_the_spec_example_dsdt_disassembles_to_the_spec_asl(tmp_path: Path) -> N
 def test_table_decoder_fuzz_gives_one_line_errors_only() -> None:
     """Truncations, bit flips and random bodies of every table kind: 6k cases."""
     rng = random.Random(7)
-    files = build_acpi_tables(resolve(DEFAULT_VM), AcpiOptions(serial=True))
+    files = build_acpi_tables(with_vm(resolve(DEFAULT_VM), serial=True))
     files.update(
         {
             f"a-{k}": v
@@ -254,7 +254,7 @@ def test_large_vm_builds_within_aml_limits() -> None:
     config = config_to_dict(DEFAULT_VM)
     config["node_mem_sizes"] = [GIB] * 8
     r = resolve(config_from_dict(config))
-    files = build_acpi_tables(r, AcpiOptions(vp_count=1500))
+    files = build_acpi_tables(with_vm(r, vp_count=1500))
     assert decode_table(files["DSDT.aml"]).checksum_ok
 
 
@@ -263,7 +263,7 @@ def test_x86_dsdt_object_order() -> None:
     processors."""
     config = {**config_to_dict(DEFAULT_VM), "virtio_mmio_count": 2}
     r = resolve(config_from_dict(config))
-    dsdt = build_acpi_tables(r, AcpiOptions(serial=True, vp_count=2))["DSDT.aml"]
+    dsdt = build_acpi_tables(with_vm(r, serial=True, vp_count=2))["DSDT.aml"]
     assert dsdt[36:58] == bytes.fromhex("085C5F53305F1204020000085C5F53355F1204020000")
     paths = [d.path for d in decode_definition_block(decode_table(dsdt))]
     assert paths == [
@@ -288,7 +288,7 @@ def test_x86_dsdt_object_order() -> None:
 
 def test_aarch64_dsdt_has_vmod_vmbus_uarts_and_processors_only() -> None:
     r = resolve(load_config(EXAMPLES / "aarch64.toml"))
-    dsdt = build_acpi_tables(r, AcpiOptions(serial=True, vp_count=1))["DSDT.aml"]
+    dsdt = build_acpi_tables(with_vm(r, serial=True, vp_count=1))["DSDT.aml"]
     devices = decode_definition_block(decode_table(dsdt))
     assert [d.path for d in devices] == [
         "\\_SB.VMOD",
@@ -307,7 +307,7 @@ def test_aarch64_dsdt_has_vmod_vmbus_uarts_and_processors_only() -> None:
 def test_srat_processor_entries_switch_to_x2apic_above_apic_id_0xfe(
     vp_count: int, kinds: list[tuple[int, int]]
 ) -> None:
-    files = build_acpi_tables(resolve(DEFAULT_VM), AcpiOptions(vp_count=vp_count))
+    files = build_acpi_tables(with_vm(resolve(DEFAULT_VM), vp_count=vp_count))
     _, others = decode_srat(decode_table(files["SRAT.aml"]))
     assert others == kinds
 
@@ -331,7 +331,7 @@ def test_srat_memory_entries_carry_each_ranges_vnode() -> None:
 
 
 def test_madt_lists_ioapic_overrides_nmi_and_one_local_apic_per_vp() -> None:
-    madt = build_acpi_tables(resolve(DEFAULT_VM), AcpiOptions(vp_count=3))["APIC.aml"]
+    madt = build_acpi_tables(with_vm(resolve(DEFAULT_VM), vp_count=3))["APIC.aml"]
     body = madt[44:]
     kinds = []
     offset = 0

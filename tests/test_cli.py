@@ -1,4 +1,5 @@
-"""The `vmlayout resolve` / `emit mtrr` / `inspect` commands, end to end by subprocess."""
+"""The `vmlayout resolve` / `emit mtrr` / `inspect` commands, end to end (in-process; the
+smoke tests marked below run the installed entry point in a subprocess)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import assert_one_line_error, run_cli
+from tests.cli import assert_one_line_error, run_cli, run_cli_subprocess
 from tests.vectors import PROJECT_VECTORS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_resolve_default_vm_table_lists_ranges_by_address_and_chipset() -> None:
-    result = run_cli("resolve")
+    result = run_cli_subprocess("resolve")  # smoke test: the real entry point
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["name", "kind", "start", "end", "size", "vnode"]
@@ -56,7 +57,7 @@ def test_emit_mtrr_table_names_registers() -> None:
 
 
 def test_version_and_help() -> None:
-    assert run_cli("--version").stdout.startswith("vmlayout ")
+    assert run_cli_subprocess("--version").stdout.startswith("vmlayout ")  # smoke test
     help_text = run_cli("--help").stdout
     for command in ("resolve", "emit", "inspect"):
         assert command in help_text

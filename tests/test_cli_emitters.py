@@ -127,7 +127,7 @@ def test_inspect_reports_a_bad_checksum_with_exit_1(tmp_path: Path) -> None:
 
 def test_pci0_on_aarch64_is_a_one_line_error(tmp_path: Path) -> None:
     result = run_cli("emit", "acpi", EXAMPLES / "aarch64.toml", "-o", tmp_path / "x", "--pci0")
-    assert_one_line_error(result, "PCI0 exists only on x86_64")
+    assert_one_line_error(result, "--pci0", "not available on aarch64")
     assert not (tmp_path / "x").exists()
 
 
@@ -216,4 +216,4 @@ def test_emit_acpi_writes_the_cxl_window_restrictions_asked_for(tmp_path: Path) 
     too_wide = run_cli(
         "emit", "acpi", config, "-o", tmp_path / "x", "--cxl-window-restrictions", "0x10000"
     )
-    assert_one_line_error(too_wide, "cxl_window_restrictions")
+    assert_one_line_error(too_wide, "--cxl-window-restrictions", "16-bit")

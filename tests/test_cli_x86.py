@@ -276,12 +276,15 @@ def test_inspect_of_a_truncated_uefi_blob_names_the_sizes(tmp_path: Path) -> Non
         (("emit", "e820", "--additional-pages", "200", "-o", "{out}"), "low_tables_too_large"),
         (("emit", "e820", "--acpi-len", "-5", "-o", "{out}"), "must not be negative"),
         (("emit", "pcat", "{no_high_config}"), "incorrect_mmio_holes"),
-        (("emit", "uefi-config", "-o", "{out}", "--vp-count", "0"), "vp_count"),
-        (("emit", "uefi-config", "-o", "{out}", "--entropy", "00"), "64 bytes"),
+        (("emit", "uefi-config", "-o", "{out}", "--vp-count", "0"), "--vp-count"),
+        # issue 20: a count too large is named as such, not "must be at least 1"
         (
-            ("emit", "uefi-config", "-o", "{out}", "--vp-count", "2", "--vps-per-socket", "3"),
-            "1..vp",
+            ("emit", "uefi-config", "-o", "{out}", "--vp-count", "0x100000000"),
+            "out of range 1..4096",
         ),
+        (("emit", "uefi-config", "-o", "{out}", "--entropy", "00"), "64 bytes"),
+        # issue 20: the UEFI blob refuses an empty socket as every other view does
+        (("emit", "uefi-config", "-o", "{out}", "--vps-per-socket", "0"), "--vps-per-socket"),
         (("emit", "uefi-config", "{missing_config}", "-o", "{out}"), "no such file"),
     ],
 )

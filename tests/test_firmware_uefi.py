@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.machines import vm_config, with_vm
 from vmlayout.config import config_from_dict
 from vmlayout.errors import VmLayoutError
 from vmlayout.firmware.uefi import (
@@ -17,6 +18,7 @@ from vmlayout.firmware.uefi import (
     decode_config_blob,
     encode_config_blob,
     encode_layout_blob,
+    uefi_blob_of,
 )
 from vmlayout.layout import ChipsetMmioRanges
 from vmlayout.policy import ResolvedLayout, resolve
@@ -89,7 +91,8 @@ def test_a_literal_empty_high_is_written_as_page_zero() -> None:
 
 def test_every_structure_is_8_aligned_and_the_count_is_patched() -> None:
     r = case(4 * GIB)
-    options = UefiOptions(bios_guid=uuid.UUID("12345678-9abc-def0-1122-334455667788"))
+    config = vm_config(r.config, bios_guid=uuid.UUID("12345678-9abc-def0-1122-334455667788"))
+    options = UefiOptions.of(config)
     data = encode_config_blob(r.memory_layout.ram, r.chipset, options, (b"SSDT" + bytes(33),))
     blob = decode_config_blob(data)
     assert all(s.offset % 8 == 0 and s.length % 8 == 0 for s in blob.structures)
@@ -187,7 +190,7 @@ def test_memory_ranges_decode_to_page_ranges() -> None:
 def test_vmbus_disabled_sets_its_flag_but_keeps_mmio_ranges() -> None:
     """§7.4 item 6: MmioRanges is always emitted; §7.5 bit 30 is vmbus_disabled."""
     r = case(2 * GIB)
-    data = encode_config_blob(r.memory_layout.ram, r.chipset, UefiOptions(vmbus=False))
+    data = uefi_blob_of(with_vm(r, vmbus=False))
     blob = decode_config_blob(data)
     flags = next(s for s in blob.structures if s.name == "FLAGS").fields["flags"]
     assert flags == 0x9000_4040 | 1 << 30
@@ -196,8 +199,7 @@ def test_vmbus_disabled_sets_its_flag_but_keeps_mmio_ranges() -> None:
 
 def test_processor_information_counts_threads_per_processor_from_smt() -> None:
     r = case(2 * GIB)
-    options = UefiOptions(vp_count=8, vps_per_socket=4, smt=True)
-    blob = decode_config_blob(encode_config_blob(r.memory_layout.ram, r.chipset, options))
+    blob = decode_config_blob(uefi_blob_of(with_vm(r, vp_count=8, vps_per_socket=4, smt=True)))
     info = next(s for s in blob.structures if s.name == "PROCESSOR_INFORMATION").fields
     assert info == {
         "max_processor_count": 8,

@@ -13,7 +13,7 @@ import pytest
 from tests.configs import TWO_SOCKET
 from vmlayout.artifacts import EmitSettings, build_artifact_set, load_artifact_set
 from vmlayout.cli import main
-from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict
+from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict, default_vm
 from vmlayout.inspect import e820 as e820_inspector
 from vmlayout.inspect import igvm as igvm_inspector
 from vmlayout.inspect.crosscheck import (
@@ -27,22 +27,21 @@ from vmlayout.output import write_directory_atomic
 from vmlayout.policy import VmConfig, resolve
 
 #: One VP per socket: VP 0 in vNUMA node 0, VP 1 in node 1.
-SPLIT_VPS = EmitSettings(vp_count=2, vps_per_socket=1)
+SPLIT_VPS = {"processors": {"vp_count": 2, "vps_per_socket": 1}}
 
 
 def two_socket() -> VmConfig:
-    return config_from_dict({**config_to_dict(DEFAULT_VM), **TWO_SOCKET})
+    return config_from_dict({**config_to_dict(DEFAULT_VM), **TWO_SOCKET, **SPLIT_VPS})
 
 
 def aarch64() -> VmConfig:
-    data = config_to_dict(DEFAULT_VM)
-    del data["chipset_low_mmio_size"]
-    return config_from_dict(data, "aarch64")
+    return config_from_dict({**config_to_dict(default_vm("aarch64")), **SPLIT_VPS})
 
 
-def write_set(tmp_path: Path, config: VmConfig, settings: EmitSettings = SPLIT_VPS) -> Path:
+def write_set(tmp_path: Path, config: VmConfig, settings: EmitSettings | None = None) -> Path:
     out = tmp_path / "set"
-    write_directory_atomic(out, build_artifact_set(resolve(config), settings))
+    files = build_artifact_set(resolve(config), settings or EmitSettings())
+    write_directory_atomic(out, files)
     return out
 
 

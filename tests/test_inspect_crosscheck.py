@@ -20,7 +20,7 @@ from vmlayout.artifacts import (
     load_artifact_set,
     settings_from_json,
 )
-from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict, load_config
+from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict, default_vm, load_config
 from vmlayout.errors import VmLayoutError
 from vmlayout.inspect.crosscheck import (
     REGISTER_ROWS,
@@ -40,9 +40,7 @@ SETTINGS = EmitSettings()
 
 
 def aarch64_config() -> VmConfig:
-    data = config_to_dict(DEFAULT_VM)
-    del data["chipset_low_mmio_size"]
-    return config_from_dict(data, "aarch64")
+    return default_vm("aarch64")
 
 
 CONFIGS = {

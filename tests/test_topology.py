@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from vmlayout.errors import VmLayoutError
@@ -23,7 +25,7 @@ def test_explicit_socket_size_groups_vps_before_dealing() -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"vp_count": 0}, {"vp_count": 4097}, {"vps_per_socket": 0}])
-def test_out_of_range_counts_are_refused(kwargs: dict[str, int]) -> None:
+def test_out_of_range_counts_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(VmLayoutError) as caught:
         VpTopology(**kwargs)
     assert caught.value.kind == "invalid_argument"

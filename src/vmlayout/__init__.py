@@ -33,7 +33,7 @@ _EXPORTS = {
     "DynamicMmio": "vmlayout.policy",
     "FixedMmio": "vmlayout.policy",
     "Vtl2Layout": "vmlayout.policy",
-    "Arch": "vmlayout.policy",
+    "Arch": "vmlayout.arch",
     "IommuKind": "vmlayout.policy",
     "ResolvedLayout": "vmlayout.policy",
     "RootComplexRanges": "vmlayout.policy",
@@ -95,10 +95,10 @@ if TYPE_CHECKING:
         resolve,
         uefi_config_blob,
     )
+    from vmlayout.arch import Arch
     from vmlayout.errors import VmLayoutError
     from vmlayout.layout import ChipsetMmioRanges, MemoryLayout
     from vmlayout.policy import (
-        Arch,
         DynamicMmio,
         FixedMmio,
         IommuKind,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from vmlayout.errors import VmLayoutError, require_arch
+from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout, VmConfig
 
 ConfigSource = VmConfig | Mapping[str, Any] | str | Path | None
@@ -21,30 +21,18 @@ ConfigSource = VmConfig | Mapping[str, Any] | str | Path | None
 def _argument(value: Any, types: type | tuple[type, ...], what: str, expected: str) -> None:
     """Argument types checked where the library is entered, so a wrong one is the
     `VmLayoutError` docs/api.md promises, not a TypeError from deep inside."""
-    wrong = isinstance(value, bool) and bool not in (
-        types if isinstance(types, tuple) else (types,)
-    )
-    if wrong or not isinstance(value, types):
+    allowed = types if isinstance(types, tuple) else (types,)
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
         raise VmLayoutError(
             "invalid_argument", f"{what}: expected {expected}, got {type(value).__name__}"
         )
 
 
-def _layout(resolved: Any, arch: str | None = None, what: str = "") -> ResolvedLayout:
-    """`resolved` checked to be a layout (of `arch`, for a view of one architecture)."""
+def _layout(resolved: Any) -> ResolvedLayout:
+    """`resolved` checked to be a layout."""
     _argument(resolved, ResolvedLayout, "resolved", "a ResolvedLayout (from vmlayout.resolve)")
     layout: ResolvedLayout = resolved
-    if arch is not None:
-        require_arch(layout.arch.value, arch, what)
     return layout
-
-
-def _options(options: Any, cls: type, what: str = "options") -> Any:
-    """`options` as given, or `cls()` when None; another type is refused."""
-    if options is None:
-        return cls()
-    _argument(options, cls, what, f"a {cls.__module__}.{cls.__name__} or None")
-    return options
 
 
 def load_config(
@@ -59,7 +47,7 @@ def load_config(
     `arch` overrides the architecture. Invalid input raises `VmLayoutError` whose message
     names the field.
     """
-    from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict
+    from vmlayout.config import config_from_dict, config_to_dict, default_vm
     from vmlayout.config import load_config as load_file
 
     expected = "a VmConfig, a mapping of config fields, a file path or None"
@@ -76,11 +64,7 @@ def load_config(
         else:
             return load_file(source, arch)
     if source is None and not fields:
-        if arch is None:
-            return DEFAULT_VM
-        data = config_to_dict(DEFAULT_VM)
-        del data["chipset_low_mmio_size"]  # follow the chosen architecture's default
-        return config_from_dict(data, arch)
+        return default_vm(arch)
     return config_from_dict({**(source or {}), **fields}, arch)
 
 
@@ -129,14 +113,14 @@ def e820_map(
     2 reserved, 3 ACPI); `e820_bytes` packs the same entries."""
     from vmlayout.firmware.e820 import build_e820
 
-    _e820_arguments(resolved, acpi_len, smbios_len)
+    _e820_lengths(acpi_len, smbios_len)
     return [
-        (e.addr, e.size, e.type) for e in build_e820(resolved.memory_layout, acpi_len, smbios_len)
+        (e.addr, e.size, e.type)
+        for e in build_e820(_view(resolved, "e820").memory_layout, acpi_len, smbios_len)
     ]
 
 
-def _e820_arguments(resolved: Any, acpi_len: Any, smbios_len: Any) -> None:
-    _layout(resolved, "x86_64", "the E820 map")
+def _e820_lengths(acpi_len: Any, smbios_len: Any) -> None:
     for name, value in (("acpi_len", acpi_len), ("smbios_len", smbios_len)):
         _argument(value, int, name, "a byte count (int)")
         if value < 0:
@@ -147,17 +131,18 @@ def e820_bytes(resolved: ResolvedLayout, acpi_len: int = 0, smbios_len: int = 0)
     """The packed 20-byte E820 entries a boot loader copies into `boot_params`."""
     from vmlayout.firmware.e820 import build_e820, encode_e820
 
-    _e820_arguments(resolved, acpi_len, smbios_len)
-    return encode_e820(build_e820(resolved.memory_layout, acpi_len, smbios_len))
+    _e820_lengths(acpi_len, smbios_len)
+    return encode_e820(build_e820(_view(resolved, "e820").memory_layout, acpi_len, smbios_len))
 
 
 def reference_mtrrs(resolved: ResolvedLayout) -> list[tuple[int, int]]:
     """The reference VMM's variable MTRRs as (MSR, value) pairs, in its write order."""
     from vmlayout.firmware.mtrr import compute_variable_mtrrs
 
-    _layout(resolved, "x86_64", "MTRRs")
     writes = compute_variable_mtrrs(
-        resolved.memory_layout, resolved.config.physical_address_size, resolved.chipset
+        _view(resolved, "mtrr").memory_layout,
+        resolved.config.physical_address_size,
+        resolved.chipset,
     )
     return [(w.msr, w.value) for w in writes]
 
@@ -173,7 +158,7 @@ def mtrr_msrs(
     loader (`linux`, `uefi`, `pcat`) writes, under the `reference` or `exact` policy."""
     from vmlayout.firmware.memtype import Loader, mtrr_state
 
-    _layout(resolved, "x86_64", "MTRRs")
+    _view(resolved, "mtrr")
     loaders = ", ".join(item.value for item in Loader)
     _argument(loader, str, "loader", f"one of {loaders}")
     if loader not in {item.value for item in Loader}:
@@ -192,55 +177,50 @@ def pcat_config(resolved: ResolvedLayout) -> dict[str, Any]:
     image (hex), exactly `emit pcat --format json`."""
     from vmlayout.firmware.pcat import PcatConfig
 
-    _layout(resolved, "x86_64", "the PCAT BIOS config")
-    return PcatConfig(resolved.memory_layout, resolved.chipset).to_json()
+    return PcatConfig(_view(resolved, "pcat").memory_layout, resolved.chipset).to_json()
 
 
-def uefi_config_blob(
-    resolved: ResolvedLayout, options: Any = None, *, layout_only: bool = False
-) -> bytes:
-    """The UEFI config blob; `options` is a `vmlayout.firmware.uefi.UefiOptions` for the
-    settings the layout does not decide. `layout_only` gives just the three
-    layout-bearing structures."""
-    from vmlayout.firmware.uefi import UefiOptions, encode_config_blob, encode_layout_blob
+def _view(resolved: ResolvedLayout, name: str) -> ResolvedLayout:
+    """`resolved`, checked to be a layout whose architecture has view `name` (the
+    refusal the CLI gives)."""
+    from vmlayout.artifacts import require_view
 
-    _layout(resolved)
-    if options is not None:
-        _options(options, UefiOptions)
-    ram, chipset = resolved.memory_layout.ram, resolved.chipset
+    require_view(_layout(resolved), name)
+    return resolved
+
+
+def uefi_config_blob(resolved: ResolvedLayout, *, layout_only: bool = False) -> bytes:
+    """The UEFI config blob of the VM (processors and platform from its config).
+    `layout_only` gives just the three layout-bearing structures."""
+    from vmlayout.firmware.uefi import encode_layout_blob, uefi_blob_of
+
+    _argument(layout_only, bool, "layout_only", "True or False")
     if layout_only:
-        return encode_layout_blob(ram, chipset)
-    if options is None and resolved.arch.value == "aarch64":
-        from vmlayout.platform import DEFAULT_GIC
-
-        options = UefiOptions(gic=(DEFAULT_GIC.distributor_base, DEFAULT_GIC.redistributors_base))
-    return encode_config_blob(ram, chipset, options or UefiOptions())
+        resolved = _layout(resolved)
+        return encode_layout_blob(resolved.memory_layout.ram, resolved.chipset)
+    return uefi_blob_of(_view(resolved, "uefi"))
 
 
-def acpi_tables(resolved: ResolvedLayout, options: Any = None) -> dict[str, bytes]:
+def acpi_tables(resolved: ResolvedLayout) -> dict[str, bytes]:
     """File name (`DSDT.aml`, `APIC.aml`, …, `RSDP.bin`) -> table bytes, as `emit acpi`
-    writes them; `options` is a `vmlayout.acpi.dsdt.AcpiOptions`."""
-    from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables
+    writes them for the VM (processors and platform from its config)."""
+    from vmlayout.acpi.dsdt import build_acpi_tables
 
-    return dict(build_acpi_tables(_layout(resolved), _options(options, AcpiOptions)))
-
-
-def linux_device_tree(resolved: ResolvedLayout, options: Any = None) -> bytes:
-    """The arm64 Linux direct-boot DTB (aarch64 layouts); `options` is a
-    `vmlayout.devicetree.linux.LinuxDtOptions`."""
-    from vmlayout.devicetree.linux import LinuxDtOptions, linux_dtb_of
-
-    resolved = _layout(resolved, "aarch64", "the Linux direct-boot device tree")
-    return linux_dtb_of(resolved, _options(options, LinuxDtOptions))
+    return dict(build_acpi_tables(_view(resolved, "acpi")))
 
 
-def paravisor_device_tree(resolved: ResolvedLayout, options: Any = None) -> bytes:
-    """The DTB an IGVM host hands the paravisor (x86_64 layouts); `options` is a
-    `vmlayout.devicetree.paravisor.ParavisorDtOptions`."""
-    from vmlayout.devicetree.paravisor import ParavisorDtOptions, paravisor_dtb_of
+def linux_device_tree(resolved: ResolvedLayout) -> bytes:
+    """The arm64 Linux direct-boot DTB (aarch64 configs)."""
+    from vmlayout.devicetree.linux import linux_dtb_of
 
-    resolved = _layout(resolved, "x86_64", "the IGVM paravisor device tree")
-    return paravisor_dtb_of(resolved, _options(options, ParavisorDtOptions))
+    return linux_dtb_of(_view(resolved, "linux-dt"))
+
+
+def paravisor_device_tree(resolved: ResolvedLayout) -> bytes:
+    """The DTB an IGVM host hands the paravisor (x86_64 configs)."""
+    from vmlayout.devicetree.paravisor import paravisor_dtb_of
+
+    return paravisor_dtb_of(_view(resolved, "paravisor-dt"))
 
 
 def artifact_set(resolved: ResolvedLayout, settings: Any = None) -> dict[str, bytes]:
@@ -249,4 +229,6 @@ def artifact_set(resolved: ResolvedLayout, settings: Any = None) -> dict[str, by
     `vmlayout.output.write_directory_atomic` to get what `emit all -o DIR` leaves."""
     from vmlayout.artifacts import EmitSettings, build_artifact_set
 
-    return build_artifact_set(_layout(resolved), _options(settings, EmitSettings, "settings"))
+    if settings is not None:
+        _argument(settings, EmitSettings, "settings", "a vmlayout.artifacts.EmitSettings or None")
+    return build_artifact_set(_layout(resolved), settings or EmitSettings())

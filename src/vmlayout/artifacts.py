@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from vmlayout.arch import Arch
 from vmlayout.errors import VmLayoutError
 
 #: Marker in `config.json` that identifies an `emit all` directory.
@@ -37,9 +38,6 @@ class EmitSettings:
     e820_acpi_len: int = 0
     e820_smbios_len: int = 0
     artifacts: tuple[str, ...] = ()
-    #: Processors and socket size (which vNUMA node each VP sits in): SRAT, MADT.
-    vp_count: int = 2
-    vps_per_socket: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +59,18 @@ def load_artifact_set(directory: Path) -> ArtifactSet:
             "invalid_artifact", f"{path}: not a vmlayout artifact set (format field)"
         )
     settings = settings_from_json(record.get("settings"), path)
-    config = config_from_dict(_field(record, "config", dict, path))
+    config_data = dict(_field(record, "config", dict, path))
+    cpus = record["settings"].get("cpus")
+    if "processors" not in config_data and isinstance(cpus, dict):
+        config_data["processors"] = cpus  # a set from before the processors section
+    try:
+        config = config_from_dict(config_data)
+    except VmLayoutError as error:
+        raise VmLayoutError(
+            "invalid_artifact", f"{shown(path)}: its config: {error.message}"
+        ) from None
     files: dict[str, bytes] = {}
-    for name in settings.artifacts:
+    for name in dict.fromkeys(settings.artifacts):  # a name listed twice is read once
         if not os.path.exists(directory / name):
             continue  # reported as a ✗ cell by the views that need it
         files[name] = read_bytes(directory / name, "invalid_artifact")
@@ -132,24 +139,7 @@ def settings_to_json(settings: EmitSettings) -> dict[str, Any]:
         },
         "e820": {"acpi_len": settings.e820_acpi_len, "smbios_len": settings.e820_smbios_len},
         "artifacts": list(settings.artifacts),
-        "cpus": {"vp_count": settings.vp_count, "vps_per_socket": settings.vps_per_socket},
     }
-
-
-def _cpus_from_json(value: Any, path: Path) -> dict[str, Any]:
-    """`settings.cpus` (absent in sets written before it existed: the defaults)."""
-    from vmlayout.topology import VpTopology
-
-    if not isinstance(value, dict):
-        raise VmLayoutError("invalid_artifact", f"{path}: settings.cpus: not an object")
-    count, per_socket = value.get("vp_count", 2), value.get("vps_per_socket")
-    if type(count) is not int or (per_socket is not None and type(per_socket) is not int):
-        raise VmLayoutError("invalid_artifact", f"{path}: settings.cpus: not integers")
-    try:
-        VpTopology(count, per_socket)
-    except VmLayoutError as error:
-        raise VmLayoutError("invalid_artifact", f"{path}: settings.cpus: {error.message}") from None
-    return {"vp_count": count, "vps_per_socket": per_socket}
 
 
 def settings_from_json(value: Any, path: Path) -> EmitSettings:
@@ -169,7 +159,6 @@ def settings_from_json(value: Any, path: Path) -> EmitSettings:
         e820_acpi_len=_field(e820, "settings.e820.acpi_len", int, path),
         e820_smbios_len=_field(e820, "settings.e820.smbios_len", int, path),
         artifacts=tuple(artifacts),
-        **_cpus_from_json(value.get("cpus", {}), path),
     )
     for key, value, allowed in (
         ("mtrr.policy", settings.mtrr_policy, MTRR_POLICIES),
@@ -187,23 +176,194 @@ def settings_from_json(value: Any, path: Path) -> EmitSettings:
     return settings
 
 
-def build_artifact_set(resolved: Any, settings: EmitSettings) -> dict[str, bytes]:
-    """Every artifact for the layout's architecture, plus `layout.json` and the
-    `config.json` record, as file name -> bytes (written atomically by the caller)."""
-    from vmlayout import __version__
-    from vmlayout.config import config_to_dict
+@dataclass(frozen=True, slots=True)
+class ViewKind:
+    """One kind of artifact `emit all` writes: the one list (`VIEWS`) that `emit all`,
+    `inspect` (sniffing and decoding), the cross-check, stale-file removal, the single
+    `emit` commands' architecture check, the library and the README's table iterate.
+
+    `build(resolved, settings, files)` returns the view's files (none when the layout
+    cannot have it) and the settings it recorded; `files` holds the views built before
+    it (E820 sizes its ACPI entry to the tables). `inspector` names the module with
+    `sniff(path, data)` / `inspect(path, data, fmt)`; `columns` names the function in
+    `vmlayout.inspect.crosscheck` giving its cross-check columns. Both are later stages,
+    so they are named here and imported when used."""
+
+    name: str
+    #: File name, or a description for a family written as several files.
+    files: str
+    archs: tuple[Arch, ...]
+    build: Callable[[Any, EmitSettings, Mapping[str, bytes]], tuple[dict[str, bytes], EmitSettings]]
+    inspector: str | None
+    columns: str | None
+    what: str
+    #: Sniffed after every other kind (raw binaries recognised only by their shape).
+    sniff_last: bool = False
+
+    def exists_on(self, arch: Arch) -> bool:
+        return arch in self.archs
+
+    def load_columns(self) -> tuple[Any, ...]:
+        """The cross-check columns (`vmlayout.inspect.crosscheck.<columns>()`)."""
+        import importlib
+
+        if self.columns is None:
+            return ()
+        module = importlib.import_module(CROSSCHECK_MODULE)
+        return tuple(getattr(module, self.columns)())
+
+
+def _unchanged(
+    files: dict[str, bytes], settings: EmitSettings
+) -> tuple[dict[str, bytes], EmitSettings]:
+    return files, settings
+
+
+def _json_bytes(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=1) + "\n").encode()
+
+
+def _build_layout(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
     from vmlayout.report import resolved_to_json
 
-    files: dict[str, bytes] = {
-        "layout.json": (json.dumps(resolved_to_json(resolved), indent=1) + "\n").encode(),
-    }
-    emitted, settings = emitter_files(resolved, settings)
-    files.update(emitted)
+    doc = {"format": LAYOUT_FORMAT, **resolved_to_json(resolved)}
+    return _unchanged({"layout.json": _json_bytes(doc)}, settings)
+
+
+def _build_acpi(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
+    from vmlayout.acpi.dsdt import build_acpi_tables
+
+    return _unchanged(build_acpi_tables(resolved), settings)
+
+
+def _build_uefi(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
+    from vmlayout.firmware.uefi import uefi_blob_of
+
+    return _unchanged({"uefi-config.bin": uefi_blob_of(resolved)}, settings)
+
+
+def _build_e820(resolved: Any, settings: EmitSettings, built: Mapping[str, bytes]) -> Any:
+    """The Linux direct-boot map, its ACPI entry covering exactly the emitted tables;
+    none when RAM does not start at 0 and reach 1 MiB (no Linux direct boot)."""
+    from vmlayout.acpi.dsdt import tables_blob_size
+    from vmlayout.firmware.e820 import build_e820, encode_e820
+
+    settings = replace(settings, e820_acpi_len=tables_blob_size(dict(built)))
+    layout = resolved.memory_layout
+    first = layout.ram[0].range
+    if not (first.start == 0 and first.end >= 0x100000):
+        return {}, settings
+    entries = build_e820(layout, settings.e820_acpi_len, settings.e820_smbios_len)
+    return {"e820.bin": encode_e820(entries)}, settings
+
+
+def _build_mtrr(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
+    return _unchanged({"mtrr.json": mtrr_json(resolved, settings)}, settings)
+
+
+def _build_pcat(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
+    pcat = pcat_json(resolved)
+    return _unchanged({} if pcat is None else {"pcat.json": pcat}, settings)
+
+
+def _build_paravisor(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
+    from vmlayout.devicetree.paravisor import paravisor_dtb_of
+
+    return _unchanged({"paravisor.dtb": paravisor_dtb_of(resolved)}, settings)
+
+
+def _build_igvm(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
+    from vmlayout.devicetree.paravisor import encode_mmio_ranges
+
+    return _unchanged({"igvm-mmio-ranges.bin": encode_mmio_ranges(resolved.chipset)}, settings)
+
+
+def _build_linux_dtb(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
+    from vmlayout.devicetree.linux import linux_dtb_of
+
+    return _unchanged({"linux.dtb": linux_dtb_of(resolved)}, settings)
+
+
+def _build_pci(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
     from vmlayout.pci.layout import pci_json
 
     pci = pci_json(resolved)
-    if pci is not None:
-        files["pci.json"] = pci
+    return _unchanged({} if pci is None else {"pci.json": pci}, settings)
+
+
+BOTH = (Arch.X86_64, Arch.AARCH64)
+X86 = (Arch.X86_64,)
+ARM = (Arch.AARCH64,)
+_INSPECT = "vmlayout.inspect."
+#: Where the `columns` functions live.
+CROSSCHECK_MODULE = "vmlayout.inspect.crosscheck"
+
+#: Every artifact kind, in the order `emit all` builds them (the record comes last).
+VIEWS: tuple[ViewKind, ...] = (
+    ViewKind("layout", "layout.json", BOTH, _build_layout, _INSPECT + "views", "layout_columns",
+             "every placed range and the chipset windows (`resolve --format json`)"),
+    ViewKind("acpi", "`<SIG>.aml`, `RSDP.bin`", BOTH, _build_acpi, _INSPECT + "acpi",
+             "acpi_columns", "the ACPI tables"),
+    ViewKind("uefi", "uefi-config.bin", BOTH, _build_uefi, _INSPECT + "uefi", "uefi_columns",
+             "the UEFI config blob"),
+    ViewKind("e820", "e820.bin", X86, _build_e820, _INSPECT + "e820", "e820_columns",
+             "the Linux direct-boot E820 map (RAM from 0 to 1 MiB needed)", sniff_last=True),
+    ViewKind("mtrr", "mtrr.json", X86, _build_mtrr, _INSPECT + "views", "mtrr_columns",
+             "the initial MTRR state"),
+    ViewKind("pcat", "pcat.json", X86, _build_pcat, _INSPECT + "pcat", "pcat_columns",
+             "PCAT BIOS items and CMOS (with a high window and first RAM below 64 GiB)"),
+    ViewKind("paravisor-dt", "paravisor.dtb", X86, _build_paravisor, _INSPECT + "dtb",
+             "paravisor_columns", "the paravisor's host device tree"),
+    ViewKind("igvm", "igvm-mmio-ranges.bin", X86, _build_igvm, _INSPECT + "igvm",
+             "igvm_columns", "the IGVM MmioRanges parameter", sniff_last=True),
+    ViewKind("linux-dt", "linux.dtb", ARM, _build_linux_dtb, _INSPECT + "dtb",
+             "linux_dt_columns", "the arm64 Linux direct-boot device tree"),
+    ViewKind("pci", "pci.json", BOTH, _build_pci, _INSPECT + "pci", "pci_columns",
+             "PCI assignment (root complexes that list devices)"),
+)  # fmt: skip
+
+#: `format` keys of the JSON artifacts (every JSON artifact carries one).
+LAYOUT_FORMAT = "vmlayout-layout"
+MTRR_FORMAT = "vmlayout-mtrr"
+PCAT_FORMAT = "vmlayout-pcat"
+
+
+def view_named(name: str) -> ViewKind:
+    return next(v for v in VIEWS if v.name == name)
+
+
+def require_view(resolved: Any, name: str) -> None:
+    """Refuse a view the config's architecture does not have (`emit dt-linux` on an
+    x86_64 config), naming where it exists."""
+    view = view_named(name)
+    if not view.exists_on(resolved.arch):
+        where = ", ".join(a.value for a in view.archs)
+        raise VmLayoutError("unsupported_arch", f"arch: {view.what} exists only on {where} configs")
+
+
+def inspector_modules() -> tuple[str, ...]:
+    """`inspect PATH`'s sniffing order: every view's inspector, raw binaries last."""
+    order = [v for v in VIEWS if not v.sniff_last] + [v for v in VIEWS if v.sniff_last]
+    return tuple(dict.fromkeys(v.inspector for v in order if v.inspector))
+
+
+def emitter_files(resolved: Any, settings: EmitSettings) -> tuple[dict[str, bytes], EmitSettings]:
+    """Every view of the config's architecture, in `VIEWS` order."""
+    files: dict[str, bytes] = {}
+    for view in VIEWS:
+        if view.exists_on(resolved.arch):
+            built, settings = view.build(resolved, settings, files)
+            files.update(built)
+    return files, settings
+
+
+def build_artifact_set(resolved: Any, settings: EmitSettings) -> dict[str, bytes]:
+    """Every artifact for the layout's architecture plus the `config.json` record, as
+    file name -> bytes (written atomically by the caller)."""
+    from vmlayout import __version__
+    from vmlayout.config import config_to_dict
+
+    files, settings = emitter_files(resolved, settings)
     record = {
         "format": ARTIFACT_SET_FORMAT,
         "vmlayout_version": __version__,
@@ -225,67 +385,33 @@ def mtrr_json(resolved: Any, settings: EmitSettings) -> bytes:
         settings.mtrr_approximate,
     )
     doc = {
+        "format": MTRR_FORMAT,
         "loader": settings.mtrr_loader,
         "policy": settings.mtrr_policy,
         "msrs": [[w.msr, w.value] for w in state.to_msrs()],
     }
-    return (json.dumps(doc, indent=1) + "\n").encode()
+    return _json_bytes(doc)
 
 
 def pcat_json(resolved: Any) -> bytes | None:
-    """The PCAT items and CMOS image, or None for a layout the PCAT BIOS cannot run
-    (`PcatConfig` refuses it: no high window, or a first RAM range of 64 GiB or more)."""
+    """The PCAT items and CMOS image, or None for a layout the PCAT BIOS cannot
+    describe (`PcatConfig` refuses it: no high window, a first RAM range of 64 GiB or
+    more, or a value that overflows its item, e.g. a high window below 1 MiB)."""
     from vmlayout.firmware.pcat import PcatConfig
 
     try:
         pcat = PcatConfig(resolved.memory_layout, resolved.chipset)
+        doc = {
+            "format": PCAT_FORMAT,
+            "items": [[int(item), value] for item, value in pcat.items().items()],
+            "cmos": pcat.cmos_image().hex(),
+        }
     except VmLayoutError as error:
-        if error.kind in ("incorrect_mmio_holes", "pcat_first_ram_too_large"):
+        if error.kind in PCAT_REFUSALS:
             return None
         raise
-    doc = {
-        "items": [[int(item), value] for item, value in pcat.items().items()],
-        "cmos": pcat.cmos_image().hex(),
-    }
-    return (json.dumps(doc, indent=1) + "\n").encode()
+    return _json_bytes(doc)
 
 
-def emitter_files(resolved: Any, settings: EmitSettings) -> tuple[dict[str, bytes], EmitSettings]:
-    """The firmware artifacts; E820's ACPI size is taken from the emitted tables so the
-    E820 ACPI entry covers exactly the table blob."""
-    from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables, tables_blob_size
-    from vmlayout.devicetree.linux import linux_dtb_of
-    from vmlayout.devicetree.paravisor import (
-        ParavisorDtOptions,
-        encode_mmio_ranges,
-        paravisor_dtb_of,
-    )
-    from vmlayout.firmware.e820 import build_e820, encode_e820
-    from vmlayout.firmware.uefi import UefiOptions, encode_config_blob
-    from vmlayout.platform import DEFAULT_GIC
-
-    layout = resolved.memory_layout
-    acpi_options = AcpiOptions(vp_count=settings.vp_count, vps_per_socket=settings.vps_per_socket)
-    files = dict(build_acpi_tables(resolved, acpi_options))
-    if resolved.arch.value == "aarch64":
-        options = UefiOptions(gic=(DEFAULT_GIC.distributor_base, DEFAULT_GIC.redistributors_base))
-        files["uefi-config.bin"] = encode_config_blob(layout.ram, resolved.chipset, options)
-        files["linux.dtb"] = linux_dtb_of(resolved)
-        return files, settings
-    files["uefi-config.bin"] = encode_config_blob(layout.ram, resolved.chipset)
-    settings = replace(settings, e820_acpi_len=tables_blob_size(files))
-    first = layout.ram[0].range
-    if first.start == 0 and first.end >= 0x100000:  # else no Linux direct boot, no E820
-        files["e820.bin"] = encode_e820(
-            build_e820(layout, settings.e820_acpi_len, settings.e820_smbios_len)
-        )
-    files["mtrr.json"] = mtrr_json(resolved, settings)
-    pcat = pcat_json(resolved)
-    if pcat is not None:
-        files["pcat.json"] = pcat
-    files["paravisor.dtb"] = paravisor_dtb_of(
-        resolved,
-        ParavisorDtOptions(vp_count=settings.vp_count, vps_per_socket=settings.vps_per_socket),
-    )
-    files["igvm-mmio-ranges.bin"] = encode_mmio_ranges(resolved.chipset)
-    return files, settings
+#: The reasons PCAT cannot describe a layout (then `emit all` writes no pcat.json).
+PCAT_REFUSALS = ("incorrect_mmio_holes", "pcat_first_ram_too_large", "pcat_value_overflow")

@@ -1,21 +1,24 @@
 """Config files (TOML or JSON) and dicts -> `VmConfig`, rejecting anything doubtful.
 
-The accepted fields are exactly those of a resolver vector's `config` object, so every
-vector is a valid config file. Errors name the key path (`pcie_root_complexes[1].colour`)
-so a user can find the line; nothing invalid may reach the allocator as a crash.
+The accepted keys are the fields `VmConfig` and its sections declare (`vmlayout.schema`),
+so the loader, the serializer, the built-in VM and the docs cannot disagree about a
+field or its default; every resolver vector's `config` object is a valid config file.
+Errors name the key path (`pcie_root_complexes[1].colour`) so a user can find the line;
+nothing invalid may reach the allocator as a crash.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from vmlayout.arch import ARCH_NAMES, Arch
 from vmlayout.errors import VmLayoutError
 from vmlayout.inputs import STDIN_NAME, parse_json, parse_toml, read_text, shown
 from vmlayout.policy import (
-    Arch,
     DynamicMmio,
     FixedMmio,
     IommuKind,
@@ -23,157 +26,129 @@ from vmlayout.policy import (
     RootComplexConfig,
     VmConfig,
     Vtl2Layout,
+    rc_name,
 )
-from vmlayout.ranges import GIB, MIB, parse_size
-
-U64_LIMIT = 1 << 64
-
-TOP_LEVEL_KEYS = (
-    "arch",
-    "node_mem_sizes",
-    "chipset_low_mmio_size",
-    "chipset_high_mmio_size",
-    "vtl2_chipset_mmio_size",
-    "pcie_root_complexes",
-    "virtio_mmio_count",
-    "pcie_ecam_below_4gb",
-    "vtl2_layout",
-    "ram_start_address",
-    "vtl2_framebuffer_size",
-    "physical_address_size",
-    "numa_distances",
-)
-RC_KEYS = (
-    "name",
-    "segment",
-    "start_bus",
-    "end_bus",
-    "low_mmio",
-    "high_mmio",
-    "cxl",
-    "iommu",
-    "numa_node",
-    "preserve_bars",
-    "devices",
+from vmlayout.schema import (
+    check_keys,
+    config_error,
+    dump_field,
+    expect_mapping,
+    keys_of,
+    parse_field,
+    parse_int,
+    parse_size_value,
 )
 
-#: The built-in default VM (`vmlayout resolve` with no CONFIG); `examples/default.toml`
-#: spells out the same machine.
-DEFAULT_VM = VmConfig(
-    arch=Arch.X86_64,
-    node_mem_sizes=(4 * GIB,),
-    chipset_low_mmio_size=128 * MIB,
-    chipset_high_mmio_size=512 * MIB,
-    pcie_root_complexes=(
-        RootComplexConfig(
-            name="rc0",
-            segment=0,
-            start_bus=0,
-            end_bus=255,
-            low_mmio=DynamicMmio(64 * MIB),
-            high_mmio=DynamicMmio(GIB),
-        ),
-    ),
-    physical_address_size=46,
-)
+#: The keys a config file may use, from the dataclasses that declare them.
+TOP_LEVEL_KEYS = keys_of(VmConfig)
+RC_KEYS = keys_of(RootComplexConfig)
 
 
-def _error(path: str, reason: str) -> VmLayoutError:
-    return VmLayoutError("invalid_config", f"{path}: {reason}")
+def default_vm(arch: Arch | str | None = None) -> VmConfig:
+    """The built-in default VM (`vmlayout resolve` with no CONFIG, `load_config()` in the
+    library): every field at its declared default plus one root complex with default
+    windows, as `examples/default.toml` spells out."""
+    chosen = VmConfig().arch if arch is None else Arch(arch)
+    return VmConfig(arch=chosen, pcie_root_complexes=(RootComplexConfig(name=rc_name(0)),))
 
 
-def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
-    for key in data:
-        if key not in allowed:
-            prefix = f"{path}." if path else ""
-            raise _error(
-                f"{prefix}{shown(key)}", f"unknown key (expected one of: {', '.join(allowed)})"
-            )
+#: The x86_64 built-in default VM.
+DEFAULT_VM = default_vm()
+
+_error = config_error
 
 
-def _size(value: object, path: str, limit: int = U64_LIMIT) -> int:
-    size = parse_size(value, path)
-    if size >= limit:
-        raise _error(path, f"{size:#x} is too large (must be below {limit:#x})")
-    return size
-
-
-def _int(value: object, path: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _error(path, f"expected an integer, got {type(value).__name__}")
-    if not low <= value <= high:
-        raise _error(path, f"{value} is out of range {low}..{high}")
-    return value
-
-
-def _mapping(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _error(path, f"expected a table/object, got {type(value).__name__}")
-    return value
+def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(cls)
 
 
 def _window(value: object, path: str) -> MmioWindow:
     if isinstance(value, (int, str)) and not isinstance(value, bool):
-        return DynamicMmio(_size(value, path))
-    data = _mapping(value, path)
+        return DynamicMmio(parse_size_value(value, path))
+    data = expect_mapping(value, path)
     if "size" in data:
-        _check_keys(data, ("size",), path)
-        return DynamicMmio(_size(data["size"], f"{path}.size"))
-    _check_keys(data, ("start", "end"), path)
+        check_keys(data, ("size",), path)
+        return DynamicMmio(parse_size_value(data["size"], f"{path}.size"))
+    check_keys(data, ("start", "end"), path)
     if "start" not in data or "end" not in data:
         raise _error(path, "expected {size} for a dynamic window or {start, end} for a fixed one")
-    return FixedMmio(_size(data["start"], f"{path}.start"), _size(data["end"], f"{path}.end"))
+    return FixedMmio(
+        parse_size_value(data["start"], f"{path}.start"),
+        parse_size_value(data["end"], f"{path}.end"),
+    )
 
 
 def _enum(value: object, path: str, choices: Mapping[str, Any]) -> Any:
     if not isinstance(value, str) or value not in choices:
-        raise _error(path, f"{value!r} is not one of {', '.join(choices)}")
+        from vmlayout.schema import did_you_mean
+
+        hint = did_you_mean(value, tuple(choices)) if isinstance(value, str) else ""
+        raise _error(path, f"{value!r} is not one of {', '.join(choices)}{hint}")
     return choices[value]
 
 
+def _cxl(value: object, path: str) -> int | None:
+    if value is None:
+        return None
+    data = expect_mapping(value, path)
+    check_keys(data, ("hdm_size",), path)
+    if "hdm_size" not in data:
+        raise _error(f"{path}.hdm_size", "missing")
+    return parse_size_value(data["hdm_size"], f"{path}.hdm_size")
+
+
+def _iommu(value: object, path: str, arch: Arch) -> IommuKind | None:
+    if value is None:
+        return None
+    kind: IommuKind = _enum(value, path, {k.value: k for k in IommuKind})
+    if kind.value not in arch.spec.iommu_kinds:
+        raise _error(path, f"{kind.value} is not available on {arch.value}")
+    return kind
+
+
+def _devices(value: object, path: str) -> tuple[Any, ...]:
+    """The device model loads only for configs that list devices (cold start)."""
+    if value is None:
+        return ()
+    from vmlayout.devices import devices_from_data
+
+    return devices_from_data(value, path)
+
+
+def _name(value: object, path: str) -> str:
+    if not isinstance(value, str) or not value or not value.isprintable() or " " in value:
+        raise _error(path, f"{value!r} is not a non-empty name without spaces")
+    if len(value) > 200:
+        raise _error(path, "is longer than 200 characters")
+    return value
+
+
 def _root_complex(value: object, path: str, index: int, arch: Arch) -> RootComplexConfig:
-    data = _mapping(value, path)
-    _check_keys(data, RC_KEYS, path)
-    name = data.get("name", f"rc{index}")
-    if not isinstance(name, str) or not name or not name.isprintable() or " " in name:
-        raise _error(f"{path}.name", f"{name!r} is not a non-empty name without spaces")
-    start_bus = _int(data.get("start_bus", 0), f"{path}.start_bus", 0, 255)
-    end_bus = _int(data.get("end_bus", 255), f"{path}.end_bus", 0, 255)
-    if end_bus < start_bus:
-        raise _error(f"{path}.end_bus", f"{end_bus} is below start_bus {start_bus}")
-    cxl = data.get("cxl")
-    hdm_size = None
-    if cxl is not None:
-        cxl_data = _mapping(cxl, f"{path}.cxl")
-        _check_keys(cxl_data, ("hdm_size",), f"{path}.cxl")
-        if "hdm_size" not in cxl_data:
-            raise _error(f"{path}.cxl.hdm_size", "missing")
-        hdm_size = _size(cxl_data["hdm_size"], f"{path}.cxl.hdm_size")
-    iommu = data.get("iommu")
-    kind = None
-    if iommu is not None:
-        kind = _enum(iommu, f"{path}.iommu", {k.value: k for k in IommuKind})
-        if kind.arch is not arch:
-            raise _error(f"{path}.iommu", f"{kind.value} is not available on {arch.value}")
-    numa_node = data.get("numa_node")
-    if numa_node is not None:
-        numa_node = _int(numa_node, f"{path}.numa_node", 0, 0xFFFF_FFFF)
-    preserve_bars = data.get("preserve_bars", False)
-    if not isinstance(preserve_bars, bool):
-        raise _error(f"{path}.preserve_bars", f"expected true or false, got {preserve_bars!r}")
-    return RootComplexConfig(
-        name=name,
-        segment=_int(data.get("segment", 0), f"{path}.segment", 0, 0xFFFF),
-        start_bus=start_bus,
-        end_bus=end_bus,
-        low_mmio=_window(data.get("low_mmio", {"size": 64 * MIB}), f"{path}.low_mmio"),
-        high_mmio=_window(data.get("high_mmio", {"size": GIB}), f"{path}.high_mmio"),
-        cxl_hdm_size=hdm_size,
-        iommu=kind,
-        numa_node=numa_node,
-        preserve_bars=preserve_bars,
-        devices=_devices(data.get("devices"), f"{path}.devices"),
-    )
+    data = expect_mapping(value, path)
+    check_keys(data, RC_KEYS, path)
+    custom: dict[str, Callable[[object, str], Any]] = {
+        "window": _window,
+        "cxl": _cxl,
+        "iommu": lambda v, p: _iommu(v, p, arch),
+        "devices": _devices,
+    }
+    values: dict[str, Any] = {"name": rc_name(index)}
+    for field in _fields(RootComplexConfig):
+        key = field.metadata.get("key") or field.name
+        if key not in data:
+            continue
+        where = f"{path}.{key}"
+        kind = field.metadata.get("kind")
+        if field.name == "name":
+            values["name"] = _name(data[key], where)
+        elif kind in custom:
+            values[field.name] = custom[kind](data[key], where)
+        else:
+            values[field.name] = parse_field(field, data[key], where, "invalid_config")
+    rc = RootComplexConfig(**values)
+    if rc.end_bus < rc.start_bus:
+        raise _error(f"{path}.end_bus", f"{rc.end_bus} is below start_bus {rc.start_bus}")
+    return rc
 
 
 def _claim_buses(
@@ -207,21 +182,6 @@ def _claim_buses(
     bisect.insort(claimed, (rc.start_bus, rc.end_bus, index))
 
 
-def _devices(value: object, path: str) -> tuple[Any, ...]:
-    """The device model loads only for configs that list devices (cold start)."""
-    if value is None:
-        return ()
-    from vmlayout.devices import devices_from_data
-
-    return devices_from_data(value, path)
-
-
-def _devices_to_data(devices: tuple[Any, ...]) -> list[Any]:
-    from vmlayout.devices import devices_to_data
-
-    return devices_to_data(devices)
-
-
 def _check_root_complexes(rcs: list[RootComplexConfig]) -> None:
     names: dict[str, int] = {}
     kinds: dict[IommuKind, int] = {}
@@ -246,63 +206,65 @@ def _check_root_complexes(rcs: list[RootComplexConfig]) -> None:
         _claim_buses(claimed.setdefault(rc.segment, []), rc, index, rcs)
 
 
-def config_from_dict(data: Mapping[str, Any], arch: str | None = None) -> VmConfig:
-    """Build a `VmConfig`; `arch` (from `--arch`) overrides the file's architecture."""
-    data = _mapping(data, "config")
-    _check_keys(data, TOP_LEVEL_KEYS, "")
-    arch_value = _enum(arch or data.get("arch", "x86_64"), "arch", {a.value: a for a in Arch})
-    nodes = data.get("node_mem_sizes", [4 * GIB])
-    if not isinstance(nodes, list):
-        raise _error("node_mem_sizes", f"expected a list of sizes, got {type(nodes).__name__}")
-    node_sizes = tuple(_size(n, f"node_mem_sizes[{i}]") for i, n in enumerate(nodes))
+def _node_sizes(value: object, path: str) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise _error(path, f"expected a list of sizes, got {type(value).__name__}")
+    return tuple(parse_size_value(n, f"{path}[{i}]") for i, n in enumerate(value))
 
-    rcs_data = data.get("pcie_root_complexes", [])
-    if not isinstance(rcs_data, list):
-        raise _error("pcie_root_complexes", "expected a list of tables")
-    rcs = [
-        _root_complex(rc, f"pcie_root_complexes[{i}]", i, arch_value)
-        for i, rc in enumerate(rcs_data)
-    ]
+
+def _root_complexes(value: object, path: str, arch: Arch) -> tuple[RootComplexConfig, ...]:
+    if not isinstance(value, list):
+        raise _error(path, "expected a list of tables")
+    rcs = [_root_complex(rc, f"{path}[{i}]", i, arch) for i, rc in enumerate(value)]
     _check_root_complexes(rcs)
+    return tuple(rcs)
 
-    vtl2 = data.get("vtl2_layout")
-    vtl2_layout = None
-    if vtl2 is not None:
-        vtl2_data = _mapping(vtl2, "vtl2_layout")
-        _check_keys(vtl2_data, ("size", "alignment"), "vtl2_layout")
-        if "size" not in vtl2_data:
-            raise _error("vtl2_layout.size", "missing")
-        vtl2_layout = Vtl2Layout(
-            _size(vtl2_data["size"], "vtl2_layout.size"),
-            _size(vtl2_data.get("alignment", 0x1000), "vtl2_layout.alignment"),
-        )
 
-    below_4gb = data.get("pcie_ecam_below_4gb", False)
-    if not isinstance(below_4gb, bool):
-        raise _error("pcie_ecam_below_4gb", f"expected true or false, got {below_4gb!r}")
-
-    def size_field(key: str, default: int, limit: int = U64_LIMIT) -> int:
-        return _size(data.get(key, default), key, limit)
-
-    return VmConfig(
-        arch=arch_value,
-        node_mem_sizes=node_sizes,
-        chipset_low_mmio_size=size_field(
-            "chipset_low_mmio_size", arch_value.default_low_mmio_size, 1 << 32
-        ),
-        chipset_high_mmio_size=size_field("chipset_high_mmio_size", 512 * MIB),
-        vtl2_chipset_mmio_size=size_field("vtl2_chipset_mmio_size", 0),
-        pcie_root_complexes=tuple(rcs),
-        virtio_mmio_count=_int(data.get("virtio_mmio_count", 0), "virtio_mmio_count", 0, 1 << 20),
-        pcie_ecam_below_4gb=below_4gb,
-        vtl2_layout=vtl2_layout,
-        ram_start_address=size_field("ram_start_address", 0),
-        vtl2_framebuffer_size=size_field("vtl2_framebuffer_size", 0),
-        physical_address_size=_int(
-            data.get("physical_address_size", 46), "physical_address_size", 1, 63
-        ),
-        numa_distances=_numa_distances(data.get("numa_distances", []), len(node_sizes)),
+def _vtl2_layout(value: object, path: str) -> Vtl2Layout | None:
+    if value is None:
+        return None
+    data = expect_mapping(value, path)
+    check_keys(data, ("size", "alignment"), path)
+    if "size" not in data:
+        raise _error(f"{path}.size", "missing")
+    return Vtl2Layout(
+        parse_size_value(data["size"], f"{path}.size"),
+        parse_size_value(data.get("alignment", 0x1000), f"{path}.alignment"),
     )
+
+
+def config_from_dict(data: Mapping[str, Any], arch: str | None = None) -> VmConfig:
+    """Build a `VmConfig`; `arch` (from `--arch`) overrides the file's architecture.
+    Omitted keys take the defaults `VmConfig` declares (arch-dependent ones for the
+    chosen architecture)."""
+    data = expect_mapping(data, "config")
+    check_keys(data, TOP_LEVEL_KEYS, "")
+    arch_value: Arch = _enum(
+        arch or data.get("arch", VmConfig().arch.value), "arch", {n: Arch(n) for n in ARCH_NAMES}
+    )
+    values: dict[str, Any] = {"arch": arch_value}
+    custom: dict[str, Callable[[object, str], Any]] = {
+        "node_sizes": _node_sizes,
+        "root_complexes": lambda v, p: _root_complexes(v, p, arch_value),
+        "vtl2_layout": _vtl2_layout,
+    }
+    for field in _fields(VmConfig):
+        kind = field.metadata.get("kind")
+        if field.name not in data or kind in ("arch", "numa_distances"):
+            continue
+        if kind in custom:
+            values[field.name] = custom[kind](data[field.name], field.name)
+        else:
+            values[field.name] = parse_field(field, data[field.name], field.name, "invalid_config")
+    node_count = len(values.get("node_mem_sizes", VmConfig().node_mem_sizes))
+    if "numa_distances" in data:
+        values["numa_distances"] = _numa_distances(data["numa_distances"], node_count)
+    try:
+        return VmConfig(**values)
+    except VmLayoutError as error:  # a rule across sections (e.g. GIC frames vs VPs)
+        if error.kind == "invalid_config":
+            raise
+        raise _error("config", error.message) from None
 
 
 def _numa_distances(value: object, node_count: int) -> tuple[tuple[int, int, int], ...]:
@@ -315,7 +277,7 @@ def _numa_distances(value: object, node_count: int) -> tuple[tuple[int, int, int
     for index, item in enumerate(value):
         path = f"numa_distances[{index}]"
         if isinstance(item, Mapping):
-            _check_keys(item, ("from", "to", "distance"), path)
+            check_keys(item, ("from", "to", "distance"), path)
             missing = [k for k in ("from", "to", "distance") if k not in item]
             if missing:
                 raise _error(f"{path}.{missing[0]}", "missing")
@@ -324,9 +286,9 @@ def _numa_distances(value: object, node_count: int) -> tuple[tuple[int, int, int
             triple = item
         else:
             raise _error(path, "expected [from, to, distance] or {from, to, distance}")
-        src = _int(triple[0], f"{path}.from", 0, node_count - 1)
-        dst = _int(triple[1], f"{path}.to", 0, node_count - 1)
-        distance = _int(triple[2], f"{path}.distance", 10, 255)
+        src = parse_int(triple[0], f"{path}.from", 0, node_count - 1)
+        dst = parse_int(triple[1], f"{path}.to", 0, node_count - 1)
+        distance = parse_int(triple[2], f"{path}.distance", 10, 255)
         if src == dst and distance != 10:
             raise _error(f"{path}.distance", f"{distance}: a node's distance to itself is 10")
         entries.append((src, dst, distance))
@@ -340,14 +302,14 @@ def parse_config_text(path: Path, text: str) -> tuple[Mapping[str, Any], str]:
     where = "<stdin>" if str(path) == STDIN_NAME else shown(path)
     suffix = "" if str(path) == STDIN_NAME else path.suffix.lower()
     if suffix == ".json":
-        return _mapping(parse_json(text, where), where), "json"
+        return expect_mapping(parse_json(text, where), where), "json"
     if suffix == ".toml":
-        return _mapping(parse_toml(text, where), where), "toml"
+        return expect_mapping(parse_toml(text, where), where), "toml"
     try:
-        return _mapping(parse_toml(text, where), where), "toml"
+        return expect_mapping(parse_toml(text, where), where), "toml"
     except VmLayoutError as toml_error:
         try:
-            return _mapping(parse_json(text, where), where), "json"
+            return expect_mapping(parse_json(text, where), where), "json"
         except VmLayoutError as json_error:
             # Report the parser the text looks meant for.
             raise json_error if text.lstrip()[:1] in ("{", "[") else toml_error from None
@@ -361,45 +323,48 @@ def load_config(path: str | Path, arch: str | None = None) -> VmConfig:
     return config_from_dict(parse_config_text(path, text)[0], arch)
 
 
+def _window_data(window: MmioWindow) -> dict[str, int]:
+    if isinstance(window, DynamicMmio):
+        return {"size": window.size}
+    return {"start": window.start, "end": window.end}
+
+
+def _devices_to_data(devices: tuple[Any, ...]) -> list[Any]:
+    from vmlayout.devices import devices_to_data
+
+    return devices_to_data(devices)
+
+
+_DUMPERS: dict[str, Callable[[Any], Any]] = {
+    "arch": lambda a: a.value,
+    "node_sizes": list,
+    "window": _window_data,
+    "cxl": lambda size: None if size is None else {"hdm_size": size},
+    "iommu": lambda kind: None if kind is None else kind.value,
+    "devices": _devices_to_data,
+    "vtl2_layout": lambda v: None if v is None else {"size": v.size, "alignment": v.alignment},
+    "numa_distances": lambda entries: [list(d) for d in entries],
+}
+
+
+def _to_data(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in _fields(type(obj)):
+        key = field.metadata.get("key") or field.name
+        value = getattr(obj, field.name)
+        kind = field.metadata.get("kind")
+        if kind == "root_complexes":
+            out[key] = [_to_data(rc) for rc in value]
+        elif kind == "devices" and not value:
+            continue  # most root complexes list none: keep records short
+        elif kind in _DUMPERS:
+            out[key] = _DUMPERS[kind](value)
+        else:
+            out[key] = dump_field(field, value)
+    return out
+
+
 def config_to_dict(config: VmConfig) -> dict[str, Any]:
-    """The vector-schema form of a config (every field explicit, sizes in bytes)."""
-
-    def window(w: MmioWindow) -> dict[str, int]:
-        return {"size": w.size} if isinstance(w, DynamicMmio) else {"start": w.start, "end": w.end}
-
-    return {
-        "arch": config.arch.value,
-        "node_mem_sizes": list(config.node_mem_sizes),
-        "chipset_low_mmio_size": config.chipset_low_mmio_size,
-        "chipset_high_mmio_size": config.chipset_high_mmio_size,
-        "vtl2_chipset_mmio_size": config.vtl2_chipset_mmio_size,
-        "pcie_root_complexes": [
-            {
-                "name": rc.name,
-                "segment": rc.segment,
-                "start_bus": rc.start_bus,
-                "end_bus": rc.end_bus,
-                "low_mmio": window(rc.low_mmio),
-                "high_mmio": window(rc.high_mmio),
-                "cxl": None if rc.cxl_hdm_size is None else {"hdm_size": rc.cxl_hdm_size},
-                "iommu": None if rc.iommu is None else rc.iommu.value,
-                **({} if rc.numa_node is None else {"numa_node": rc.numa_node}),
-                **({"preserve_bars": True} if rc.preserve_bars else {}),
-                **({"devices": _devices_to_data(rc.devices)} if rc.devices else {}),
-            }
-            for rc in config.pcie_root_complexes
-        ],
-        "virtio_mmio_count": config.virtio_mmio_count,
-        "pcie_ecam_below_4gb": config.pcie_ecam_below_4gb,
-        "vtl2_layout": None
-        if config.vtl2_layout is None
-        else {"size": config.vtl2_layout.size, "alignment": config.vtl2_layout.alignment},
-        "ram_start_address": config.ram_start_address,
-        "vtl2_framebuffer_size": config.vtl2_framebuffer_size,
-        "physical_address_size": config.physical_address_size,
-        **(
-            {"numa_distances": [list(d) for d in config.numa_distances]}
-            if config.numa_distances
-            else {}
-        ),
-    }
+    """The config with every field explicit (sizes in bytes), in the file schema:
+    `config_from_dict(config_to_dict(c)) == c`."""
+    return _to_data(config)

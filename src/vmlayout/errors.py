@@ -17,12 +17,3 @@ class VmLayoutError(Exception):
 
     def __str__(self) -> str:
         return self.message
-
-
-def require_arch(actual: str, wanted: str, what: str) -> None:
-    """The one refusal of a view that exists for one architecture only, shared by the
-    CLI and the library so both refuse the same inputs with the same words."""
-    if actual != wanted:
-        raise VmLayoutError(
-            "unsupported_arch", f"arch: {what}: {wanted} only, this layout is {actual}"
-        )

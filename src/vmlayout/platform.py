@@ -1,54 +1,93 @@
-"""Platform choices the layout does not decide, shared by every view that states them.
+"""The VM's platform: every choice a firmware view states that the layout does not decide.
 
-The aarch64 interrupt controller appears in the MADT, GTDT and IORT and in the Linux
-device tree; keeping it one value here (before the emitters) means the ACPI tables and
-the device tree cannot disagree about it, and neither emitter imports the other.
+The aarch64 interrupt controller appears in the MADT, GTDT and IORT, in the Linux device
+tree and in the UEFI blob; the serial ports in the DSDT, the UEFI flags and the device
+tree; the VMBus in the DSDT and the UEFI flags. Each is one field of this one value (the
+config's `platform` section), which every emitter reads, so the views cannot disagree.
+Defaults are the reference's (OpenVMM on a Linux host); each is declared once, here.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from vmlayout.errors import VmLayoutError
+from vmlayout.schema import setting
 
 #: Bytes of one GICv3 redistributor frame pair (RD_base + SGI_base), per VP.
 GIC_REDISTRIBUTOR_SIZE = 0x2_0000
+#: GICv3 distributor and ITS register frames, and the GICv2m MSI frame.
+GICD_SIZE = 0x1_0000
+GIC_ITS_SIZE = 0x2_0000
+GIC_V2M_FRAME_SIZE = 0x1000
+#: Bytes of the UEFI blob's entropy.
+ENTROPY_SIZE = 64
+MSI_CONTROLLERS = ("its", "v2m", "none")
+
+
+def _invalid(message: str) -> VmLayoutError:
+    return VmLayoutError("invalid_argument", message)
 
 
 @dataclass(frozen=True, slots=True)
 class GicPlatform:
-    """The aarch64 interrupt controller: not decided by the layout. Defaults are
-    OpenVMM's on a Linux host (GICv3, ITS, virtual timer PPI 20, 992 interrupts)."""
+    """The aarch64 interrupt controller (`platform.gic`)."""
 
-    distributor_base: int = 0xFFFF_0000
-    redistributors_base: int = 0xEFFF_0000
-    #: "its", "v2m" or "none": how PCIe MSIs reach the GIC.
-    msi: str = "its"
-    its_base: int = 0xEFFC_0000
-    v2m_frame_base: int = 0xEFFE_8000
-    v2m_spi_count: int = 64
-    virt_timer_ppi: int = 20
-    nr_irqs: int = 992
-    #: FADT hypervisor vendor identity (0: none; b"MsHyperV" when Hyper-V is exposed).
-    hypervisor_vendor: int = 0
+    distributor_base: int = setting(0xFFFF_0000, "GICv3 distributor base", kind="size")
+    redistributors_base: int = setting(
+        0xEFFF_0000,
+        "first VP's redistributor; 0x20000 per VP (OpenVMM uses 0xeffee000 on other hosts)",
+        kind="size",
+    )
+    msi: str = setting(
+        "its", "how PCIe MSIs reach the GIC: GICv3 ITS, a GICv2m frame, or none",
+        choices=MSI_CONTROLLERS,
+    )  # fmt: skip
+    its_base: int = setting(0xEFFC_0000, "GICv3 ITS base (msi = its)", kind="size")
+    v2m_frame_base: int = setting(
+        0xEFFE_8000, "GICv2m MSI frame base (msi = v2m)", kind="size", key="v2m_base"
+    )
+    v2m_spi_count: int = setting(
+        64, "v2m SPIs, dealt from the top before the SMMUs'", low=1, high=0xFFFF, key="v2m_spis"
+    )
+    virt_timer_ppi: int = setting(
+        20, "EL1 virtual timer interrupt (a PPI, 16..31)", key="timer_ppi"
+    )
+    nr_irqs: int = setting(
+        992, "GIC interrupt lines, a multiple of 32 in 64..992; SMMU SPIs are dealt top-down",
+        key="interrupts",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
-        if self.msi not in ("its", "v2m", "none"):
-            raise VmLayoutError(
-                "invalid_argument", f"--gic-msi: {self.msi!r} is not its, v2m or none"
-            )
+        if self.msi not in MSI_CONTROLLERS:
+            raise _invalid(f"--gic-msi: {self.msi!r} is not its, v2m or none")
         if not 16 <= self.virt_timer_ppi < 32:
-            raise VmLayoutError(
-                "invalid_argument", f"--timer-ppi: {self.virt_timer_ppi} is not a PPI (16..31)"
-            )
+            raise _invalid(f"--timer-ppi: {self.virt_timer_ppi} is not a PPI (16..31)")
         if self.msi == "v2m" and not 1 <= self.v2m_spi_count <= 0xFFFF:
-            raise VmLayoutError(
-                "invalid_argument", f"--gic-v2m-spis: {self.v2m_spi_count} is not 1..65535"
-            )
+            raise _invalid(f"--gic-v2m-spis: {self.v2m_spi_count} is not 1..65535")
         if not 64 <= self.nr_irqs <= 992 or self.nr_irqs % 32:
-            raise VmLayoutError(
-                "invalid_argument",
-                f"--gic-interrupts: {self.nr_irqs} is not a multiple of 32 in 64..992",
+            raise _invalid(f"--gic-interrupts: {self.nr_irqs} is not a multiple of 32 in 64..992")
+        for name in ("distributor_base", "redistributors_base", "its_base", "v2m_frame_base"):
+            value = getattr(self, name)
+            if not 0 <= value < 1 << 64 or value % 0x1000:
+                raise _invalid(f"gic.{name}: {value:#x} is not a 4 KiB aligned address")
+
+    def redistributors(self, vp_count: int) -> tuple[int, int]:
+        """[start, end) of every VP's redistributor frames."""
+        return (
+            self.redistributors_base,
+            self.redistributors_base + GIC_REDISTRIBUTOR_SIZE * vp_count,
+        )
+
+    def check_frames(self, vp_count: int) -> None:
+        """The distributor must not sit inside the VPs' redistributors (which grow with
+        the VP count, so this is checked where both are known)."""
+        start, end = self.redistributors(vp_count)
+        if self.distributor_base < end and start < self.distributor_base + GICD_SIZE:
+            raise _invalid(
+                f"GIC: {vp_count} VPs' redistributors {start:#x}-{end:#x} overlap the "
+                f"distributor at {self.distributor_base:#x}"
             )
 
     def spi_layout(self, smmu_count: int) -> tuple[int | None, list[tuple[int, int]]]:
@@ -73,7 +112,126 @@ class GicPlatform:
         return v2m_base, pairs
 
 
-#: OpenVMM's interrupt controller on a Linux host.
-DEFAULT_GIC = GicPlatform()
+@dataclass(frozen=True, slots=True)
+class X86Platform:
+    """The x86 chipset's interrupt controllers and IOMMU width (`platform.x86`)."""
 
-__all__ = ["DEFAULT_GIC", "GIC_REDISTRIBUTOR_SIZE", "GicPlatform"]
+    ioapic: bool = setting(True, "IO-APIC present (MADT)")
+    pic: bool = setting(False, "legacy PIC present (MADT PCAT_COMPAT)")
+    pit: bool = setting(False, "PIT present (MADT IRQ0 -> GSI 2 override)")
+    vtd_address_width: int = setting(48, "DMAR host address width in bits", low=1, high=64)
+
+
+@dataclass(frozen=True, slots=True)
+class UefiPlatform:
+    """UEFI firmware settings that are not layout (`platform.uefi`); the defaults make
+    a reproducible blob (spec 03 §9.4)."""
+
+    bios_guid: str = setting(str(uuid.UUID(int=0)), "BIOS GUID", high=64)
+    entropy: bytes = setting(
+        bytes(ENTROPY_SIZE), "64 bytes of entropy, as hex", kind="hex",
+        low=ENTROPY_SIZE, high=ENTROPY_SIZE, factory=lambda: bytes(ENTROPY_SIZE),
+    )  # fmt: skip
+    frontpage: bool = setting(False, "show the UEFI front page (else the disable flag is set)")
+
+    def __post_init__(self) -> None:
+        try:
+            uuid.UUID(self.bios_guid)
+        except ValueError:
+            raise _invalid(f"bios_guid: {self.bios_guid!r} is not a GUID") from None
+        if len(self.entropy) != ENTROPY_SIZE:
+            raise _invalid(f"entropy: must be {ENTROPY_SIZE} bytes")
+
+    @property
+    def guid(self) -> uuid.UUID:
+        return uuid.UUID(self.bios_guid)
+
+
+@dataclass(frozen=True, slots=True)
+class LinuxBootPlatform:
+    """The arm64 Linux direct boot (`platform.linux`): the device tree's /chosen."""
+
+    bootargs: str = setting("", "kernel command line", high=4096)
+    initrd_size: int = setting(
+        0, "initrd bytes at the first RAM address + 16 MiB (0: start = end, no initrd)",
+        kind="size",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ParavisorPlatform:
+    """The paravisor's host device tree (`platform.paravisor`)."""
+
+    vmbus_redirection: bool = setting(False, "VMBus redirection to VTL2")
+    memory_allocation_mode: str = setting(
+        "host", "who allocates VTL2 memory", choices=("host", "vtl2")
+    )
+    vtl2_memory_size: int | None = setting(
+        None, "VTL2 memory-size (memory_allocation_mode = vtl2)", kind="optional_size"
+    )
+    bootargs: str = setting("", "paravisor command line", high=4096)
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """The config's `platform` section: one value every view reads."""
+
+    chipset_device: str = setting(
+        "vmod", "ACPI device describing the chipset windows: \\_SB.VMOD, or \\_SB.PCI0 (x86)",
+        choices=("vmod", "pci0"),
+    )  # fmt: skip
+    serial: bool = setting(False, "serial ports (ACPI UARTs, UEFI flag, DT UARTs)")
+    vmbus: bool = setting(True, "VMBus (ACPI device, UEFI flag)")
+    hyperv: bool = setting(False, "FADT hypervisor vendor identity 'MsHyperV'")
+    virtio_irq: int = setting(5, "interrupt of every virtio-mmio slot (level-triggered)", high=1019)
+    rsdp_address: int | None = setting(
+        None,
+        "RSDP page; tables follow one page later (none: 0x18000 on x86, RAM start + "
+        "8 MiB + 8 KiB on aarch64)",
+        kind="optional_size",
+    )
+    cxl_window_restrictions: int = setting(
+        0, "CEDT CFMWS window restrictions of every CXL window (e.g. 0x6)", high=0xFFFF
+    )
+    x86: X86Platform = setting(None, "", factory=X86Platform)
+    gic: GicPlatform = setting(None, "", factory=GicPlatform)
+    uefi: UefiPlatform = setting(None, "", factory=UefiPlatform)
+    linux: LinuxBootPlatform = setting(None, "", factory=LinuxBootPlatform)
+    paravisor: ParavisorPlatform = setting(None, "", factory=ParavisorPlatform)
+
+    def __post_init__(self) -> None:
+        if self.rsdp_address is not None and self.rsdp_address % 0x1000:
+            raise _invalid(f"rsdp_address: {self.rsdp_address:#x} is not 4 KiB aligned")
+        if not 0 <= self.cxl_window_restrictions <= 0xFFFF:
+            raise _invalid(
+                f"cxl_window_restrictions: {self.cxl_window_restrictions:#x} is not a 16-bit "
+                "CFMWS restrictions field"
+            )
+
+    @property
+    def pci0(self) -> bool:
+        return self.chipset_device == "pci0"
+
+    @property
+    def hypervisor_vendor(self) -> int:
+        return int.from_bytes(b"MsHyperV", "little") if self.hyperv else 0
+
+
+#: OpenVMM's platform on a Linux host.
+DEFAULT_PLATFORM = Platform()
+DEFAULT_GIC = DEFAULT_PLATFORM.gic
+
+__all__ = [
+    "DEFAULT_GIC",
+    "DEFAULT_PLATFORM",
+    "GICD_SIZE",
+    "GIC_ITS_SIZE",
+    "GIC_REDISTRIBUTOR_SIZE",
+    "GIC_V2M_FRAME_SIZE",
+    "GicPlatform",
+    "LinuxBootPlatform",
+    "ParavisorPlatform",
+    "Platform",
+    "UefiPlatform",
+    "X86Platform",
+]

@@ -19,6 +19,8 @@ from vmlayout.allocator import (
     RamSlot,
     RangeSlot,
 )
+from vmlayout.arch import Arch as Arch  # re-exported: the library has always named it here
+from vmlayout.arch import InterruptController
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import (
     ChipsetMmioRanges,
@@ -26,7 +28,10 @@ from vmlayout.layout import (
     MemoryRangeWithNode,
     from_resolved_ranges,
 )
+from vmlayout.platform import Platform
 from vmlayout.ranges import EMPTY, FOUR_GIB, GIB, MIB, PAGE_SIZE, MemoryRange
+from vmlayout.schema import setting
+from vmlayout.topology import Processors
 
 if TYPE_CHECKING:  # the device model is only loaded by configs that list devices
     from vmlayout.devices import PciFunction
@@ -36,21 +41,6 @@ PCIE_ECAM_BYTES_PER_BUS = MIB
 PCIE_ECAM_MIN_ADDRESS = 0x1000_0000
 CXL_HPA_ALIGNMENT = 0x1000_0000
 CXL_CHBCR_SIZE = 0x1_0000
-
-
-class Arch(Enum):
-    X86_64 = "x86_64"
-    AARCH64 = "aarch64"
-
-    @property
-    def reserved_zone(self) -> MemoryRange:
-        """Architectural devices below 4 GiB (x86: LAPIC/IOAPIC/TPM; arm: GIC/PL011)."""
-        start = 0xFE00_0000 if self is Arch.X86_64 else 0xEF00_0000
-        return MemoryRange(start, FOUR_GIB)
-
-    @property
-    def default_low_mmio_size(self) -> int:
-        return 0x0800_0000 if self is Arch.X86_64 else 0x2000_0000
 
 
 class IommuKind(Enum):
@@ -68,7 +58,7 @@ class IommuKind(Enum):
 
     @property
     def arch(self) -> Arch:
-        return Arch.AARCH64 if self is IommuKind.SMMU else Arch.X86_64
+        return next(a for a in Arch if self.value in a.spec.iommu_kinds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,24 +79,37 @@ class FixedMmio:
 MmioWindow = DynamicMmio | FixedMmio
 
 
+def rc_name(index: int) -> str:
+    """The name a root complex gets when the config gives none (the one name scheme)."""
+    return f"rc{index}"
+
+
 @dataclass(frozen=True, slots=True)
 class RootComplexConfig:
-    name: str
-    segment: int = 0
-    start_bus: int = 0
-    end_bus: int = 255
-    low_mmio: MmioWindow = DynamicMmio(64 * MIB)
-    high_mmio: MmioWindow = DynamicMmio(GIB)
-    cxl_hdm_size: int | None = None
-    iommu: IommuKind | None = None
+    """One entry of `pcie_root_complexes`; `name` defaults to `rc<index>` in a config."""
+
+    name: str = setting("rc0", "root complex name (default rc<index>)", high=200)
+    segment: int = setting(0, "PCIe segment", high=0xFFFF)
+    start_bus: int = setting(0, "first bus", high=255)
+    end_bus: int = setting(255, "last bus", high=255)
+    low_mmio: MmioWindow = setting(
+        DynamicMmio(64 * MIB), "window below 4 GiB: {size} or fixed {start, end}", kind="window"
+    )
+    high_mmio: MmioWindow = setting(
+        DynamicMmio(GIB), "window above RAM: {size} or fixed {start, end}", kind="window"
+    )
+    cxl_hdm_size: int | None = setting(None, "CXL: {hdm_size}", kind="cxl", key="cxl")
+    iommu: IommuKind | None = setting(None, "IOMMU kind", kind="iommu")
     #: Firmware only (the layout ignores them): the vNUMA node the root complex is
     #: attached to (ACPI `_PXM`), and whether the guest must keep the BARs the VMM
     #: assigned (`_DSM` "ignore boot configuration", DT `linux,pci-probe-only`).
-    numa_node: int | None = None
-    preserve_bars: bool = False
+    numa_node: int | None = setting(
+        None, "vNUMA node (ACPI _PXM; firmware only)", kind="optional_int", high=0xFFFF_FFFF
+    )
+    preserve_bars: bool = setting(False, "guest keeps the assigned BARs (_DSM; firmware only)")
     #: The functions on the root bus (bridges nest theirs); the layout ignores them,
     #: the PCI assignment stage (`vmlayout.pci`) places their BARs in the windows.
-    devices: tuple[PciFunction, ...] = ()
+    devices: tuple[PciFunction, ...] = setting((), "PCI functions (docs/pci.md)", kind="devices")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,23 +120,56 @@ class Vtl2Layout:
 
 @dataclass(frozen=True, slots=True)
 class VmConfig:
-    """What the resolver needs; sizes only, never addresses (except fixed RC windows)."""
+    """The VM description: what the resolver needs (sizes only, never addresses, except
+    fixed root-complex windows) plus the facts only firmware views state (processors,
+    platform, vNUMA distances, root complexes' `numa_node`/`preserve_bars`/devices).
+    Every emitter receives this one value, so the views describe one machine.
 
-    arch: Arch = Arch.X86_64
-    node_mem_sizes: tuple[int, ...] = (4 * GIB,)
-    chipset_low_mmio_size: int = 0x0800_0000
-    chipset_high_mmio_size: int = 0x2000_0000
-    vtl2_chipset_mmio_size: int = 0
-    pcie_root_complexes: tuple[RootComplexConfig, ...] = ()
-    virtio_mmio_count: int = 0
-    pcie_ecam_below_4gb: bool = False
-    vtl2_layout: Vtl2Layout | None = None
-    ram_start_address: int = 0
-    vtl2_framebuffer_size: int = 0
-    physical_address_size: int = 46
+    Each field's default is declared here once; `chipset_low_mmio_size` None means the
+    architecture's default (`ArchSpec.default_low_mmio_size`), filled in on creation."""
+
+    arch: Arch = setting(Arch.X86_64, "x86_64 or aarch64", kind="arch")
+    node_mem_sizes: tuple[int, ...] = setting(
+        (4 * GIB,), "RAM of each vNUMA node, in node order", kind="node_sizes"
+    )
+    chipset_low_mmio_size: int = setting(
+        None,
+        "chipset window ending at 4 GiB (default: 128 MiB x86_64, 512 MiB aarch64)",
+        kind="size",
+        high=FOUR_GIB - 1,
+    )
+    chipset_high_mmio_size: int = setting(512 * MIB, "chipset window above RAM", kind="size")
+    vtl2_chipset_mmio_size: int = setting(0, "the paravisor's chipset window", kind="size")
+    pcie_root_complexes: tuple[RootComplexConfig, ...] = setting(
+        (), "root complexes (none unless listed)", kind="root_complexes"
+    )
+    virtio_mmio_count: int = setting(0, "virtio-mmio slots", high=1 << 20)
+    pcie_ecam_below_4gb: bool = setting(False, "place ECAM below 4 GiB")
+    vtl2_layout: Vtl2Layout | None = setting(
+        None, "VTL2 private RAM: {size, alignment}", kind="vtl2_layout"
+    )
+    ram_start_address: int = setting(0, "first RAM address", kind="size")
+    vtl2_framebuffer_size: int = setting(0, "VTL2 framebuffer", kind="size")
+    physical_address_size: int = setting(46, "guest physical address bits", low=1, high=63)
     #: Firmware only (the layout ignores it): (from node, to node, distance) entries
     #: overriding the ACPI SLIT defaults of 10 local / 20 remote.
-    numa_distances: tuple[tuple[int, int, int], ...] = ()
+    numa_distances: tuple[tuple[int, int, int], ...] = setting(
+        (), "SLIT overrides [from, to, distance]", kind="numa_distances"
+    )
+    processors: Processors = setting(None, "", factory=Processors)
+    platform: Platform = setting(None, "", factory=Platform)
+
+    def __post_init__(self) -> None:
+        if self.chipset_low_mmio_size is None:
+            object.__setattr__(self, "chipset_low_mmio_size", self.arch.spec.default_low_mmio_size)
+        device = self.platform.chipset_device
+        if device not in self.arch.spec.chipset_devices:
+            raise VmLayoutError(
+                "invalid_config",
+                f"platform.chipset_device: {device} is not available on {self.arch.value}",
+            )
+        if self.arch.spec.interrupt_controller is InterruptController.GIC:
+            self.platform.gic.check_frames(self.processors.vp_count)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ are skipped where the spec says so and rejected where an empty one would be a bu
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 
 from vmlayout.acpi.aml import (
     Aml,
@@ -60,11 +59,10 @@ from vmlayout.acpi.tables import (
     build_table,
     build_xsdt,
 )
+from vmlayout.arch import Arch, InterruptController
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import ChipsetMmioRanges
-from vmlayout.platform import GicPlatform
 from vmlayout.ranges import PAGE_SIZE, MemoryRange
-from vmlayout.topology import VpTopology
 
 
 def _qword(r: MemoryRange) -> QWordMemory:
@@ -106,8 +104,10 @@ def pci0_device(chipset: ChipsetMmioRanges) -> Device:
     )
 
 
-def vmbus_device(parent: str, aarch64: bool) -> Device:
-    template = ResourceTemplate((Interrupt(18, edge=True),) if aarch64 else ())
+def vmbus_device(parent: str, arch: Arch) -> Device:
+    """The VMBus device; on a GIC platform it carries its interrupt (INTID 18)."""
+    gic = arch.spec.interrupt_controller is InterruptController.GIC
+    template = ResourceTemplate((Interrupt(18, edge=True),) if gic else ())
     return Device(
         f"{parent}.VMBS",
         (
@@ -180,52 +180,14 @@ def dsdt_table(objects: list[Aml]) -> bytes:
     return build_table(b"DSDT", 2, b"".join(o.encode() for o in objects), DSDT_FLAVOUR)
 
 
-@dataclass(frozen=True, slots=True)
-class AcpiOptions:
-    """Everything the tables need that the layout does not decide. Defaults are the
-    reference's (OpenVMM on a Linux host) as the acpi-tables vectors fix them; the
-    chipset device is PCI0 on x86 only when asked."""
-
-    vp_count: int = 2
-    #: VPs per socket; VP v sits in vNUMA node (v // vps_per_socket) % nodes. None:
-    #: one socket holds every VP on x86_64, one VP per socket on aarch64.
-    vps_per_socket: int | None = None
-    pci0: bool = False
-    vmbus: bool = True
-    serial: bool = False
-    virtio_irq: int = 5
-    #: Where the RSDP page goes; tables follow one page later. Default: tables at
-    #: 0x19000, the ACPI area of the Linux E820 map (x86), or RAM start + 8 MiB + 8 KiB
-    #: on aarch64 as the reference's ACPI-stub boot does.
-    rsdp_gpa: int | None = None
-    #: x86 chipset: IO-APIC present, no legacy PIC (MADT PCAT_COMPAT), no PIT override.
-    ioapic: bool = True
-    pic: bool = False
-    pit: bool = False
-    #: DMAR host address width (bits).
-    vtd_address_width: int = 48
-    #: CFMWS window restrictions of every CXL fixed memory window.
-    cxl_window_restrictions: int = 0
-    gic: GicPlatform = field(default_factory=GicPlatform)
-
-    def __post_init__(self) -> None:
-        VpTopology(self.vp_count, self.vps_per_socket)  # validates both counts
-        if not 0 <= self.cxl_window_restrictions <= 0xFFFF:
-            raise VmLayoutError(
-                "invalid_argument",
-                f"cxl_window_restrictions: {self.cxl_window_restrictions:#x} is not a 16-bit "
-                "CFMWS restrictions field",
-            )
-
-    def vp_vnodes(self, node_count: int, arch: str) -> tuple[int, ...]:
-        return VpTopology(self.vp_count, self.vps_per_socket).vnodes(node_count, arch)
-
-
-def build_dsdt(resolved: object, options: AcpiOptions = AcpiOptions()) -> bytes:
+def build_dsdt(resolved: object) -> bytes:
+    """The DSDT of the VM `resolved` describes: its chipset windows and the devices its
+    platform section lists (serial ports, VMBus, virtio-mmio), one processor per VP."""
     from vmlayout.policy import ResolvedLayout
 
     assert isinstance(resolved, ResolvedLayout)
-    aarch64 = resolved.arch.value == "aarch64"
+    options = resolved.config.platform
+    aarch64 = resolved.arch.spec.interrupt_controller is InterruptController.GIC
     chipset = resolved.chipset
     objects: list[Aml] = [
         Name("\\_S0", Package.of_bytes((0, 0))),
@@ -234,7 +196,7 @@ def build_dsdt(resolved: object, options: AcpiOptions = AcpiOptions()) -> bytes:
     if aarch64:
         objects.append(vmod_device(chipset))
         if options.vmbus:
-            objects.append(vmbus_device("\\_SB.VMOD", aarch64=True))
+            objects.append(vmbus_device("\\_SB.VMOD", Arch.AARCH64))
         if options.serial:
             for n, (base, irq) in enumerate(((0xEFFEC000, 33), (0xEFFEB000, 34))):
                 objects.append(
@@ -289,7 +251,7 @@ def build_dsdt(resolved: object, options: AcpiOptions = AcpiOptions()) -> bytes:
         parent = "\\_SB.PCI0" if options.pci0 else "\\_SB.VMOD"
         objects.append(pci0_device(chipset) if options.pci0 else vmod_device(chipset))
         if options.vmbus:
-            objects.append(vmbus_device(parent, aarch64=False))
+            objects.append(vmbus_device(parent, Arch.X86_64))
         objects.append(
             Device(
                 "\\_SB.RTC0",
@@ -303,7 +265,7 @@ def build_dsdt(resolved: object, options: AcpiOptions = AcpiOptions()) -> bytes:
                 ),
             )
         )
-    objects += processor_devices(options.vp_count)
+    objects += processor_devices(resolved.config.processors.vp_count)
     return dsdt_table(objects)
 
 
@@ -442,23 +404,30 @@ def _pad8(blob: bytearray) -> None:
     blob += bytes(-len(blob) % 8)
 
 
-def build_acpi_tables(
-    resolved: object,
-    options: AcpiOptions = AcpiOptions(),
-) -> dict[str, bytes]:
-    """Every table by file name (`DSDT.aml` … `XSDT.aml`, `RSDP.bin`), laid out in one
+def rsdp_address(resolved: object) -> int:
+    """Where the RSDP page goes (tables follow one page later): the platform's choice,
+    else 0x18000 on x86 (tables at 0x19000, the ACPI area of the Linux E820 map) or RAM
+    start + 8 MiB + 8 KiB on aarch64 as the reference's ACPI-stub boot does."""
+    from vmlayout.policy import ResolvedLayout
+
+    assert isinstance(resolved, ResolvedLayout)
+    chosen = resolved.config.platform.rsdp_address
+    if chosen is not None:
+        return chosen
+    if resolved.arch.spec.interrupt_controller is InterruptController.GIC:
+        return resolved.memory_layout.ram[0].range.start + 0x80_0000 + 0x2000
+    return 0x18000
+
+
+def build_acpi_tables(resolved: object) -> dict[str, bytes]:
+    """Every table by file name (`DSDT.aml` … `XSDT.aml`, `RSDP.bin`) of the VM
+    `resolved` describes (processors and platform from its config), laid out in one
     blob in the reference's append order so the XSDT and X_DSDT pointers are real."""
     from vmlayout.policy import ResolvedLayout
 
     assert isinstance(resolved, ResolvedLayout)
-    aarch64 = resolved.arch.value == "aarch64"
-    layout = resolved.memory_layout
-    if options.rsdp_gpa is not None:
-        rsdp_gpa = options.rsdp_gpa
-    elif aarch64:
-        rsdp_gpa = layout.ram[0].range.start + 0x80_0000 + 0x2000
-    else:
-        rsdp_gpa = 0x18000
+    aarch64 = resolved.arch.spec.interrupt_controller is InterruptController.GIC
+    rsdp_gpa = rsdp_address(resolved)
     base = rsdp_gpa + PAGE_SIZE
     blob = bytearray()
     recorded: list[int] = []
@@ -473,9 +442,9 @@ def build_acpi_tables(
         files[name] = table
         return gpa
 
-    dsdt_gpa = append("DSDT.aml", build_dsdt(resolved, options))
-    append("FACP.aml", build_fadt(dsdt_gpa, aarch64, options.gic.hypervisor_vendor))
-    for name, table in _platform_tables(resolved, options):
+    dsdt_gpa = append("DSDT.aml", build_dsdt(resolved))
+    append("FACP.aml", build_fadt(dsdt_gpa, aarch64, resolved.config.platform.hypervisor_vendor))
+    for name, table in _platform_tables(resolved):
         append(name, table)
     xsdt_gpa = append("XSDT.aml", build_xsdt(recorded))
     files["RSDP.bin"] = build_rsdp(xsdt_gpa)
@@ -504,28 +473,40 @@ def _iommu_units(resolved: object) -> list[tuple[int, IommuUnit]]:
     ]
 
 
-def _platform_tables(resolved: object, options: AcpiOptions) -> list[tuple[str, bytes]]:
+#: vNUMA nodes a SLIT is written for: it holds nodes² bytes (65,535 nodes is the
+#: format's limit, far past what a table in guest memory can be); 4096 nodes are 16 MiB.
+MAX_SLIT_NODES = 4096
+
+
+def _platform_tables(resolved: object) -> list[tuple[str, bytes]]:
     """Every table after the FADT, in the reference's append order: MADT, SRAT, SLIT,
     then with root complexes MCFG, IORT (aarch64), SSDT, CEDT; then PPTT (aarch64),
     IVRS / DMAR (x86_64), GTDT (aarch64)."""
     from vmlayout.policy import IommuKind, ResolvedLayout
 
     assert isinstance(resolved, ResolvedLayout)
-    arch = resolved.arch.value
-    aarch64 = arch == "aarch64"
     config = resolved.config
+    options, cpus = config.platform, config.processors
+    aarch64 = resolved.arch.spec.interrupt_controller is InterruptController.GIC
     units = _iommu_units(resolved)
     nodes = len(config.node_mem_sizes)
     gic = options.gic
+    x86 = options.x86
     out: list[tuple[str, bytes]] = []
-    madt = build_madt(options.vp_count, aarch64, gic, options.ioapic, options.pic, options.pit)
+    madt = build_madt(cpus.vp_count, aarch64, gic, x86.ioapic, x86.pic, x86.pit)
     out.append(("APIC.aml", madt))
-    vnodes = options.vp_vnodes(nodes, arch)
+    vnodes = cpus.vnodes(nodes, resolved.arch)
     processors = [(vp + 1 if aarch64 else vp, node) for vp, node in enumerate(vnodes)]
     memory = [(r.range.start, r.range.size, r.vnode) for r in resolved.memory_layout.ram]
     out.append(("SRAT.aml", build_srat(memory, processors, aarch64)))
     distances = config.numa_distances
     if nodes > 1 or distances:
+        if nodes > MAX_SLIT_NODES:
+            raise VmLayoutError(
+                "too_many_numa_nodes",
+                f"node_mem_sizes: {nodes} vNUMA nodes; the SLIT (nodes² bytes) is written "
+                f"for at most {MAX_SLIT_NODES}",
+            )
         out.append(("SLIT.aml", build_slit(nodes, distances)))
     ssdt = build_pcie_ssdt(resolved)
     if ssdt is not None:
@@ -552,11 +533,11 @@ def _platform_tables(resolved: object, options: AcpiOptions) -> list[tuple[str, 
         if bridges:
             out.append(("CEDT.aml", build_cedt(bridges, options.cxl_window_restrictions)))
     if aarch64:
-        out.append(("PPTT.aml", build_pptt(options.vp_count)))
+        out.append(("PPTT.aml", build_pptt(cpus.vp_count)))
     if resolved.iommu_kind is IommuKind.AMD_VI:
         out.append(("IVRS.aml", build_ivrs([unit for _, unit in units])))
     if resolved.iommu_kind is IommuKind.INTEL_VTD:
-        dmar = build_dmar([unit for _, unit in units], options.vtd_address_width)
+        dmar = build_dmar([unit for _, unit in units], x86.vtd_address_width)
         out.append(("DMAR.aml", dmar))
     if aarch64:
         out.append(("GTDT.aml", build_gtdt(gic.virt_timer_ppi)))

@@ -8,6 +8,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from vmlayout.arch import ARCH_NAMES
+
 #: Modules whose `register(groups)` adds subcommands, in help order.
 COMMAND_MODULES = (
     "vmlayout.commands.core",
@@ -17,22 +19,6 @@ COMMAND_MODULES = (
     "vmlayout.commands.devicetree",
     "vmlayout.commands.artifacts",
     "vmlayout.commands.fit",
-)
-
-#: Modules for `vmlayout inspect PATH`, each providing
-#:   sniff(path: Path, data: bytes | None) -> bool     (data is None for a directory)
-#:   inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]
-#: (printed text, exit status; fmt is "table" or "json"). First whose sniff accepts wins;
-#: decoding errors raise VmLayoutError (one line, exit 2).
-INSPECTOR_MODULES: tuple[str, ...] = (
-    "vmlayout.inspect.uefi",
-    "vmlayout.inspect.acpi",
-    "vmlayout.inspect.dtb",
-    "vmlayout.inspect.pcat",
-    "vmlayout.inspect.views",
-    "vmlayout.inspect.pci",
-    "vmlayout.inspect.igvm",
-    "vmlayout.inspect.e820",
 )
 
 
@@ -51,25 +37,31 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CONFIG",
         help="TOML or JSON config file, `-` for standard input (default: the built-in default VM)",
     )
-    parser.add_argument(
-        "--arch", choices=("x86_64", "aarch64"), help="override the config's architecture"
-    )
+    parser.add_argument("--arch", choices=ARCH_NAMES, help="override the config's architecture")
 
 
 def load_config_from_args(args: argparse.Namespace) -> Any:
-    """The `VmConfig` named by CONFIG/--arch (imports the config stage lazily)."""
-    from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict, load_config
+    """The `VmConfig` named by CONFIG/--arch (the built-in default VM without CONFIG),
+    with the processor and platform options the command was given applied: the one VM
+    description every view of this run reads (imports the config stage lazily)."""
+    from vmlayout.commands.platform import apply_overrides
+    from vmlayout.config import default_vm, load_config
 
-    if args.config is None:
-        if args.arch is None:
-            return DEFAULT_VM
-        data = config_to_dict(DEFAULT_VM)
-        del data["chipset_low_mmio_size"]  # follow the chosen architecture's default
-        return config_from_dict(data, args.arch)
-    return load_config(args.config, args.arch)
+    loaded = default_vm(args.arch) if args.config is None else load_config(args.config, args.arch)
+    return apply_overrides(loaded, args)
 
 
 def resolve_from_args(args: argparse.Namespace) -> Any:
     from vmlayout.policy import resolve
 
     return resolve(load_config_from_args(args))
+
+
+def resolve_for_view(args: argparse.Namespace, view: str) -> Any:
+    """Resolve, refusing a config whose architecture does not have `view` (a name in
+    `vmlayout.artifacts.VIEWS`)."""
+    from vmlayout.artifacts import require_view
+
+    resolved = resolve_from_args(args)
+    require_view(resolved, view)
+    return resolved

@@ -8,67 +8,16 @@ from pathlib import Path
 
 from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
 from vmlayout.commands.platform import (
-    SOCKET_NOTE,
-    add_gic_arguments,
-    add_vp_arguments,
-    gic_from_args,
-    int_argument,
+    ACPI,
+    DEVICES,
+    GIC,
+    PROCESSORS,
+    X86,
+    add_platform_arguments,
 )
 
-
-def add_acpi_options(parser: argparse.ArgumentParser) -> None:
-    add_vp_arguments(parser, 2, SOCKET_NOTE)
-    parser.add_argument(
-        "--pci0",
-        action="store_true",
-        help="x86: describe the chipset windows with \\_SB.PCI0 instead of \\_SB.VMOD",
-    )
-    parser.add_argument("--serial", action="store_true", help="add the serial port devices")
-    parser.add_argument("--no-vmbus", action="store_true", help="omit the VMBus device")
-    x86 = parser.add_argument_group("x86_64 platform (not decided by the layout)")
-    x86.add_argument("--no-ioapic", action="store_true", help="no IO-APIC in the MADT")
-    x86.add_argument("--pic", action="store_true", help="legacy PIC present (MADT PCAT_COMPAT)")
-    x86.add_argument("--pit", action="store_true", help="PIT present (IRQ0 -> GSI 2 override)")
-    x86.add_argument(
-        "--vtd-address-width", type=int_argument, default=48, help="DMAR host address width (48)"
-    )
-    parser.add_argument(
-        "--cxl-window-restrictions",
-        type=int_argument,
-        default=0,
-        metavar="BITS",
-        help="CEDT CFMWS window restrictions of every CXL fixed memory window, e.g. 0x6 "
-        "for volatile + persistent (0, as the reference)",
-    )
-    add_gic_arguments(parser)
-    parser.add_argument(
-        "--hyperv",
-        action="store_true",
-        help="FADT hypervisor vendor identity 'MsHyperV' (default: none, as without Hyper-V)",
-    )
-
-
-def acpi_options_from_args(args: argparse.Namespace) -> object:
-    from vmlayout.acpi.dsdt import AcpiOptions
-    from vmlayout.errors import VmLayoutError
-
-    if args.pci0 and args.arch == "aarch64":
-        raise VmLayoutError("invalid_argument", "--pci0: PCI0 exists only on x86_64")
-    vendor = int.from_bytes(b"MsHyperV", "little") if args.hyperv else 0
-    gic = gic_from_args(args, hypervisor_vendor=vendor)
-    return AcpiOptions(
-        vp_count=args.vp_count,
-        vps_per_socket=args.vps_per_socket,
-        pci0=args.pci0,
-        serial=args.serial,
-        vmbus=not args.no_vmbus,
-        ioapic=not args.no_ioapic,
-        pic=args.pic,
-        pit=args.pit,
-        vtd_address_width=args.vtd_address_width,
-        cxl_window_restrictions=args.cxl_window_restrictions,
-        gic=gic,
-    )
+#: What `emit acpi` describes besides the layout.
+ACPI_GROUPS = (PROCESSORS, DEVICES, ACPI, X86, GIC)
 
 
 def register(groups: CommandGroups) -> None:
@@ -84,21 +33,15 @@ def register(groups: CommandGroups) -> None:
     )
     add_config_arguments(acpi)
     acpi.add_argument("-o", "--output", required=True, metavar="DIR")
-    add_acpi_options(acpi)
+    add_platform_arguments(acpi, ACPI_GROUPS)
     acpi.set_defaults(handler=_emit_acpi)
 
 
 def _emit_acpi(args: argparse.Namespace) -> int:
-    from vmlayout.acpi.dsdt import AcpiOptions, build_acpi_tables
-    from vmlayout.errors import VmLayoutError
+    from vmlayout.acpi.dsdt import build_acpi_tables
     from vmlayout.output import write_directory_atomic
 
-    options = acpi_options_from_args(args)
-    assert isinstance(options, AcpiOptions)
-    resolved = resolve_from_args(args)
-    if options.pci0 and resolved.arch.value != "x86_64":
-        raise VmLayoutError("invalid_argument", "--pci0: PCI0 exists only on x86_64")
-    files = build_acpi_tables(resolved, options)
+    files = build_acpi_tables(resolve_from_args(args))
     stale = write_directory_atomic(
         args.output, files, remove=lambda directory: _stale_tables(directory, files)
     )

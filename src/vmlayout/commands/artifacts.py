@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
-from vmlayout.commands.platform import SOCKET_NOTE, add_vp_arguments
+from vmlayout.commands.platform import ALL_GROUPS, add_platform_arguments
 from vmlayout.commands.x86 import add_mtrr_policy_arguments, mtrr_policy_settings
 
 
@@ -20,7 +20,7 @@ def register(groups: CommandGroups) -> None:
     add_config_arguments(emit_all)
     emit_all.add_argument("-o", "--output", required=True, metavar="DIR")
     add_mtrr_policy_arguments(emit_all)
-    add_vp_arguments(emit_all, 2, SOCKET_NOTE)
+    add_platform_arguments(emit_all, ALL_GROUPS)
     emit_all.set_defaults(handler=_emit_all)
 
 
@@ -43,8 +43,6 @@ def _emit_all(args: argparse.Namespace) -> int:
         mtrr_count=count,
         mtrr_loader=args.loader,
         mtrr_approximate=approximate,
-        vp_count=args.vp_count,
-        vps_per_socket=args.vps_per_socket,
     )
     files = build_artifact_set(resolved, settings)
     output = Path(args.output)

@@ -6,7 +6,12 @@ import argparse
 import json
 import sys
 
-from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
+from vmlayout.commands import (
+    CommandGroups,
+    add_config_arguments,
+    resolve_for_view,
+    resolve_from_args,
+)
 
 
 def register(groups: CommandGroups) -> None:
@@ -62,12 +67,10 @@ def _resolve(args: argparse.Namespace) -> int:
 
 
 def _emit_mtrr(args: argparse.Namespace) -> int:
-    from vmlayout.errors import require_arch
     from vmlayout.firmware.mtrr import MtrrVariant, compute_variable_mtrrs
     from vmlayout.ranges import format_address
 
-    resolved = resolve_from_args(args)
-    require_arch(resolved.arch.value, "x86_64", "MTRRs")
+    resolved = resolve_for_view(args, "mtrr")
     writes = compute_variable_mtrrs(
         resolved.memory_layout,
         resolved.config.physical_address_size,
@@ -97,7 +100,7 @@ def _inspect(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from vmlayout.commands import INSPECTOR_MODULES
+    from vmlayout.artifacts import inspector_modules
     from vmlayout.errors import VmLayoutError
     from vmlayout.inputs import read_bytes, shown
     from vmlayout.output import INCOMPLETE_MARKER
@@ -120,7 +123,7 @@ def _inspect(args: argparse.Namespace) -> int:
     data = None
     if not path.is_dir():
         data = read_bytes(path, "invalid_input")
-    for name in INSPECTOR_MODULES:
+    for name in inspector_modules():
         module = importlib.import_module(name)
         if module.sniff(path, data):
             text, status = module.inspect(path, data, args.format)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
+from vmlayout.commands import CommandGroups, add_config_arguments, resolve_for_view
 from vmlayout.commands.platform import (
-    add_gic_arguments,
-    add_vp_arguments,
-    gic_from_args,
-    int_argument,
+    DEVICES,
+    GIC,
+    LINUX,
+    PARAVISOR,
+    PROCESSORS,
+    add_platform_arguments,
 )
 
 
@@ -30,19 +31,7 @@ def register(groups: CommandGroups) -> None:
     add_config_arguments(linux)
     linux.add_argument("-o", "--output", required=True, metavar="FILE.dtb")
     linux.add_argument("--dts", action="store_true", help="also print the tree as dts")
-    add_vp_arguments(
-        linux, 1, "1 on aarch64; accepted for uniformity, the tree carries no NUMA placement"
-    )
-    linux.add_argument("--serial", action="store_true", help="add the two SBSA UARTs")
-    linux.add_argument("--bootargs", default="", help="kernel command line (default empty)")
-    linux.add_argument(
-        "--initrd-size",
-        type=int_argument,
-        default=0,
-        metavar="BYTES",
-        help="initrd bytes; linux,initrd-end = start + BYTES (default 0: no initrd)",
-    )
-    add_gic_arguments(linux)
+    add_platform_arguments(linux, (PROCESSORS, DEVICES, GIC, LINUX))
     linux.set_defaults(handler=_emit_linux)
 
     para = groups.emit.add_parser(
@@ -55,17 +44,8 @@ def register(groups: CommandGroups) -> None:
     add_config_arguments(para)
     para.add_argument("-o", "--output", required=True, metavar="FILE.dtb")
     para.add_argument("--dts", action="store_true", help="also print the tree as dts")
-    add_vp_arguments(para, 1, "one socket holds every VP")
-    para.add_argument("--vmbus-redirection", action="store_true")
-    para.add_argument("--memory-allocation-mode", choices=("host", "vtl2"), default="host")
-    para.add_argument("--bootargs", default="", help="paravisor command line")
+    add_platform_arguments(para, (PROCESSORS, PARAVISOR))
     para.set_defaults(handler=_emit_paravisor)
-
-
-def _arch_check(resolved: Any, arch: str, what: str) -> None:
-    from vmlayout.errors import require_arch
-
-    require_arch(resolved.arch.value, arch, what)
 
 
 def _finish(args: argparse.Namespace, blob: bytes) -> int:
@@ -81,31 +61,12 @@ def _finish(args: argparse.Namespace, blob: bytes) -> int:
 
 
 def _emit_linux(args: argparse.Namespace) -> int:
-    from vmlayout.devicetree.linux import LinuxDtOptions, linux_dtb_of
+    from vmlayout.devicetree.linux import linux_dtb_of
 
-    options = LinuxDtOptions(
-        vp_count=args.vp_count,
-        vps_per_socket=args.vps_per_socket,
-        serial=args.serial,
-        bootargs=args.bootargs,
-        initrd_size=args.initrd_size,
-        gic=gic_from_args(args),
-    )
-    resolved = resolve_from_args(args)
-    _arch_check(resolved, "aarch64", "the Linux direct-boot device tree")
-    return _finish(args, linux_dtb_of(resolved, options))
+    return _finish(args, linux_dtb_of(resolve_for_view(args, "linux-dt")))
 
 
 def _emit_paravisor(args: argparse.Namespace) -> int:
-    from vmlayout.devicetree.paravisor import ParavisorDtOptions, paravisor_dtb_of
+    from vmlayout.devicetree.paravisor import paravisor_dtb_of
 
-    options = ParavisorDtOptions(
-        vp_count=args.vp_count,
-        vps_per_socket=args.vps_per_socket,
-        vmbus_redirection=args.vmbus_redirection,
-        memory_allocation_mode=args.memory_allocation_mode,
-        bootargs=args.bootargs,
-    )
-    resolved = resolve_from_args(args)
-    _arch_check(resolved, "x86_64", "the IGVM paravisor device tree")
-    return _finish(args, paravisor_dtb_of(resolved, options))
+    return _finish(args, paravisor_dtb_of(resolve_for_view(args, "paravisor-dt")))

@@ -1,14 +1,20 @@
-"""CLI options for what the layout does not decide (processors, the aarch64 GIC),
-declared once so every command spells and defaults them alike. Defaults come from
-`vmlayout.platform` / `vmlayout.topology`: the reference's values on a Linux host."""
+"""CLI options for the VM description's processors and platform sections, declared once.
+
+Every option here overrides one field of the config (`--vp-count` is
+`processors.vp_count`, `--gic-its-base` is `platform.gic.its_base`); none is a setting
+of one emitter. `resolve_from_args` applies the options a command was given to the
+config it loaded, so every view of a run — and the `config.json` of `emit all` —
+describes the same machine. An option not given leaves the config's value, and help
+texts show the declared default (from `vmlayout.platform` / `vmlayout.topology`).
+"""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-
-from vmlayout.platform import DEFAULT_GIC
 
 
 def int_argument(text: str) -> int:
@@ -22,107 +28,278 @@ def int_argument(text: str) -> int:
     return value
 
 
-def add_vp_arguments(parser: argparse.ArgumentParser, default_count: int, arch_note: str) -> None:
-    """--vp-count and --vps-per-socket: one name for the processor count everywhere."""
-    parser.add_argument(
-        "--vp-count",
-        type=int_argument,
-        default=default_count,
-        metavar="N",
-        help=f"processors (default {default_count})",
-    )
-    parser.add_argument(
+@dataclass(frozen=True, slots=True)
+class Override:
+    """One option: the config field it sets (a dotted path from the config's root) and,
+    for a switch, the value it sets."""
+
+    flag: str
+    path: str
+    group: str
+    help: str
+    #: None: the option takes a value (parsed by `parse`); otherwise a switch setting it.
+    const: Any = None
+    parse: Callable[[str], Any] = int_argument
+    metavar: str = "N"
+    choices: tuple[str, ...] | None = None
+    #: A second spelling, used where no other option of the command has it.
+    alias: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return "override_" + self.flag.lstrip("-").replace("-", "_")
+
+
+#: Option groups, by what they describe; a command takes the groups it has views for.
+PROCESSORS, DEVICES, ACPI, X86, GIC, LINUX, PARAVISOR, UEFI = (
+    "processors", "devices", "acpi", "x86", "gic", "linux", "paravisor", "uefi",
+)  # fmt: skip
+#: Every group: what `emit all`, `verify` and `where` take.
+ALL_GROUPS = (PROCESSORS, DEVICES, ACPI, X86, GIC, LINUX, PARAVISOR, UEFI)
+
+_TITLES = {
+    PROCESSORS: "processors (config section [processors])",
+    DEVICES: "platform devices ([platform])",
+    ACPI: "ACPI choices ([platform])",
+    X86: "x86_64 platform ([platform.x86])",
+    GIC: "aarch64 interrupt controller ([platform.gic]; defaults: OpenVMM on a Linux host)",
+    LINUX: "arm64 Linux direct boot ([platform.linux])",
+    PARAVISOR: "paravisor host tree ([platform.paravisor])",
+    UEFI: "UEFI ([platform.uefi])",
+}
+
+OVERRIDES: tuple[Override, ...] = (
+    Override("--vp-count", "processors.vp_count", PROCESSORS, "virtual processors"),
+    Override(
         "--vps-per-socket",
-        type=int_argument,
-        default=None,
-        metavar="N",
-        help=f"VPs per socket; VP v sits in vNUMA node (v // N) %% nodes (default: {arch_note})",
-    )
-
-
-#: The default socket size, as every command that places VPs words it.
-SOCKET_NOTE = (
-    "one socket holds every VP on x86_64, as the reference on a host socket that large; "
-    "1 on aarch64"
+        "processors.vps_per_socket",
+        PROCESSORS,
+        "VPs per socket; VP v sits in vNUMA node (v // N) %% nodes",
+    ),
+    Override("--smt", "processors.smt", PROCESSORS, "two threads per core", const=True),
+    Override(
+        "--pci0",
+        "platform.chipset_device",
+        ACPI,
+        "x86: describe the chipset windows with \\_SB.PCI0 instead of \\_SB.VMOD",
+        const="pci0",
+    ),
+    Override("--serial", "platform.serial", DEVICES, "serial ports", const=True),
+    Override("--no-vmbus", "platform.vmbus", DEVICES, "no VMBus", const=False),
+    Override("--hyperv", "platform.hyperv", ACPI, "FADT hypervisor vendor 'MsHyperV'", const=True),
+    Override("--rsdp-address", "platform.rsdp_address", ACPI, "RSDP page address", metavar="ADDR"),
+    Override(
+        "--cxl-window-restrictions",
+        "platform.cxl_window_restrictions",
+        ACPI,
+        "CEDT CFMWS window restrictions of every CXL window, e.g. 0x6",
+        metavar="BITS",
+    ),
+    Override("--no-ioapic", "platform.x86.ioapic", X86, "no IO-APIC in the MADT", const=False),
+    Override("--pic", "platform.x86.pic", X86, "legacy PIC (MADT PCAT_COMPAT)", const=True),
+    Override("--pit", "platform.x86.pit", X86, "PIT (IRQ0 -> GSI 2 override)", const=True),
+    Override("--vtd-address-width", "platform.x86.vtd_address_width", X86, "DMAR width"),
+    Override(
+        "--gic-distributor-base",
+        "platform.gic.distributor_base",
+        GIC,
+        "GICv3 distributor",
+        metavar="ADDR",
+    ),
+    Override(
+        "--gic-redistributors-base",
+        "platform.gic.redistributors_base",
+        GIC,
+        "first VP's redistributor, 0x20000 per VP (OpenVMM uses 0xeffee000 on other hosts)",
+        metavar="ADDR",
+    ),
+    Override(
+        "--gic-msi",
+        "platform.gic.msi",
+        GIC,
+        "PCIe MSI controller: GICv3 ITS, GICv2m frame, or none",
+        parse=str,
+        metavar="KIND",
+        choices=("its", "v2m", "none"),
+    ),
+    Override("--gic-its-base", "platform.gic.its_base", GIC, "GICv3 ITS", metavar="ADDR"),
+    Override("--gic-v2m-base", "platform.gic.v2m_frame_base", GIC, "v2m MSI frame", metavar="ADDR"),
+    Override("--gic-v2m-spis", "platform.gic.v2m_spi_count", GIC, "v2m SPIs, dealt from the top"),
+    Override(
+        "--gic-interrupts",
+        "platform.gic.nr_irqs",
+        GIC,
+        "GIC interrupt lines; SMMU SPIs are dealt top-down from N-1",
+    ),
+    Override(
+        "--timer-ppi",
+        "platform.gic.virt_timer_ppi",
+        GIC,
+        "EL1 virtual timer interrupt, 16..31",
+        metavar="INTID",
+    ),
+    Override(
+        "--bootargs",
+        "platform.linux.bootargs",
+        LINUX,
+        "kernel command line",
+        parse=str,
+        metavar="S",
+    ),
+    Override(
+        "--initrd-size",
+        "platform.linux.initrd_size",
+        LINUX,
+        "initrd bytes; linux,initrd-end = start + BYTES",
+        metavar="BYTES",
+    ),
+    Override(
+        "--vmbus-redirection",
+        "platform.paravisor.vmbus_redirection",
+        PARAVISOR,
+        "VMBus redirection",
+        const=True,
+    ),
+    Override(
+        "--memory-allocation-mode",
+        "platform.paravisor.memory_allocation_mode",
+        PARAVISOR,
+        "who allocates VTL2 memory",
+        parse=str,
+        metavar="MODE",
+        choices=("host", "vtl2"),
+    ),
+    Override(
+        "--paravisor-bootargs",
+        "platform.paravisor.bootargs",
+        PARAVISOR,
+        "paravisor command line",
+        parse=str,
+        metavar="S",
+        alias="--bootargs",
+    ),
+    Override("--bios-guid", "platform.uefi.bios_guid", UEFI, "BIOS GUID", parse=str, metavar="G"),
+    Override(
+        "--entropy",
+        "platform.uefi.entropy",
+        UEFI,
+        "64 bytes of entropy as hex",
+        parse=lambda text: _hex(text),
+        metavar="HEX",
+    ),
+    Override("--frontpage", "platform.uefi.frontpage", UEFI, "show the front page", const=True),
 )
 
 
-def add_gic_arguments(parser: argparse.ArgumentParser) -> None:
-    """The aarch64 interrupt controller: the Linux tree and the MADT/GTDT/IORT can be
-    asked for the same platform with the same words."""
-    gic = parser.add_argument_group(
-        "aarch64 platform (not decided by the layout; defaults: OpenVMM on a Linux host)"
-    )
-    d = DEFAULT_GIC
-    gic.add_argument(
-        "--gic-distributor-base",
-        type=int_argument,
-        default=d.distributor_base,
-        metavar="ADDR",
-        help=f"GICv3 distributor ({d.distributor_base:#x})",
-    )
-    gic.add_argument(
-        "--gic-redistributors-base",
-        type=int_argument,
-        default=d.redistributors_base,
-        metavar="ADDR",
-        help=f"first VP's redistributor, 0x20000 per VP ({d.redistributors_base:#x}; "
-        "OpenVMM uses 0xeffee000 on other hosts)",
-    )
-    gic.add_argument(
-        "--gic-msi",
-        choices=("its", "v2m", "none"),
-        default=d.msi,
-        help=f"PCIe MSI controller: GICv3 ITS, GICv2m frame, or none ({d.msi})",
-    )
-    gic.add_argument(
-        "--gic-its-base",
-        type=int_argument,
-        default=d.its_base,
-        metavar="ADDR",
-        help=f"({d.its_base:#x})",
-    )
-    gic.add_argument(
-        "--gic-v2m-base",
-        type=int_argument,
-        default=d.v2m_frame_base,
-        metavar="ADDR",
-        help=f"v2m MSI frame ({d.v2m_frame_base:#x})",
-    )
-    gic.add_argument(
-        "--gic-v2m-spis",
-        type=int_argument,
-        default=d.v2m_spi_count,
-        metavar="N",
-        help=f"v2m SPI count, dealt from the top before the SMMUs' ({d.v2m_spi_count})",
-    )
-    gic.add_argument(
-        "--gic-interrupts",
-        type=int_argument,
-        default=d.nr_irqs,
-        metavar="N",
-        help=f"GIC interrupt lines; SMMU SPIs are dealt top-down from N-1 ({d.nr_irqs})",
-    )
-    gic.add_argument(
-        "--timer-ppi",
-        type=int_argument,
-        default=d.virt_timer_ppi,
-        metavar="INTID",
-        help=f"EL1 virtual timer interrupt, 16..31 ({d.virt_timer_ppi})",
-    )
+def _hex(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not hex: {text!r}") from None
 
 
-def gic_from_args(args: argparse.Namespace, **overrides: Any) -> Any:
-    """The `GicPlatform` the options ask for (validated there)."""
-    gic = replace(
-        DEFAULT_GIC,
-        distributor_base=args.gic_distributor_base,
-        redistributors_base=args.gic_redistributors_base,
-        msi=args.gic_msi,
-        its_base=args.gic_its_base,
-        v2m_frame_base=args.gic_v2m_base,
-        v2m_spi_count=args.gic_v2m_spis,
-        virt_timer_ppi=args.timer_ppi,
-        nr_irqs=args.gic_interrupts,
+def _field(path: str) -> dataclasses.Field[Any]:
+    """The dataclass field a config path names (for its declared default). Starts at the
+    section classes, not `VmConfig`, so building the parser does not load the resolver."""
+    from vmlayout.platform import Platform
+    from vmlayout.topology import Processors
+
+    section, *rest = path.split(".")
+    cls: Any = {"processors": Processors, "platform": Platform}[section]
+    field: dataclasses.Field[Any] | None = None
+    for part in rest:
+        field = next(f for f in dataclasses.fields(cls) if f.name == part)
+        if field.default_factory is not dataclasses.MISSING:
+            cls = type(field.default_factory())
+    assert field is not None
+    return field
+
+
+def _default_text(override: Override) -> str:
+    from vmlayout.schema import spell_default
+
+    field = _field(override.path)
+    default = (
+        field.default_factory()
+        if field.default_factory is not dataclasses.MISSING
+        else field.default
     )
-    return replace(gic, **overrides) if overrides else gic
+    if override.path == "processors.vps_per_socket":
+        return "every VP in one socket on x86_64, 1 on aarch64"
+    if default is None:
+        return "none"
+    if isinstance(default, int) and not isinstance(default, bool) and override.metavar == "ADDR":
+        return f"{default:#x}"
+    return spell_default(field, default)
+
+
+def add_platform_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...]) -> None:
+    """The options of `groups`, in declaration order, each defaulting to "not given"
+    (the config's value, whose declared default the help shows)."""
+    taken = {o.flag for o in OVERRIDES if o.group in groups}
+    for group in groups:
+        section = parser.add_argument_group(_TITLES[group])
+        for o in OVERRIDES:
+            if o.group != group:
+                continue
+            flags = [o.flag] + ([o.alias] if o.alias and o.alias not in taken else [])
+            if o.const is not None:
+                section.add_argument(
+                    *flags,
+                    dest=o.dest,
+                    action="store_const",
+                    const=o.const,
+                    default=None,
+                    help=f"{o.help} (config: {o.path})",
+                )
+            else:
+                section.add_argument(
+                    *flags,
+                    dest=o.dest,
+                    type=o.parse,
+                    default=None,
+                    metavar=o.metavar,
+                    choices=o.choices,
+                    help=f"{o.help} (config: {o.path}; default {_default_text(o)})",
+                )
+
+
+def _replace_path(obj: Any, parts: list[str], value: Any) -> Any:
+    head, *rest = parts
+    new = value if not rest else _replace_path(getattr(obj, head), rest, value)
+    return dataclasses.replace(obj, **{head: new})
+
+
+def apply_overrides(config: Any, args: argparse.Namespace) -> Any:
+    """`config` with every option the command was given applied. A value the section
+    refuses is one error naming the option."""
+    from vmlayout.errors import VmLayoutError
+
+    for o in OVERRIDES:
+        value = getattr(args, o.dest, None)
+        if value is None:
+            continue
+        try:
+            config = _replace_path(config, o.path.split("."), value)
+        except VmLayoutError as error:
+            message = error.message.split(": ", 1)[-1] if ": " in error.message else error.message
+            raise VmLayoutError("invalid_argument", f"{o.flag}: {message}") from None
+    return config
+
+
+__all__ = [
+    "ACPI",
+    "ALL_GROUPS",
+    "DEVICES",
+    "GIC",
+    "LINUX",
+    "OVERRIDES",
+    "PARAVISOR",
+    "PROCESSORS",
+    "UEFI",
+    "X86",
+    "Override",
+    "add_platform_arguments",
+    "apply_overrides",
+    "int_argument",
+]

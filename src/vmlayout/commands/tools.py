@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from vmlayout.arch import ARCH_NAMES
 from vmlayout.commands import (
     CommandGroups,
     add_config_arguments,
@@ -31,7 +32,7 @@ def register(groups: CommandGroups) -> None:
     )
     diff.add_argument("before", nargs="?", metavar="A", help="config or saved layout JSON")
     diff.add_argument("after", nargs="?", metavar="B", help="config or saved layout JSON")
-    diff.add_argument("--arch", choices=("x86_64", "aarch64"), help="override configs' arch")
+    diff.add_argument("--arch", choices=ARCH_NAMES, help="override configs' arch")
     diff.add_argument("--format", choices=("table", "json"), default="table")
     diff.add_argument(
         "--strict", action="store_true", help="every change breaks, additive ones included"

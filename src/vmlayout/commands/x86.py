@@ -7,8 +7,19 @@ import json
 import sys
 from typing import Any
 
-from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
-from vmlayout.commands.platform import add_vp_arguments, int_argument
+from vmlayout.commands import (
+    CommandGroups,
+    add_config_arguments,
+    resolve_for_view,
+)
+from vmlayout.commands.platform import (
+    DEVICES,
+    GIC,
+    PROCESSORS,
+    UEFI,
+    add_platform_arguments,
+    int_argument,
+)
 
 
 def add_mtrr_policy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,22 +139,12 @@ def register(groups: CommandGroups) -> None:
         action="store_true",
         help="only StructureCount, MemoryMap and MmioRanges",
     )
-    add_vp_arguments(uefi, 2, "one socket holds every VP")
-    uefi.add_argument("--smt", action="store_true")
-    uefi.add_argument("--bios-guid", default=None, help="GUID (default all zero)")
-    uefi.add_argument("--entropy", default=None, metavar="HEX", help="64 bytes as hex")
-    uefi.add_argument("--serial", action="store_true", help="enable serial controllers")
-    uefi.add_argument("--frontpage", action="store_true", help="do not disable the frontpage")
-    uefi.add_argument("--no-vmbus", action="store_true", help="set the vmbus_disabled flag")
+    add_platform_arguments(uefi, (PROCESSORS, DEVICES, GIC, UEFI))
     uefi.set_defaults(handler=_emit_uefi)
 
 
-def _x86(args: argparse.Namespace) -> Any:
-    from vmlayout.errors import require_arch
-
-    resolved = resolve_from_args(args)
-    require_arch(resolved.arch.value, "x86_64", "this firmware view")
-    return resolved
+def _x86(args: argparse.Namespace, view: str = "mtrr") -> Any:
+    return resolve_for_view(args, view)
 
 
 def _state(args: argparse.Namespace, resolved: Any) -> Any:
@@ -260,7 +261,7 @@ def _emit_e820(args: argparse.Namespace) -> int:
     from vmlayout.output import write_atomic
     from vmlayout.ranges import format_address, format_size
 
-    resolved = _x86(args)
+    resolved = _x86(args, "e820")
     entries = build_e820(
         resolved.memory_layout, args.acpi_len, args.smbios_len, args.additional_pages
     )
@@ -280,7 +281,7 @@ def _emit_e820(args: argparse.Namespace) -> int:
 def _emit_pcat(args: argparse.Namespace) -> int:
     from vmlayout.firmware.pcat import PcatConfig
 
-    resolved = _x86(args)
+    resolved = _x86(args, "pcat")
     pcat = PcatConfig(resolved.memory_layout, resolved.chipset)
     if args.format == "json":
         sys.stdout.write(json.dumps(pcat.to_json()) + "\n")
@@ -298,42 +299,14 @@ def _emit_pcat(args: argparse.Namespace) -> int:
 
 
 def _emit_uefi(args: argparse.Namespace) -> int:
-    import uuid
-
-    from vmlayout.errors import VmLayoutError
-    from vmlayout.firmware.uefi import UefiOptions, encode_config_blob, encode_layout_blob
+    from vmlayout.firmware.uefi import encode_layout_blob, uefi_blob_of
     from vmlayout.output import write_atomic
-    from vmlayout.platform import DEFAULT_GIC
 
-    resolved = resolve_from_args(args)
-    layout = resolved.memory_layout
+    resolved = resolve_for_view(args, "uefi")
     if args.layout_only:
-        blob = encode_layout_blob(layout.ram, resolved.chipset)
+        blob = encode_layout_blob(resolved.memory_layout.ram, resolved.chipset)
     else:
-        try:
-            guid = uuid.UUID(args.bios_guid) if args.bios_guid else uuid.UUID(int=0)
-        except ValueError:
-            raise VmLayoutError("invalid_argument", "--bios-guid: not a GUID") from None
-        try:
-            entropy = bytes.fromhex(args.entropy) if args.entropy else bytes(64)
-        except ValueError:
-            raise VmLayoutError("invalid_argument", "--entropy: not hex") from None
-        options = UefiOptions(
-            bios_guid=guid,
-            entropy=entropy,
-            vp_count=args.vp_count,
-            vps_per_socket=args.vps_per_socket or args.vp_count,
-            smt=args.smt,
-            serial=args.serial,
-            frontpage=args.frontpage,
-            vmbus=not args.no_vmbus,
-            gic=(
-                (DEFAULT_GIC.distributor_base, DEFAULT_GIC.redistributors_base)
-                if resolved.arch.value == "aarch64"
-                else None
-            ),
-        )
-        blob = encode_config_blob(layout.ram, resolved.chipset, options)
+        blob = uefi_blob_of(resolved)
     write_atomic(args.output, blob)
     sys.stdout.write(f"wrote {len(blob)} bytes to {args.output}\n")
     return 0

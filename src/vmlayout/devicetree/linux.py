@@ -15,9 +15,10 @@ same `GicPlatform` the MADT/GTDT use, so the two views cannot disagree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from vmlayout.arch import Arch
 from vmlayout.devicetree.fdt import (
     Node,
     build_fdt,
@@ -32,12 +33,19 @@ from vmlayout.devicetree.fdt import (
 )
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import ChipsetMmioRanges, MemoryRangeWithNode
-from vmlayout.platform import GIC_REDISTRIBUTOR_SIZE, GicPlatform
+from vmlayout.platform import (
+    DEFAULT_PLATFORM,
+    GIC_ITS_SIZE,
+    GIC_V2M_FRAME_SIZE,
+    GICD_SIZE,
+    GicPlatform,
+    Platform,
+)
 from vmlayout.ranges import EMPTY, MIB, PAGE_SIZE, MemoryRange
-from vmlayout.topology import VpTopology
+from vmlayout.topology import DEFAULT_PROCESSORS, Processors
 
 if TYPE_CHECKING:
-    from vmlayout.policy import ResolvedLayout, RootComplexRanges
+    from vmlayout.policy import ResolvedLayout, RootComplexRanges, VmConfig
 
 PHANDLE_GIC = 1
 PHANDLE_CLOCK = 2
@@ -46,9 +54,6 @@ PHANDLE_ITS = 4
 #: SMMU instance n (in root-complex order) gets phandle 5 + n.
 PHANDLE_SMMU_BASE = 5
 
-GICD_SIZE = 0x1_0000
-GIC_ITS_SIZE = 0x2_0000
-GIC_V2M_FRAME_SIZE = 0x1000
 UART_BASES = (0xEFFEC000, 0xEFFEB000)
 UART_SPIS = (1, 2)
 #: SBSA subset of the PL011, as the reference advertises it.
@@ -73,33 +78,42 @@ IOMMU_MAP_LENGTH = 0x1_0000
 
 @dataclass(frozen=True, slots=True)
 class LinuxDtOptions:
-    """Settings that are not layout; defaults are the reference's on a Linux host."""
+    """What the tree takes from the VM description besides the layout: its processors
+    and platform sections (`LinuxDtOptions.of(config)`), never values of its own."""
 
-    vp_count: int = 1
-    #: Accepted for one meaning across commands; the reference's tree has no NUMA nodes.
-    vps_per_socket: int | None = None
-    serial: bool = False
-    bootargs: str = ""
-    #: Bytes of initrd placed at first RAM + 16 MiB (0: start == end, as without one).
-    initrd_size: int = 0
-    gic: GicPlatform = field(default_factory=GicPlatform)
+    processors: Processors = DEFAULT_PROCESSORS
+    platform: Platform = DEFAULT_PLATFORM
+
+    @classmethod
+    def of(cls, config: VmConfig) -> LinuxDtOptions:
+        return cls(config.processors, config.platform)
 
     def __post_init__(self) -> None:
-        VpTopology(self.vp_count, self.vps_per_socket)  # validates both counts
-        if self.initrd_size < 0:
-            raise VmLayoutError("invalid_argument", "initrd_size: must not be negative")
-        dist = MemoryRange(self.gic.distributor_base, self.gic.distributor_base + GICD_SIZE)
-        redist = self.redistributors
-        if dist.overlaps(redist):
-            raise VmLayoutError(
-                "invalid_argument",
-                f"GIC: {self.vp_count} VPs' redistributors {redist} overlap the distributor {dist}",
-            )
+        self.platform.gic.check_frames(self.vp_count)
+
+    @property
+    def vp_count(self) -> int:
+        return self.processors.vp_count
+
+    @property
+    def gic(self) -> GicPlatform:
+        return self.platform.gic
+
+    @property
+    def serial(self) -> bool:
+        return self.platform.serial
+
+    @property
+    def bootargs(self) -> str:
+        return self.platform.linux.bootargs
+
+    @property
+    def initrd_size(self) -> int:
+        return self.platform.linux.initrd_size
 
     @property
     def redistributors(self) -> MemoryRange:
-        base = self.gic.redistributors_base
-        return MemoryRange(base, base + GIC_REDISTRIBUTOR_SIZE * self.vp_count)
+        return MemoryRange(*self.gic.redistributors(self.vp_count))
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,11 +318,12 @@ def linux_tree(
 ) -> Node:
     n = options.vp_count
     gic = options.gic
+    ids = options.processors.processor_ids(Arch.AARCH64)
     cpus = tuple(
         Node(
             f"cpu@{i}",
             (
-                ("reg", u32(i)),
+                ("reg", u32(ids[i])),
                 ("device_type", string("cpu")),
                 *((("enable-method", string("psci")),) if n > 1 else ()),
                 ("status", string("okay" if i == 0 else "disabled")),
@@ -402,9 +417,10 @@ def linux_tree(
     )
 
 
-def linux_tree_of(resolved: ResolvedLayout, options: LinuxDtOptions = LinuxDtOptions()) -> Node:
-    """The whole tree of a resolved aarch64 layout: RAM, chipset windows, every root
-    complex and SMMU."""
+def linux_tree_of(resolved: ResolvedLayout) -> Node:
+    """The whole tree of the aarch64 VM `resolved` describes: RAM, chipset windows,
+    every root complex and SMMU, its processors and platform."""
+    options = LinuxDtOptions.of(resolved.config)
     return linux_tree(
         resolved.memory_layout.ram,
         resolved.chipset,
@@ -414,8 +430,8 @@ def linux_tree_of(resolved: ResolvedLayout, options: LinuxDtOptions = LinuxDtOpt
     )
 
 
-def linux_dtb_of(resolved: ResolvedLayout, options: LinuxDtOptions = LinuxDtOptions()) -> bytes:
-    return build_fdt(linux_tree_of(resolved, options))
+def linux_dtb_of(resolved: ResolvedLayout) -> bytes:
+    return build_fdt(linux_tree_of(resolved))
 
 
 def build_linux_dtb(

@@ -10,9 +10,10 @@ normalising it to `[0, 0)` would let the host parser's swap rule reorder the win
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vmlayout.arch import Arch, InterruptController
 from vmlayout.binfmt import Struct
 from vmlayout.devicetree.fdt import (
     Node,
@@ -27,8 +28,8 @@ from vmlayout.devicetree.fdt import (
 )
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import ChipsetMmioRanges, MemoryLayout, MemoryRangeWithNode, from_ranges
+from vmlayout.platform import ParavisorPlatform
 from vmlayout.ranges import EMPTY, PAGE_SIZE, MemoryRange
-from vmlayout.topology import VpTopology
 
 if TYPE_CHECKING:
     from vmlayout.policy import ResolvedLayout
@@ -150,23 +151,28 @@ def encode_memory_map(entries: tuple[MemoryMapEntry, ...]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ParavisorDtOptions:
-    vp_count: int = 1
-    #: None: one socket holds every VP (the reference takes the host's socket size).
-    vps_per_socket: int | None = None
-    vmbus_redirection: bool = False
-    #: "host" or "vtl2" (then `mmio-size` 128 MiB, and `memory-size` when given).
-    memory_allocation_mode: str = "host"
-    vtl2_memory_size: int | None = None
-    bootargs: str = ""
+    """The paravisor platform choices (`platform.paravisor`: VMBus redirection, who
+    allocates VTL2 memory — "vtl2" adds `mmio-size` 128 MiB and `memory-size` when
+    given — and the command line). VPs and their vNUMA nodes come from the config's
+    processors section (`paravisor_dtb_of`), never from here."""
 
-    def __post_init__(self) -> None:
-        if self.memory_allocation_mode not in ("host", "vtl2"):
-            raise _bad("invalid_argument", "memory_allocation_mode: must be host or vtl2")
-        VpTopology(self.vp_count, self.vps_per_socket)  # validates both counts
+    platform: ParavisorPlatform = field(default_factory=ParavisorPlatform)
 
-    def vp_vnodes(self, node_count: int) -> tuple[int, ...]:
-        """The vNUMA node of every VP, by the one placement rule SRAT also uses."""
-        return VpTopology(self.vp_count, self.vps_per_socket).vnodes(node_count, "x86_64")
+    @property
+    def vmbus_redirection(self) -> bool:
+        return self.platform.vmbus_redirection
+
+    @property
+    def memory_allocation_mode(self) -> str:
+        return self.platform.memory_allocation_mode
+
+    @property
+    def vtl2_memory_size(self) -> int | None:
+        return self.platform.vtl2_memory_size
+
+    @property
+    def bootargs(self) -> str:
+        return self.platform.bootargs
 
 
 def _triples(windows: list[MemoryRange]) -> bytes:
@@ -278,16 +284,15 @@ def build_paravisor_dtb(
     return build_fdt(paravisor_tree(entries, chipset, vp_vnodes, options))
 
 
-def paravisor_dtb_of(
-    resolved: ResolvedLayout, options: ParavisorDtOptions = ParavisorDtOptions()
-) -> bytes:
-    """The host tree of a resolved x86_64 layout: RAM and VTL2 range, VPs placed in
-    vNUMA nodes, chipset windows."""
+def paravisor_dtb_of(resolved: ResolvedLayout) -> bytes:
+    """The host tree of the x86_64 VM `resolved` describes: RAM and VTL2 range, its VPs
+    placed in vNUMA nodes by the one placement rule SRAT also uses, chipset windows."""
+    config = resolved.config
     return build_paravisor_dtb(
         host_memory_map(resolved.memory_layout),
         resolved.chipset,
-        options.vp_vnodes(len(resolved.config.node_mem_sizes)),
-        options,
+        config.processors.vnodes(len(config.node_mem_sizes), config.arch),
+        ParavisorDtOptions(config.platform.paravisor),
     )
 
 
@@ -488,9 +493,10 @@ def build_vtl0_memory_layout(
     return layout(filtered, ""), layout(vtl0_memory_map, "complete "), tuple(pool)
 
 
-def untrusted_mmio(mmio: ParavisorMmio, vtom: int, aarch64: bool) -> tuple[MemoryRange, ...] | None:
-    """§6.4: None means "forward all MMIO to the host" (aarch64 without vTOM)."""
-    if aarch64 and vtom == 0:
+def untrusted_mmio(mmio: ParavisorMmio, vtom: int, arch: Arch) -> tuple[MemoryRange, ...] | None:
+    """§6.4: None means "forward all MMIO to the host" (aarch64 — a GIC platform —
+    without vTOM)."""
+    if arch.spec.interrupt_controller is InterruptController.GIC and vtom == 0:
         return None
     base = [r for r in (mmio.low, mmio.high) if not r.is_empty()]
     shifted = [MemoryRange(r.start + vtom, r.end + vtom) for r in base] if vtom else []

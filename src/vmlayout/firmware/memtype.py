@@ -18,7 +18,7 @@ from enum import Enum
 from functools import cache
 from typing import Any
 
-from vmlayout.errors import VmLayoutError, require_arch
+from vmlayout.errors import VmLayoutError
 from vmlayout.firmware.mtrr import (
     IA32_MTRR_DEF_TYPE,
     MTRR_VALID,
@@ -588,7 +588,8 @@ def mtrr_state(
 ) -> MtrrState:
     """The complete initial MTRR state for a policy: the loader's DEF_TYPE and fixed
     MTRRs, then the variable pairs ("reference": as OpenVMM computes them)."""
-    require_arch(resolved.arch.value, "x86_64", "MTRRs")
+    if resolved.arch.value != "x86_64":
+        raise VmLayoutError("unsupported_arch", "arch: MTRRs exist only on x86_64")
     if policy == "reference":
         return reference_state(resolved, loader)
     if policy == "exact":

@@ -12,12 +12,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from vmlayout.arch import Arch, InterruptController
 from vmlayout.binfmt import Struct
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import ChipsetMmioRanges, MemoryRangeWithNode
+from vmlayout.platform import DEFAULT_PLATFORM, Platform
 from vmlayout.ranges import PAGE_SIZE, MemoryRange
+from vmlayout.topology import DEFAULT_PROCESSORS, Processors
+
+if TYPE_CHECKING:
+    from vmlayout.policy import ResolvedLayout, VmConfig
 
 
 class StructureType(IntEnum):
@@ -68,7 +74,6 @@ GUID = Struct("GUID", (("data1", "I"), ("data2", "H"), ("data3", "H"), ("data4",
 
 BIOS_SIZE_PAGES = 0x600000 // PAGE_SIZE
 NULL_GUID = uuid.UUID(int=0)
-ENTROPY_SIZE = 64
 
 
 class Flag(IntEnum):
@@ -84,36 +89,49 @@ class Flag(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class UefiOptions:
-    """Settings of the blob that are not layout. Defaults reproduce spec 03 §9.4."""
+    """What the blob takes from the VM description besides the layout: its processors
+    and platform sections (`UefiOptions.of(config)`). Defaults reproduce spec 03 §9.4."""
 
-    bios_guid: uuid.UUID = NULL_GUID
-    entropy: bytes = bytes(ENTROPY_SIZE)
-    vp_count: int = 2
-    vps_per_socket: int = 2
-    smt: bool = False
-    serial: bool = False
-    frontpage: bool = False
-    vmbus: bool = True
-    #: AArch64 only: (GIC distributor base, redistributors base) for the Gic structure.
-    gic: tuple[int, int] | None = None
+    processors: Processors = DEFAULT_PROCESSORS
+    platform: Platform = DEFAULT_PLATFORM
+    arch: Arch = Arch.X86_64
 
-    def __post_init__(self) -> None:
-        if len(self.entropy) != ENTROPY_SIZE:
-            raise VmLayoutError("invalid_argument", f"entropy: must be {ENTROPY_SIZE} bytes")
-        if not 1 <= self.vp_count <= 0xFFFF_FFFF:
-            raise VmLayoutError("invalid_argument", "vp_count: must be at least 1")
-        if not 1 <= self.vps_per_socket <= self.vp_count:
-            raise VmLayoutError("invalid_argument", "vps_per_socket: must be 1..vp_count")
+    @classmethod
+    def of(cls, config: VmConfig) -> UefiOptions:
+        return cls(config.processors, config.platform, config.arch)
+
+    @property
+    def vp_count(self) -> int:
+        return self.processors.vp_count
+
+    @property
+    def vps_per_socket(self) -> int:
+        return min(self.processors.socket_size(self.arch), self.vp_count)
+
+    @property
+    def bios_guid(self) -> uuid.UUID:
+        return self.platform.uefi.guid
+
+    @property
+    def entropy(self) -> bytes:
+        return self.platform.uefi.entropy
+
+    @property
+    def gic(self) -> tuple[int, int] | None:
+        """(distributor, redistributors) for the Gic structure, on a GIC platform."""
+        if self.arch.spec.interrupt_controller is not InterruptController.GIC:
+            return None
+        return self.platform.gic.distributor_base, self.platform.gic.redistributors_base
 
     @property
     def flags(self) -> int:
         bits = [Flag.HIBERNATE_ENABLED, Flag.MTRRS_INITIALIZED_AT_LOAD]
         bits.append(Flag.PCI_RESOURCES_PRE_ASSIGNED)
-        if self.serial:
+        if self.platform.serial:
             bits.append(Flag.SERIAL_CONTROLLERS_ENABLED)
-        if not self.frontpage:
+        if not self.platform.uefi.frontpage:
             bits.append(Flag.DISABLE_FRONTPAGE)
-        if not self.vmbus:
+        if not self.platform.vmbus:
             bits.append(Flag.VMBUS_DISABLED)
         return sum(1 << b for b in bits)
 
@@ -184,7 +202,7 @@ def encode_config_blob(
                 max_processor_count=options.vp_count,
                 processor_count=options.vp_count,
                 processors_per_virtual_socket=options.vps_per_socket,
-                threads_per_processor=2 if options.smt else 1,
+                threads_per_processor=2 if options.processors.smt else 1,
             ),
         ),
         _structure(StructureType.FLAGS, FLAGS.pack(flags=options.flags)),
@@ -198,6 +216,14 @@ def encode_config_blob(
         )
     structures += [_structure(StructureType.ACPI_TABLE, table) for table in acpi_tables]
     return _complete(structures)
+
+
+def uefi_blob_of(resolved: ResolvedLayout) -> bytes:
+    """The blob of the VM `resolved` describes (its RAM, chipset windows, processors and
+    platform)."""
+    return encode_config_blob(
+        resolved.memory_layout.ram, resolved.chipset, UefiOptions.of(resolved.config)
+    )
 
 
 # --- decoding -------------------------------------------------------------------------

@@ -18,10 +18,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from vmlayout.arch import Arch, ProcessorIds
 from vmlayout.artifacts import ArtifactSet, EmitSettings, load_artifact_set
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout
 from vmlayout.ranges import FOUR_GIB, MemoryRange, format_address
+from vmlayout.report import placed_to_json
 
 #: A row's value: the merged non-empty ranges a view describes for it, or, for
 #: register rows, a tuple of (msr, value) pairs.
@@ -39,10 +41,28 @@ def merge_ranges(ranges: Any) -> tuple[MemoryRange, ...]:
     return tuple(out)
 
 
-REGISTER_ROWS = ("MTRR registers", "PCAT items", "PCAT CMOS", "PCIe segments", "VP vnodes")
 #: (VP index, vNUMA node) of every processor: SRAT's affinity entries and the device
-#: trees' CPU nodes against `VpTopology` with the recorded settings.
+#: trees' CPU nodes against the config's processors section.
 VP_ROW = "VP vnodes"
+#: The facts of the processors and platform sections that several views state: every
+#: view that states one must state the config's value.
+VP_COUNT_ROW = "VP count"
+#: (VP index, APIC id / MPIDR): MADT, the device trees' `cpu@` reg.
+VP_IDS_ROW = "VP ids"
+GIC_DIST_ROW = "GIC distributor"
+GIC_REDIST_ROW = "GIC redistributors"
+GIC_MSI_ROW = "GIC MSI frame"
+TIMER_ROW = "timer PPI"
+SERIAL_ROW = "serial ports"
+#: (name, start, end) of every placement: layout.json's `placed` list.
+PLACED_ROW = "placed ranges"
+PLATFORM_ROWS = (
+    VP_COUNT_ROW, VP_IDS_ROW, GIC_DIST_ROW, GIC_REDIST_ROW, GIC_MSI_ROW, TIMER_ROW, SERIAL_ROW,
+)  # fmt: skip
+#: Rows whose values are lists: the table shows a count, the detail lists them.
+REGISTER_ROWS = (
+    "MTRR registers", "PCAT items", "PCAT CMOS", "PCIe segments", VP_ROW, VP_IDS_ROW, PLACED_ROW,
+)  # fmt: skip
 #: Each ACPI view's table checksums: a bad checksum is its own ✗, the rows are still
 #: decoded and compared.
 CHECKSUM_ROW = "table checksum"
@@ -75,7 +95,13 @@ def expected_rows(
     if layout.vtl2_range is not None:
         rows["VTL2 memory"] = merge_ranges([layout.vtl2_range])
     if settings is not None and {"SRAT.aml", "paravisor.dtb"} & set(settings.artifacts):
-        rows[VP_ROW] = _expected_vp_vnodes(resolved, settings)
+        rows[VP_ROW] = _expected_vp_vnodes(resolved)
+    if settings is not None:
+        rows.update(platform_rows(resolved))
+    if settings is not None and "layout.json" in settings.artifacts:
+        rows[PLACED_ROW] = tuple(
+            (str(p["name"]), p["start"], p["end"]) for p in placed_to_json(resolved.placed)
+        )
     if settings is not None and any(_is_table_file(name) for name in settings.artifacts):
         rows[CHECKSUM_ROW] = ()  # per view: every table's checksum ok (see `compare`)
     if settings is not None and "mtrr.json" in settings.artifacts:
@@ -94,16 +120,35 @@ def _is_table_file(name: str) -> bool:
     return name.endswith(".aml") or name == "RSDP.bin"
 
 
-def _expected_vp_vnodes(resolved: ResolvedLayout, settings: EmitSettings) -> RowValue:
-    """(VP, vNUMA node) per VP by the one placement rule, with the recorded CPU settings."""
-    from vmlayout.topology import VpTopology
+def _expected_vp_vnodes(resolved: ResolvedLayout) -> RowValue:
+    """(VP, vNUMA node) per VP by the one placement rule and the config's processors."""
+    config = resolved.config
+    return tuple(enumerate(config.processors.vnodes(len(config.node_mem_sizes), config.arch)))
 
-    try:
-        topology = VpTopology(settings.vp_count, settings.vps_per_socket)
-    except VmLayoutError as error:
-        return (("error", error.message),)
-    nodes = len(resolved.config.node_mem_sizes)
-    return tuple(enumerate(topology.vnodes(nodes, resolved.arch.value)))
+
+def _on(flag: bool) -> RowValue:
+    return ("on",) if flag else ("off",)
+
+
+def platform_rows(resolved: ResolvedLayout) -> dict[str, RowValue]:
+    """The processors and platform facts more than one view states, from the config."""
+    from vmlayout.arch import InterruptController
+
+    config = resolved.config
+    cpus, platform = config.processors, config.platform
+    rows: dict[str, RowValue] = {
+        VP_COUNT_ROW: (cpus.vp_count,),
+        VP_IDS_ROW: tuple(enumerate(cpus.processor_ids(config.arch))),
+        SERIAL_ROW: _on(platform.serial),
+    }
+    if config.arch.spec.interrupt_controller is InterruptController.GIC:
+        gic = platform.gic
+        rows[GIC_DIST_ROW] = (gic.distributor_base,)
+        rows[GIC_REDIST_ROW] = (gic.redistributors_base,)
+        frame = {"its": gic.its_base, "v2m": gic.v2m_frame_base}.get(gic.msi)
+        rows[GIC_MSI_ROW] = () if frame is None else (frame,)
+        rows[TIMER_ROW] = (gic.virt_timer_ppi,)
+    return rows
 
 
 def iommu_rows(resolved: ResolvedLayout, ranges: Any) -> dict[str, RowValue]:
@@ -222,6 +267,8 @@ def describe(value: RowValue) -> str:
             key, reg = item
             numbers = isinstance(key, int) and isinstance(reg, int)
             parts.append(f"{key:#x}={reg:#x}" if numbers else f"{key}: {reg}")
+        elif isinstance(item, int) and not isinstance(item, bool) and item > 0xFFFF:
+            parts.append(format_address(item))  # a GIC frame's base
         else:  # any other row value (a view's own tuple) is shown as it is
             parts.append(str(item))
     return ", ".join(parts)
@@ -323,8 +370,13 @@ def render_table(report: CrossCheckReport) -> str:
 
 
 def report_to_json(report: CrossCheckReport) -> dict[str, Any]:
+    def item(x: Any) -> Any:
+        if isinstance(x, MemoryRange):
+            return [x.start, x.end]
+        return list(x) if isinstance(x, tuple) else x  # a pair, a placement, or a scalar
+
     def value(v: RowValue) -> list[Any]:
-        return [[x.start, x.end] if isinstance(x, MemoryRange) else [x[0], x[1]] for x in v]
+        return [item(x) for x in v]
 
     return {
         "consistent": report.consistent,
@@ -393,6 +445,9 @@ def read_layout_json(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[s
         )
         if data["vtl2"] is not None:
             rows["VTL2 memory"] = merge_ranges([_pair_range(data["vtl2"], "vtl2")])
+        rows[PLACED_ROW] = tuple(
+            (str(p["name"]), int(p["start"]), int(p["end"])) for p in data["placed"]
+        )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise VmLayoutError("invalid_artifact", f"layout.json: malformed ({error})") from None
     return rows
@@ -401,7 +456,10 @@ def read_layout_json(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[s
 LAYOUT_VIEW = View(
     name="layout.json",
     files=("layout.json",),
-    covers=lambda row: row not in REGISTER_ROWS and not row.startswith("PCI "),
+    covers=lambda row: (
+        row == PLACED_ROW
+        or (row not in REGISTER_ROWS and row not in PLATFORM_ROWS and not row.startswith("PCI "))
+    ),
     read=read_layout_json,
 )
 
@@ -500,7 +558,48 @@ def read_dsdt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
     from vmlayout.acpi.decode import chipset_from_dsdt
 
     _, ranges = chipset_from_dsdt(artifacts.files["DSDT.aml"])
-    return _split_chipset(ranges)
+    devices = _dsdt_devices(artifacts)
+    processors = [d for d in devices if d.names.get("_HID") == "ACPI0007"]
+    serial = any(d.path.rsplit(".", 1)[-1].startswith("UAR") for d in devices)
+    return {
+        **_split_chipset(ranges),
+        VP_COUNT_ROW: (len(processors),),
+        SERIAL_ROW: _on(serial),
+    }
+
+
+def _dsdt_devices(artifacts: ArtifactSet) -> list[Any]:
+    from vmlayout.acpi.decode import decode_definition_block
+
+    return decode_definition_block(_table(artifacts, "DSDT.aml"))
+
+
+def read_madt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    """Processors (local APIC / x2APIC ids or GICC MPIDRs, in entry order) and, on arm64,
+    the GIC frames."""
+    from vmlayout.acpi.decode import decode_madt
+
+    entries = decode_madt(_table(artifacts, "APIC.aml"))
+    ids = [
+        e["mpidr"] if e["type"] == "gicc" else e["apic_id"]
+        for e in entries
+        if e["type"] in ("local_apic", "local_x2apic", "gicc")
+    ]
+    rows: dict[str, RowValue] = {VP_COUNT_ROW: (len(ids),), VP_IDS_ROW: tuple(enumerate(ids))}
+    gicd = [e["base"] for e in entries if e["type"] == "gicd"]
+    gicr = [e["gicr_base"] for e in entries if e["type"] == "gicc"]
+    frames = [e["base"] for e in entries if e["type"] in ("gic_its", "gic_msi_frame")]
+    if gicd or gicr:
+        rows[GIC_DIST_ROW] = tuple(gicd)
+        rows[GIC_REDIST_ROW] = (min(gicr),) if gicr else ()
+        rows[GIC_MSI_ROW] = tuple(frames)
+    return rows
+
+
+def read_gtdt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    from vmlayout.acpi.decode import decode_gtdt
+
+    return {TIMER_ROW: (decode_gtdt(_table(artifacts, "GTDT.aml"))["virtual_el1_gsiv"],)}
 
 
 def read_srat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
@@ -509,16 +608,16 @@ def read_srat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
     table = _table(artifacts, "SRAT.aml")
     memory, _ = decode_srat(table)
     rows = ram_rows_by_node([(m.range, m.vnode) for m in memory])
-    rows[VP_ROW] = tuple(sorted(srat_processor_vnodes(table, resolved.arch.value)))
+    rows[VP_ROW] = tuple(sorted(srat_processor_vnodes(table, resolved.arch)))
     return rows
 
 
-def srat_processor_vnodes(table: Any, arch: str) -> list[tuple[int, int]]:
+def srat_processor_vnodes(table: Any, arch: Arch) -> list[tuple[int, int]]:
     """(VP index, vNUMA node) of every enabled processor: APIC ids are VP indices, GICC
     ACPI processor UIDs are VP + 1."""
     from vmlayout.acpi.decode import decode_srat_processors
 
-    offset = 1 if arch == "aarch64" else 0
+    offset = 1 if arch.spec.processor_ids is ProcessorIds.MPIDR else 0
     return [(ident - offset, vnode) for ident, vnode in decode_srat_processors(table, True)]
 
 
@@ -694,12 +793,26 @@ def read_pcat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
 
 
 def read_uefi(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
-    from vmlayout.firmware.uefi import decode_config_blob
+    from vmlayout.firmware.uefi import Flag, StructureType, decode_config_blob
 
     blob = decode_config_blob(artifacts.files["uefi-config.bin"])
     if blob.mmio_ranges is None:
         raise VmLayoutError("invalid_artifact", "uefi-config.bin: no MmioRanges structure")
-    return {"RAM": merge_ranges(blob.memory_map), **_split_chipset(blob.mmio_ranges)}
+    rows: dict[str, RowValue] = {
+        "RAM": merge_ranges(blob.memory_map),
+        **_split_chipset(blob.mmio_ranges),
+    }
+    by_type = {st.structure_type: st.fields for st in blob.structures}
+    info = by_type.get(StructureType.PROCESSOR_INFORMATION)
+    rows[VP_COUNT_ROW] = () if info is None else (info["processor_count"],)
+    flags = by_type.get(StructureType.FLAGS)
+    if flags is not None:
+        rows[SERIAL_ROW] = _on(bool(flags["flags"] >> Flag.SERIAL_CONTROLLERS_ENABLED & 1))
+    gic = by_type.get(StructureType.GIC)
+    if gic is not None:
+        rows[GIC_DIST_ROW] = (gic["distributor_base"],)
+        rows[GIC_REDIST_ROW] = (gic["redistributors_base"],)
+    return rows
 
 
 def read_linux_dtb(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
@@ -726,7 +839,57 @@ def read_linux_dtb(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str
         rows[f"{name} high MMIO"] = merge_ranges([bridge.high_mmio])
         if bridge.smmu is not None:
             rows[f"IOMMU {name}"] = merge_ranges([bridge.smmu])
+    rows.update(linux_dt_platform_rows(root))
     return rows
+
+
+def _cells(node: Any, name: str) -> list[int]:
+    value = node.prop(name) or b""
+    return [int.from_bytes(value[i : i + 4], "big") for i in range(0, len(value) - 3, 4)]
+
+
+def _dt_cpu_ids(root: Any) -> list[int]:
+    from vmlayout.devicetree.fdt import string
+
+    cpus = root.child("cpus")
+    nodes = [] if cpus is None else cpus.children
+    return [
+        int.from_bytes(n.prop("reg") or b"", "big")
+        for n in nodes
+        if n.prop("device_type") == string("cpu")
+    ]
+
+
+def linux_dt_platform_rows(root: Any) -> dict[str, RowValue]:
+    """Processors (cpu@ reg = MPIDR), GIC frames, virtual timer PPI and UARTs."""
+    ids = _dt_cpu_ids(root)
+    rows: dict[str, RowValue] = {VP_COUNT_ROW: (len(ids),), VP_IDS_ROW: tuple(enumerate(ids))}
+    gic = next((c for c in root.children if c.name.startswith("intc@")), None)
+    if gic is not None:
+        reg = _cells(gic, "reg")  # (dist hi, lo, size hi, lo, redist hi, lo, size hi, lo)
+        if len(reg) >= 8:
+            rows[GIC_DIST_ROW] = (reg[0] << 32 | reg[1],)
+            rows[GIC_REDIST_ROW] = (reg[4] << 32 | reg[5],)
+        frames = [_cells(c, "reg") for c in gic.children if _cells(c, "reg")]
+        rows[GIC_MSI_ROW] = tuple(f[0] << 32 | f[1] for f in frames if len(f) >= 2)
+    timer = next((c for c in root.children if c.name == "timer"), None)
+    if timer is not None:
+        cells = _cells(timer, "interrupts")  # (GIC_PPI, number - 16, flags): the virtual timer
+        if len(cells) >= 3:
+            rows[TIMER_ROW] = (cells[1] + 16,)
+    rows[SERIAL_ROW] = _on(_has_node(root, "uart@"))
+    return rows
+
+
+def _has_node(node: Any, prefix: str) -> bool:
+    """Whether any node below `node` is named `prefix…` (the UARTs sit under /hvlite)."""
+    stack = list(node.children)
+    while stack:
+        child = stack.pop()
+        if child.name.startswith(prefix):
+            return True
+        stack.extend(child.children)
+    return False
 
 
 def read_paravisor_dtb(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
@@ -738,7 +901,12 @@ def read_paravisor_dtb(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict
 
     tree = parse_host_tree(artifacts.files["paravisor.dtb"])
     chipset = chipset_from_host_tree(tree)
-    vps = {VP_ROW: dt_cpu_vnodes(artifacts.files["paravisor.dtb"])}
+    vnodes = dt_cpu_vnodes(artifacts.files["paravisor.dtb"])
+    vps = {
+        VP_ROW: vnodes,
+        VP_COUNT_ROW: (len(vnodes),),
+        VP_IDS_ROW: tuple((vp, vp) for vp, _ in vnodes),  # reg is the VP index (APIC id)
+    }
     vtl2 = [e.range for e in tree.memory if e.entry_type == VTL2_PROTECTABLE]
     return {
         **ram_rows_by_node(
@@ -775,13 +943,29 @@ def read_igvm_mmio(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str
     return _split_chipset(decode_mmio_ranges(artifacts.files["igvm-mmio-ranges.bin"]))
 
 
-def all_views() -> tuple[View, ...]:
-    """Every view, in column order; `compare` keeps those whose files the set records."""
-    from vmlayout.pci.check import read_pci_json
+def layout_columns() -> tuple[View, ...]:
+    return (LAYOUT_VIEW,)
 
+
+def acpi_columns() -> tuple[View, ...]:
+    """One column per table that describes something another view also states."""
     return (
-        LAYOUT_VIEW,
-        View("DSDT", ("DSDT.aml",), _is_chipset, read_dsdt),
+        View(
+            "DSDT",
+            ("DSDT.aml",),
+            lambda row: _is_chipset(row) or row in (VP_COUNT_ROW, SERIAL_ROW),
+            read_dsdt,
+        ),
+        View(
+            "MADT",
+            ("APIC.aml",),
+            lambda row: (
+                row in (VP_COUNT_ROW, VP_IDS_ROW, GIC_DIST_ROW, GIC_REDIST_ROW)
+                or row == GIC_MSI_ROW
+            ),
+            read_madt,
+        ),
+        View("GTDT", ("GTDT.aml",), lambda row: row == TIMER_ROW, read_gtdt),
         View("SSDT", ("SSDT.aml",), lambda row: _is_rc(row) or row == "PCIe segments", read_ssdt),
         View("SRAT", ("SRAT.aml",), lambda row: _is_ram(row) or row == VP_ROW, read_srat),
         View(
@@ -796,7 +980,15 @@ def all_views() -> tuple[View, ...]:
         View(
             "IORT", ("IORT.aml",), lambda row: _is_iommu(row) or row == "PCIe segments", read_iort
         ),
-        View("E820", ("e820.bin",), lambda row: row == "RAM", read_e820),
+    )
+
+
+def e820_columns() -> tuple[View, ...]:
+    return (View("E820", ("e820.bin",), lambda row: row == "RAM", read_e820),)
+
+
+def mtrr_columns() -> tuple[View, ...]:
+    return (
         View(
             "MTRR",
             ("mtrr.json",),
@@ -804,30 +996,76 @@ def all_views() -> tuple[View, ...]:
             read_mtrr,
             findings=mtrr_findings,
         ),
-        View("PCAT", ("pcat.json",), lambda row: row.startswith("PCAT "), read_pcat),
+    )
+
+
+def pcat_columns() -> tuple[View, ...]:
+    return (View("PCAT", ("pcat.json",), lambda row: row.startswith("PCAT "), read_pcat),)
+
+
+def uefi_columns() -> tuple[View, ...]:
+    return (
         View(
             "UEFI",
             ("uefi-config.bin",),
-            lambda row: row == "RAM" or _is_chipset(row),
+            lambda row: (
+                row == "RAM"
+                or _is_chipset(row)
+                or row in (VP_COUNT_ROW, SERIAL_ROW, GIC_DIST_ROW, GIC_REDIST_ROW)
+            ),
             read_uefi,
         ),
+    )
+
+
+def linux_dt_columns() -> tuple[View, ...]:
+    return (
         View(
             "DT linux",
             ("linux.dtb",),
-            lambda row: row == "RAM" or _is_chipset(row) or _is_rc(row) or _is_iommu(row),
+            lambda row: (
+                row == "RAM"
+                or _is_chipset(row)
+                or _is_rc(row)
+                or _is_iommu(row)
+                or (row in PLATFORM_ROWS)
+            ),
             read_linux_dtb,
         ),
+    )
+
+
+def paravisor_columns() -> tuple[View, ...]:
+    return (
         View(
             "DT paravisor",
             ("paravisor.dtb",),
             lambda row: (
-                _is_ram(row) or row.startswith("chipset ") or row in ("VTL2 memory", VP_ROW)
+                _is_ram(row)
+                or row.startswith("chipset ")
+                or row in ("VTL2 memory", VP_ROW, VP_COUNT_ROW, VP_IDS_ROW)
             ),
             read_paravisor_dtb,
         ),
-        View("IGVM", ("igvm-mmio-ranges.bin",), _is_chipset, read_igvm_mmio),
-        View("PCI", ("pci.json",), lambda row: row.startswith("PCI "), read_pci_json),
     )
+
+
+def igvm_columns() -> tuple[View, ...]:
+    return (View("IGVM", ("igvm-mmio-ranges.bin",), _is_chipset, read_igvm_mmio),)
+
+
+def pci_columns() -> tuple[View, ...]:
+    from vmlayout.pci.check import read_pci_json
+
+    return (View("PCI", ("pci.json",), lambda row: row.startswith("PCI "), read_pci_json),)
+
+
+def all_views() -> tuple[View, ...]:
+    """Every column, in the view registry's order (`vmlayout.artifacts.VIEWS`); `compare`
+    keeps those whose files the set records."""
+    from vmlayout.artifacts import VIEWS
+
+    return tuple(column for kind in VIEWS if kind.columns for column in kind.load_columns())
 
 
 def directory_findings(

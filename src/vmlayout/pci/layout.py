@@ -95,6 +95,7 @@ def pci_json(resolved: ResolvedLayout) -> bytes | None:
     if not assignments:
         return None
     doc = {
+        "format": "vmlayout-pci",
         "root_complexes": [
             {
                 "name": rc.name,
@@ -104,7 +105,7 @@ def pci_json(resolved: ResolvedLayout) -> bytes | None:
             }
             for rc in resolved.pcie_root_complexes
             if rc.name in assignments
-        ]
+        ],
     }
     return (json.dumps(doc, indent=1) + "\n").encode()
 
