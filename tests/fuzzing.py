@@ -174,6 +174,16 @@ def mutated_bytes(draw: st.DrawFn, seed: bytes, text: bool = False) -> bytes:
     return bytes(data)
 
 
+def nesting_depth(value: object) -> int:
+    """How many lists/objects deep a parsed document is (a scalar: 0), independently of
+    the parser's own check, as the oracle for nesting tests."""
+    if isinstance(value, dict):
+        return 1 + max(map(nesting_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(nesting_depth, value), default=0)
+    return 0
+
+
 def json_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every key path into a JSON document (the root is `()`), for mutating one place."""
     out = [prefix]

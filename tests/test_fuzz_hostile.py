@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzzing import assert_contract, fuzz_settings, run_main
+from tests.fuzzing import assert_contract, fuzz_settings, nesting_depth, run_main
 from vmlayout.errors import VmLayoutError
 from vmlayout.inputs import MAX_NESTING_DEPTH, parse_json, parse_toml
 from vmlayout.output import write_directory_atomic
@@ -173,14 +173,6 @@ def _nested(depth: int, leaf: Any, kinds: list[bool]) -> Any:
     return value
 
 
-def _depth(value: object) -> int:
-    if isinstance(value, dict):
-        return 1 + max(map(_depth, value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max(map(_depth, value), default=0)
-    return 0
-
-
 @fuzz_settings("hostile_json_structure")
 @given(
     depth=st.integers(1, MAX_NESTING_DEPTH + 8),
@@ -194,7 +186,7 @@ def test_json_nesting_is_judged_on_the_bytes_as_the_parsed_document_would(
 ) -> None:
     value = [_nested(depth, leaf, kinds), *([{}, [], "]]}}"] * siblings)]
     text = json.dumps(value, ensure_ascii=ascii_only)
-    if _depth(value) <= MAX_NESTING_DEPTH:
+    if nesting_depth(value) <= MAX_NESTING_DEPTH:
         assert parse_json(text, "x") == value
     else:
         with pytest.raises(VmLayoutError, match="nested deeper than"):
@@ -225,7 +217,7 @@ def test_json_containers_beyond_the_limit_are_refused_before_parsing(
 def test_toml_nesting_and_size_keep_the_contract(depth: int, width: int) -> None:
     text = "a = " + "[" * depth + ", ".join(["0"] * width) + "]" * depth + "\n"
     if depth + 1 <= MAX_NESTING_DEPTH:  # the document is one level
-        assert _depth(parse_toml(text, "x")) == depth + 1
+        assert nesting_depth(parse_toml(text, "x")) == depth + 1
     else:
         with pytest.raises(VmLayoutError, match="nested deeper than"):
             parse_toml(text, "x")

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.fuzzing import nesting_depth
 from vmlayout.errors import VmLayoutError
 from vmlayout.inputs import (
     MAX_INPUT_BYTES,
@@ -225,20 +226,12 @@ _JSON_VALUES = st.recursive(
 )
 
 
-def _depth(value: object) -> int:
-    if isinstance(value, dict):
-        return 1 + max(map(_depth, value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max(map(_depth, value), default=0)
-    return 0
-
-
 @given(_JSON_VALUES, st.booleans())
 def test_the_structure_pre_check_agrees_with_the_parsed_nesting(
     value: object, ascii_only: bool
 ) -> None:
     text = json.dumps(value, ensure_ascii=ascii_only)
-    if _depth(value) <= MAX_NESTING_DEPTH:
+    if nesting_depth(value) <= MAX_NESTING_DEPTH:
         assert parse_json(text, "x") == value
     else:
         _refused(lambda: parse_json(text, "x"), "nested deeper than")
