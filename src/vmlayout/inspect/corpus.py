@@ -287,29 +287,35 @@ Item = tuple[int, str, bool]
 Result = TypeVar("Result")
 
 
+#: Lines a worker checks or blesses per task: few enough to spread a batch over the
+#: workers, many enough that passing results back costs little per line.
+CHUNK_LINES = 250
+
+Chunk = tuple[list[Item], int | None]  # lines, and how many failures to keep
+
+
 def _run_batches(
     batches: Iterator[list[_Line]],
-    work: Callable[[Item], Result],
+    work: Callable[[Chunk], Result],
     strict: bool,
     jobs: int | None,
-) -> Iterator[tuple[list[_Line], list[Result | None]]]:
-    """Each batch with `work`'s result per line, in order (None for blank and unreadable
-    lines, which are not handed to `work`). One batch: in process; more: a worker pool
-    fed one batch at a time, so memory holds a batch, never the corpus."""
+    keep: int | None = None,
+) -> Iterator[tuple[list[_Line], list[Result]]]:
+    """Each batch with `work`'s results over its readable, non-blank lines in chunks of
+    `CHUNK_LINES`, in order. One batch: in process; more: a worker pool fed one batch at
+    a time, so memory holds a batch, never the corpus."""
     workers = worker_count(jobs)
     pool: Any = None
     try:
         for batch in batches:
             items = [(ln.number, ln.text, strict) for ln in batch if ln.text and not ln.blank]
+            chunks = [
+                (items[at : at + CHUNK_LINES], keep) for at in range(0, len(items), CHUNK_LINES)
+            ]
             if pool is None and workers > 1 and len(batch) >= BATCH_LINES:
                 pool = multiprocessing.get_context("fork").Pool(workers)
-            if pool is None:
-                results: Iterator[Result] = map(work, items)
-            else:
-                chunk = max(1, min(512, len(items) // (workers * 8) or 1))
-                results = pool.imap(work, items, chunksize=chunk)
-            by_line = dict(zip((item[0] for item in items), results, strict=True))
-            yield batch, [by_line.get(ln.number) for ln in batch]
+            results = map(work, chunks) if pool is None else pool.imap(work, chunks)
+            yield batch, list(results)
     finally:
         if pool is not None:
             pool.terminate()
@@ -357,10 +363,43 @@ def _failure_order(result: CaseResult) -> tuple[int, int]:
     return (0 if result.status == "invalid" else 1, result.line)
 
 
-def _checked(line: _Line, result: CaseResult | None) -> CaseResult | None:
-    if line.text is None:
-        return CaseResult(line.number, f"line {line.number}", "invalid", line.problem)
-    return result
+@dataclass(slots=True)
+class _Tally:
+    """What checking some lines found: counts per status and the failures and passing
+    changes worth listing (at most `keep` each), so a worker sends back what the report
+    can show, not a result per line."""
+
+    keep: int | None
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: _Smallest[CaseResult] = field(init=False)
+    passing: _Smallest[CaseResult] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.failures = _Smallest(self.keep)
+        self.passing = _Smallest(self.keep)
+
+    def add(self, result: CaseResult, strict: bool) -> None:
+        self.counts[result.status] += 1
+        if fails(result.status, strict):
+            self.failures.add(_failure_order(result), result)
+        elif result.status != "same":
+            self.passing.add((result.line,), result)
+
+    def merge(self, other: _Tally) -> None:
+        self.counts.update(other.counts)
+        for mine, theirs in ((self.failures, other.failures), (self.passing, other.passing)):
+            for result in theirs.items():
+                key = _failure_order(result) if mine is self.failures else (result.line,)
+                mine.add(key, result)
+            mine.dropped += theirs.dropped
+
+
+def _check_chunk(chunk: Chunk) -> _Tally:
+    items, keep = chunk
+    tally = _Tally(keep)
+    for item in items:
+        tally.add(check_case(item), item[2])
+    return tally
 
 
 def check_corpus(
@@ -373,30 +412,26 @@ def check_corpus(
     """Check every line; list every failure (at most `keep` when given: invalid lines
     first, then by line). Streams: memory holds one batch of lines and what is listed."""
     show = sys.stderr.isatty() if progress is None else progress
-    summary = CorpusSummary(strict=strict)
-    failures: _Smallest[CaseResult] = _Smallest(keep)
-    passing: _Smallest[CaseResult] = _Smallest(keep)
-    lines = done = 0
+    tally = _Tally(keep)
+    done = 0
     with _open_corpus(Path(path)) as (stream, total):
-        for batch, results in _run_batches(_batches(_lines(stream)), check_case, strict, jobs):
-            for line, outcome in zip(batch, results, strict=True):
+        batches = _run_batches(_batches(_lines(stream)), _check_chunk, strict, jobs, keep)
+        for batch, tallies in batches:
+            for line in batch:
                 done += len(line.raw)
-                result = _checked(line, outcome)
-                if result is None:
-                    continue
-                summary.counts[result.status] += 1
-                if fails(result.status, strict):
-                    failures.add(_failure_order(result), result)
-                elif result.status != "same":
-                    passing.add((result.line,), result)
-            lines = batch[-1].number
+                if line.text is None:
+                    result = CaseResult(line.number, f"line {line.number}", "invalid", line.problem)
+                    tally.add(result, strict)
+            for part in tallies:
+                tally.merge(part)
             if show:
-                _progress(lines, done, total, sys.stderr)
+                _progress(batch[-1].number, done, total, sys.stderr)
     if show:
         sys.stderr.write("\n")
-    summary.failures = failures.items()
-    summary.omitted = failures.dropped
-    summary.passing_changes = passing.items()
+    summary = CorpusSummary(strict=strict, counts=tally.counts)
+    summary.failures = tally.failures.items()
+    summary.omitted = tally.failures.dropped
+    summary.passing_changes = tally.passing.items()
     return summary
 
 
@@ -430,6 +465,10 @@ def _bless_line(item: Item) -> _Blessed:
     return _Blessed(json.dumps(blessed), outcome, case_id, str(actual.get("error", "")))
 
 
+def _bless_chunk(chunk: Chunk) -> list[_Blessed]:
+    return [_bless_line(item) for item in chunk[0]]
+
+
 def _label(number: int, case_id: str) -> str:
     """`line N id`, or `line N` for a line without an id (as the check lists them)."""
     return case_id if case_id == f"line {number}" else f"line {number} {case_id}"
@@ -456,8 +495,11 @@ def bless_corpus(path: str | Path, jobs: int | None = None) -> tuple[str, int]:
     invalid: list[str] = []
     errors: list[str] = []
     with _open_corpus(path) as (stream, _), open_atomic(path) as out:
-        for batch, results in _run_batches(_batches(_lines(stream)), _bless_line, False, jobs):
-            for line, result in zip(batch, results, strict=True):
+        for batch, chunks in _run_batches(_batches(_lines(stream)), _bless_chunk, False, jobs):
+            readable = [line for line in batch if line.text and not line.blank]
+            blessed = dict(zip(readable, itertools.chain.from_iterable(chunks), strict=True))
+            for line in batch:
+                result = blessed.get(line)
                 if line.truncated:  # it cannot be kept as it was: change nothing
                     raise VmLayoutError(
                         "invalid_input", f"{path}: line {line.number}: {line.problem}"
