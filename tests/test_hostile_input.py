@@ -462,8 +462,9 @@ def test_a_filesystem_root_is_refused_as_an_output_directory(
 
 
 def test_concurrent_emit_all_into_one_directory_leaves_one_whole_set(tmp_path: Path) -> None:
-    """Six processes, x86 and arm64 sets (different file names) into one DIR: each
-    finishes, and the DIR holds exactly the files its record lists."""
+    """Six processes (real ones: the lock is between processes), x86 and arm64 sets
+    (different file names) into one DIR: each finishes, and the DIR holds exactly the
+    files its record lists."""
     out = tmp_path / "set"
     configs = [EXAMPLES / name for name in ("default.toml", "aarch64.toml", "gpus.toml")] * 2
     procs = [
