@@ -312,7 +312,8 @@ def _run_batches(
             chunks = [
                 (items[at : at + CHUNK_LINES], keep) for at in range(0, len(items), CHUNK_LINES)
             ]
-            if pool is None and workers > 1 and len(batch) >= BATCH_LINES:
+            full = len(batch) >= BATCH_LINES or sum(len(ln.raw) for ln in batch) >= BATCH_BYTES
+            if pool is None and workers > 1 and full:  # more than one batch: worth a pool
                 pool = multiprocessing.get_context("fork").Pool(workers)
             results = map(work, chunks) if pool is None else pool.imap(work, chunks)
             yield batch, list(results)
