@@ -1,7 +1,7 @@
 """Scale rows for `benchmarks/run.py`: the hostile-input sizes of issue 11 (10,000 root
 complexes to validate, 20,000 NUMA nodes to resolve and draw) and the former traps of
-issue 20 (huge JSON/TOML configs, big JSON views, the MTRR approximation, long
-corpora), timed in process."""
+issue 20 (AML nesting, huge JSON/TOML configs, big JSON views, the MTRR approximation,
+long corpora), timed in process."""
 
 from __future__ import annotations
 
@@ -37,6 +37,38 @@ def _cli(*args: str) -> None:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         if main(list(args)) != 0:
             raise AssertionError(f"vmlayout {' '.join(args)} failed")
+
+
+def _inspect(path: Path, status: int) -> None:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        if main(["inspect", str(path)]) != status:
+            raise AssertionError(f"vmlayout inspect {path}: not exit {status}")
+
+
+def _hostile_aml_rows(tmp: Path) -> list[Row]:
+    """Issue 20's AML traps: nesting past the reader's limit (once a RecursionError),
+    and a definition block at the object limit."""
+    from vmlayout.acpi.aml import Device, Integer, Name, encode_pkglength
+    from vmlayout.acpi.decode import AML_MAX_OBJECTS
+    from vmlayout.acpi.sdt import DSDT_FLAVOUR, build_table
+
+    deep = Name("_UID", Integer(0)).encode()
+    for _ in range(1_200):  # inside-out: the object model's encoder recurses
+        inner = b"S___" + deep
+        deep = b"\x10" + encode_pkglength(len(inner)) + inner  # ScopeOp
+    nested = tmp / "nested" / "DSDT.aml"
+    nested.parent.mkdir()
+    nested.write_bytes(build_table(b"DSDT", 2, deep, DSDT_FLAVOUR))
+    many = tmp / "many" / "DSDT.aml"
+    many.parent.mkdir()
+    devices = Device("D", ()).encode() * AML_MAX_OBJECTS
+    many.write_bytes(build_table(b"DSDT", 2, devices, DSDT_FLAVOUR))
+    nested_s = median_seconds(lambda: _inspect(nested, 2), 3)
+    many_s = median_seconds(lambda: _inspect(many, 0), 3)
+    return [
+        ("inspect a DSDT of 1,200 nested Scopes (refused)", nested_s * 1e3, "ms"),
+        (f"inspect a DSDT of {AML_MAX_OBJECTS:,} devices (the limit)", many_s * 1e3, "ms"),
+    ]
 
 
 def _cli_status(*args: str) -> int:
@@ -119,14 +151,15 @@ def _traced_peak_mib(fn: Callable[[], object]) -> float:
 
 def bench_rows() -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
+        aml_rows = _hostile_aml_rows(Path(tmp))
+        issue_20 = issue_20_rows(Path(tmp))
         config = Path(tmp) / "numa.json"
         config.write_text(json.dumps({"node_mem_sizes": ["1G"] * 20_000}))
         resolve_s = median_seconds(lambda: _cli("resolve", str(config)), 3)
         map_s = median_seconds(lambda: _cli("map", str(config), "-o", f"{tmp}/m.svg"), 3)
     validate_s = median_seconds(_validate_overlapping_root_complexes, 3)
-    with tempfile.TemporaryDirectory() as tmp:
-        issue_20 = issue_20_rows(Path(tmp))
     return [
+        *aml_rows,
         *issue_20,
         ("validate 10,000 root complexes (one overlap)", validate_s * 1e3, "ms"),
         ("resolve 20,000 NUMA nodes (CLI, in process)", resolve_s * 1e3, "ms"),

@@ -20,6 +20,18 @@ from typing import Any
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from vmlayout.acpi.aml import Buffer, Device, Integer, Name, encode_pkglength
+from vmlayout.acpi.decode import AML_MAX_DEPTH
+from vmlayout.acpi.resources import (
+    DWORD_ADDRESS,
+    END_TAG,
+    QWORD_ADDRESS,
+    WORD_ADDRESS,
+    DWordMemory,
+    QWordMemory,
+    WordBusNumber,
+)
+from vmlayout.acpi.sdt import DSDT_FLAVOUR, SSDT_FLAVOUR, build_table
 from vmlayout.cli import main
 
 #: The hypothesis profile for the fuzz tests, registered in `tests/conftest.py`.
@@ -34,6 +46,7 @@ FUZZ_WEIGHTS = {
     "artifact_file": 2.5,
     "artifact_directory": 1.0,
     "artifact_record": 0.5,
+    "artifact_aml": 1.0,
 }
 
 
@@ -209,3 +222,97 @@ def mutated_table(rng: random.Random, table: bytes, i: int) -> bytes:
         seed[36:] = rng.randbytes(rng.randrange(0, 200))
         seed[4:8] = len(seed).to_bytes(4, "little")
     return bytes(seed)
+
+
+# Hostile AML (issue 20): deep nesting and resource-descriptor arithmetic ------------
+
+#: Nesting depths around the AML reader's limit, and far beyond the interpreter's stack.
+AML_DEPTHS = (1, 2, 3, AML_MAX_DEPTH - 1, AML_MAX_DEPTH, AML_MAX_DEPTH + 1, 1200, 5000)
+#: Nestable objects: a Scope, a Device, an If (predicate One) and a Method, each with a
+#: one-segment name, wrapped around their contents.
+_NESTING: dict[str, tuple[bytes, bytes]] = {
+    "scope": (b"\x10", b"S___"),
+    "device": (b"\x5b\x82", b"D___"),
+    "if": (b"\xa0", b"\x01"),
+    "method": (b"\x14", b"M___\x00"),
+}
+
+
+def nested_aml(ops: Sequence[str], leaf: bytes) -> bytes:
+    """`leaf` inside one object per entry of `ops` (outermost first), built inside-out
+    without recursion, so any depth can be generated."""
+    body = leaf
+    for op in reversed(ops):
+        opcode, head = _NESTING[op]
+        inner = head + body
+        body = opcode + encode_pkglength(len(inner)) + inner
+    return body
+
+
+def nested_buffers(depth: int) -> bytes:
+    """A Name whose Buffer's size is itself a Buffer, `depth` deep (an AML reader that
+    reads the size as any data object recurses once per level)."""
+    body = b"\x00"
+    for _ in range(depth):
+        body = b"\x11" + encode_pkglength(len(body)) + body
+    return b"\x08_CRS" + body
+
+
+#: (tag, field table, address bits, resource type) of each address descriptor.
+_ADDRESS_DESCRIPTORS = {
+    "qword": (QWordMemory.TAG, QWORD_ADDRESS, 64, 0),
+    "dword": (DWordMemory.TAG, DWORD_ADDRESS, 32, 0),
+    "word": (WordBusNumber.TAG, WORD_ADDRESS, 16, 2),
+}
+
+
+@st.composite
+def hostile_address_descriptor(draw: st.DrawFn) -> bytes:
+    """A QWord/DWord/Word address descriptor whose minimum, maximum and length sit at
+    the edges: a length of 0, minimum + length past 2^bits, maximum below minimum or
+    off by one, or consistent."""
+    kind = draw(st.sampled_from(sorted(_ADDRESS_DESCRIPTORS)))
+    tag, layout, bits, resource_type = _ADDRESS_DESCRIPTORS[kind]
+    top = (1 << bits) - 1
+    edges = st.sampled_from((0, 1, 0x1000, top, top - 0xFFF, 1 << (bits - 1), top // 2))
+    value = st.one_of(edges, st.integers(0, top))
+    minimum, length = draw(value), draw(value)
+    consistent = min(minimum + length - 1, top) if length else minimum
+    maximum = draw(st.one_of(st.just(consistent), st.just(max(consistent - 1, 0)), value))
+    return layout.pack(
+        tag=tag,
+        length=layout.size - 3,
+        resource_type=resource_type,
+        general_flags=0x0C,
+        type_flags=0x03,
+        granularity=0,
+        minimum=minimum,
+        maximum=maximum,
+        translation=0,
+        range_length=length,
+    )
+
+
+@st.composite
+def hostile_definition_block(draw: st.DrawFn) -> tuple[str, bytes]:
+    """(file name, table) of a DSDT or SSDT with a valid header, length and checksum
+    whose AML nests deeply, repeats devices, holds recursive buffers or edge-case
+    resource arithmetic in the chipset device's `_CRS`."""
+    signature = draw(st.sampled_from(("DSDT", "SSDT")))
+    kind = draw(st.sampled_from(("nesting", "buffers", "resources", "repeated")))
+    crs_device = "\\_SB.VMOD" if signature == "DSDT" else "\\_SB.PCI0"
+    if kind == "nesting":
+        depth = draw(st.sampled_from(AML_DEPTHS))
+        pattern = draw(st.lists(st.sampled_from(sorted(_NESTING)), min_size=1, max_size=4))
+        ops = [pattern[i % len(pattern)] for i in range(depth)]
+        body = nested_aml(ops, Name("_UID", Integer(0)).encode())
+    elif kind == "repeated":  # many sibling devices (the object limit has its own test)
+        device = nested_aml(["device"], Name("_UID", Integer(0)).encode())
+        body = nested_aml(["scope"], device * draw(st.sampled_from((2, 1000, 5000))))
+    elif kind == "buffers":
+        body = nested_aml(["device"], nested_buffers(draw(st.sampled_from(AML_DEPTHS))))
+    else:
+        descriptors = b"".join(draw(st.lists(hostile_address_descriptor(), min_size=1, max_size=3)))
+        body = Device(crs_device, (Name("_CRS", Buffer(descriptors + END_TAG)),)).encode()
+    flavour = DSDT_FLAVOUR if signature == "DSDT" else SSDT_FLAVOUR
+    return f"{signature}.aml", build_table(signature.encode(), 2, body, flavour)

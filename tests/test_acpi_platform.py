@@ -34,6 +34,9 @@ from vmlayout.acpi.decode import (
     decode_table,
 )
 from vmlayout.acpi.dsdt import build_acpi_tables
+from vmlayout.acpi.iommu import IdMapping
+from vmlayout.acpi.madt import Gicc, Gicd, GicIts, GicMsiFrame, LocalApic, LocalX2Apic
+from vmlayout.acpi.resources import MemoryDescriptor, WordBusNumber
 from vmlayout.acpi.summary import describe_platform, platform_lines
 from vmlayout.config import config_from_dict
 from vmlayout.errors import VmLayoutError
@@ -247,8 +250,8 @@ def test_srat_puts_vp_v_in_node_v_div_socket_mod_nodes(
     assert Processors(vp_count, per_socket).vnodes(nodes, arch) == tuple(
         (vp // socket) % nodes for vp in range(vp_count)
     )
-    madt = decode_madt(decode_table(files["APIC.aml"]))
-    uids = [e["uid"] for e in madt if e["type"] in ("local_apic", "local_x2apic", "gicc")]
+    madt = decode_madt(decode_table(files["APIC.aml"])).entries
+    uids = [e.uid for e in madt if isinstance(e, LocalApic | LocalX2Apic | Gicc)]
     assert uids == [vp + 1 for vp in range(vp_count)]
 
 
@@ -257,27 +260,29 @@ def test_srat_puts_vp_v_in_node_v_div_socket_mod_nodes(
 
 def test_aarch64_madt_has_a_redistributor_per_vp_and_the_its() -> None:
     madt = decode_madt(decode_table(tables_of({"arch": "aarch64"}, vp_count=3)["APIC.aml"]))
-    assert madt[0] == {"type": "gicd", "base": 0xFFFF_0000, "version": 3}
-    giccs = [e for e in madt if e["type"] == "gicc"]
-    assert [e["gicr_base"] for e in giccs] == [0xEFFF_0000 + vp * 0x2_0000 for vp in range(3)]
-    assert [e["mpidr"] for e in giccs] == [0, 1, 2]
-    assert madt[-1] == {"type": "gic_its", "id": 0, "base": 0xEFFC_0000}
+    entries = madt.entries
+    assert entries[0] == Gicd(base=0xFFFF_0000, version=3)
+    giccs = [e for e in entries if isinstance(e, Gicc)]
+    assert [e.gicr_base for e in giccs] == [0xEFFF_0000 + vp * 0x2_0000 for vp in range(3)]
+    assert [e.mpidr for e in giccs] == [0, 1, 2]
+    assert entries[-1] == GicIts(id=0, base=0xEFFC_0000)
 
 
 def test_a_v2m_frame_replaces_the_its_and_takes_the_top_spis_before_the_smmus() -> None:
     files = tables_of(ARM_SMMU, gic=GicPlatform(msi="v2m"))
-    madt = decode_madt(decode_table(files["APIC.aml"]))
-    assert madt[-1] == {
-        "type": "gic_msi_frame",
-        "base": 0xEFFE_8000,
-        "spi_count": 64,
-        "spi_base": 992 - 64,
-    }
+    madt = decode_madt(decode_table(files["APIC.aml"])).entries
+    assert madt[-1] == GicMsiFrame(base=0xEFFE_8000, spi_count=64, spi_base=992 - 64)
     nodes = decode_iort(decode_table(files["IORT.aml"]))
     assert [n.kind for n in nodes] == ["smmuv3", "smmuv3", "root_complex"] + ["root_complex"] * 2
     assert [n.gsivs for n in nodes[:2]] == [(927, 926), (925, 924)]
     # without an ITS a root complex behind no SMMU has nowhere to send its ids
     assert [len(n.mappings) for n in nodes[2:]] == [1, 0, 1]
+
+
+def raw(m: IdMapping) -> tuple[int, int, int, int, int]:
+    """An ID mapping's fields in table order (input base, count, output base and node,
+    flags)."""
+    return (m.input_base, m.id_count, m.output_base, m.output_reference, m.flags)
 
 
 def test_iort_routes_each_root_complex_to_its_smmu_or_to_the_its() -> None:
@@ -288,11 +293,11 @@ def test_iort_routes_each_root_complex_to_its_smmu_or_to_the_its() -> None:
     assert (smmu0.identifier, smmu0.base, smmu0.gsivs) == (0, r.iommu_ranges[0].start, (991, 990))
     assert (smmu2.identifier, smmu2.base, smmu2.gsivs) == (2, r.iommu_ranges[1].start, (989, 988))
     # the SMMU adds the segment on the way to the ITS: (segment << 16) | BDF
-    assert smmu2.mappings[0] == (0, 0xFFFF, 0 << 16, 48, 0)
+    assert raw(smmu2.mappings[0]) == (0, 0xFFFF, 0 << 16, 48, 0)
     assert [(n.identifier, n.segment) for n in complexes] == [(0, 0), (1, 1), (2, 0)]
-    assert complexes[0].mappings == ((0, 0xFFFF, 0, smmu0.offset, 0),)
-    assert complexes[1].mappings == ((0, 0xFFFF, 1 << 16, 48, 0),)
-    assert complexes[2].mappings == ((0, 0xFFFF, 0, smmu2.offset, 0),)
+    assert tuple(map(raw, complexes[0].mappings)) == ((0, 0xFFFF, 0, smmu0.offset, 0),)
+    assert tuple(map(raw, complexes[1].mappings)) == ((0, 0xFFFF, 1 << 16, 48, 0),)
+    assert tuple(map(raw, complexes[2].mappings)) == ((0, 0xFFFF, 0, smmu2.offset, 0),)
 
 
 def test_smmu_spis_that_do_not_fit_below_the_gic_limit_are_refused() -> None:
@@ -407,7 +412,8 @@ def acpiexec_buffers(tmp_path: Path, files: dict[str, bytes], commands: list[str
 
 
 def crs_memory(buffer: bytes) -> list[MemoryRange]:
-    return [d.memory for d in decode_resources(buffer, "acpiexec") if d.memory is not None]
+    descriptors = decode_resources(buffer, "acpiexec")
+    return [d.memory for d in descriptors if isinstance(d, MemoryDescriptor) and d.memory]
 
 
 @pytest.mark.parametrize("config", [X86_CXL_AMD, ARM_SMMU])
@@ -426,8 +432,8 @@ def test_acpiexec_evaluates_every_crs_to_the_resolved_windows(
     assert crs_memory(ecam) == [c.ecam for c in complexes]
     for c, buffer in zip(complexes, windows, strict=True):
         assert crs_memory(buffer) == [c.low_mmio, c.high_mmio]
-        bus = next(d for d in decode_resources(buffer, "acpiexec") if d.kind == "bus")
-        assert (bus.fields["min"], bus.fields["max"]) == (c.start_bus, c.end_bus)
+        bus = next(d for d in decode_resources(buffer, "acpiexec") if isinstance(d, WordBusNumber))
+        assert (bus.minimum, bus.maximum) == (c.start_bus, c.end_bus)
 
 
 PCIE_UUID = "(5B 4D DB 33 F7 1F 1C 40 96 57 74 41 C0 3D D7 66)"

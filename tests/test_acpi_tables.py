@@ -30,7 +30,8 @@ from vmlayout.acpi.dsdt import (
     processor_name,
     root_complex_name,
 )
-from vmlayout.acpi.tables import build_mcfg
+from vmlayout.acpi.mcfg import build_mcfg
+from vmlayout.acpi.resources import Interrupt, WordBusNumber
 from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict, load_config
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import resolve
@@ -67,7 +68,7 @@ CONFIGS = st.fixed_dictionaries(
 
 def all_checksums_ok(files: dict[str, bytes]) -> bool:
     tables = [decode_table(v, k) for k, v in files.items() if k != "RSDP.bin"]
-    return all(t.checksum_ok for t in tables) and decode_rsdp(files["RSDP.bin"])["checksum_ok"]
+    return all(t.checksum_ok for t in tables) and decode_rsdp(files["RSDP.bin"]).checksum_ok
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,7 +106,7 @@ def test_xsdt_points_at_every_table_but_the_dsdt_and_fadt_points_at_the_dsdt() -
     for name in ("DSDT.aml", "FACP.aml", "APIC.aml", "SRAT.aml", "MCFG.aml", "SSDT.aml"):
         offsets[name] = base + offset
         offset += len(files[name]) + (-len(files[name]) % 8)
-    assert rsdp["xsdt_address"] == base + offset
+    assert rsdp.xsdt_address == base + offset
     xsdt = decode_table(files["XSDT.aml"]).body
     pointers = [int.from_bytes(xsdt[i : i + 8], "little") for i in range(0, len(xsdt), 8)]
     assert pointers == [
@@ -125,7 +126,7 @@ def test_ssdt_lists_each_root_complex_and_reserves_every_ecam() -> None:
     assert devices[1].names["_SEG"] == 1 and devices[1].names["_BBN"] == 16
     assert device_memory(devices[2], "SSDT") == tuple(c.ecam for c in r.pcie_root_complexes)
     crs = decode_resources(devices[1].names["_CRS"], "SSDT")
-    assert crs[0].kind == "bus" and crs[0].fields == {"min": 16, "max": 31, "length": 16}
+    assert crs[0] == WordBusNumber(minimum=16, length=16) and crs[0].maximum == 31
 
 
 @pytest.mark.parametrize(("index", "name"), [(0, "PCI0"), (5, "PCI5"), (12, "PC12"), (123, "P123")])
@@ -298,7 +299,7 @@ def test_aarch64_dsdt_has_vmod_vmbus_uarts_and_processors_only() -> None:
         "\\P001",
     ]
     [interrupt] = decode_resources(devices[1].names["_CRS"], "DSDT")
-    assert interrupt.kind == "interrupt" and interrupt.fields["number"] == 18
+    assert interrupt == Interrupt(18, edge=True)
 
 
 @pytest.mark.parametrize(

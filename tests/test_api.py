@@ -28,6 +28,7 @@ def test_every_public_name_resolves_and_is_listed() -> None:
     for name in vmlayout.__all__:
         assert getattr(vmlayout, name) is not None
     assert sorted(vmlayout.__all__) == sorted(dir(vmlayout))
+    assert set(vmlayout.__all__) == {"__version__", *vmlayout._EXPORTS}  # one list
     with pytest.raises(AttributeError):
         vmlayout.no_such_name  # noqa: B018
 

@@ -81,3 +81,23 @@ def test_a_view_the_architecture_lacks_is_refused_by_name() -> None:
         require_view(resolve(default_vm("aarch64")), "e820")
     assert caught.value.kind == "unsupported_arch"
     assert "x86_64" in caught.value.message
+
+
+def test_a_record_from_before_the_sections_still_loads(tmp_path: Path) -> None:
+    """Sets written before `[processors]`/`[platform]` kept the VP settings and the MTRR
+    choices under `settings`; loading one moves them into the config."""
+    from vmlayout.artifacts import load_artifact_set
+
+    files = build_artifact_set(resolve(default_vm()), EmitSettings())
+    record = json.loads(files[CONFIG_FILE])
+    del record["config"]["processors"]
+    del record["config"]["platform"]
+    record["settings"]["cpus"] = {"vp_count": 3, "vps_per_socket": 1}
+    record["settings"]["mtrr"] = {
+        "policy": "exact", "count": 9, "loader": "pcat", "approximate": True,
+    }  # fmt: skip
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(record))
+    config = load_artifact_set(tmp_path).config
+    assert (config.processors.vp_count, config.processors.vps_per_socket) == (3, 1)
+    mtrr = config.platform.mtrr
+    assert (mtrr.policy, mtrr.count, mtrr.loader, mtrr.approximate) == ("exact", 9, "pcat", True)

@@ -85,7 +85,7 @@ def test_emit_all_accepts_and_records_mtrr_approximate(tmp_path: Path) -> None:
     result = run_cli("emit", "all", config_file(tmp_path, 4 * GIB), "-o", out, *args)
     assert result.returncode == 0, result.stderr
     record = json.loads((out / "config.json").read_text())
-    assert record["settings"]["mtrr"]["approximate"] is True
+    assert record["config"]["platform"]["mtrr"]["approximate"] is True
     assert run_cli("inspect", out).returncode == 0
 
 

@@ -16,7 +16,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzzing import assert_contract, fuzz_settings, json_paths, mutated_bytes, run_main
+from tests.fuzzing import (
+    assert_contract,
+    fuzz_settings,
+    hostile_definition_block,
+    json_paths,
+    mutated_bytes,
+    run_main,
+)
 from vmlayout.artifacts import CONFIG_FILE, EmitSettings, build_artifact_set
 from vmlayout.config import DEFAULT_VM, load_config
 from vmlayout.policy import VmConfig, resolve
@@ -135,3 +142,22 @@ def test_every_seed_set_inspects_consistent(work: Path) -> None:
         _write_set(work / "seed", files)
         outcome = run_main("inspect", work / "seed")
         assert outcome.status == 0, outcome
+
+
+@fuzz_settings("artifact_aml")
+@given(block=hostile_definition_block(), index=st.integers(0, len(SEED_SETS) - 1))
+def test_a_hostile_definition_block_keeps_the_contract(
+    work: Path, block: tuple[str, bytes], index: int
+) -> None:
+    """Deep nesting, recursive buffers and resource arithmetic at the edges, in a table
+    whose header, length and checksum are valid: alone and inside a seed set."""
+    name, content = block
+    path = work / "aml" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(content)
+    assert_contract(run_main("inspect", path, "--format", "json"))
+    files = dict(SEED_SETS[index])
+    if name in files:
+        files[name] = content
+        _write_set(work / "aml-set", files)
+        assert_contract(run_main("inspect", work / "aml-set"))

@@ -210,7 +210,7 @@ def test_cli_emit_all_then_inspect_reports_consistency(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     record = json.loads((out / "config.json").read_text())
     assert record["config"] == config_to_dict(DEFAULT_VM)
-    assert record["settings"]["mtrr"]["policy"] == "reference"
+    assert record["config"]["platform"]["mtrr"]["policy"] == "reference"
     assert set(record["settings"]["artifacts"]) <= {p.name for p in out.iterdir()}
     result = run_cli("inspect", out)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -311,7 +311,7 @@ def test_the_exact_mtrr_policy_gives_a_set_without_findings(tmp_path: Path) -> N
     out = tmp_path / "set"
     assert run_cli("emit", "all", "-o", out, "--mtrr-policy", "exact").returncode == 0
     record = json.loads((out / "config.json").read_text())
-    assert record["settings"]["mtrr"]["policy"] == "exact"
+    assert record["config"]["platform"]["mtrr"]["policy"] == "exact"
     result = run_cli("inspect", out, "--strict")
     assert result.returncode == 0, result.stdout
     assert "warning" not in result.stdout and "error" not in result.stdout

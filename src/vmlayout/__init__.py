@@ -42,6 +42,9 @@ _EXPORTS = {
     "MemoryRange": "vmlayout.ranges",
     "VmLayoutError": "vmlayout.errors",
     "VpTopology": "vmlayout.topology",
+    "Processors": "vmlayout.topology",
+    "Platform": "vmlayout.platform",
+    "GicPlatform": "vmlayout.platform",
 }
 
 __all__ = [
@@ -49,9 +52,12 @@ __all__ = [
     "ChipsetMmioRanges",
     "DynamicMmio",
     "FixedMmio",
+    "GicPlatform",
     "IommuKind",
     "MemoryLayout",
     "MemoryRange",
+    "Platform",
+    "Processors",
     "ResolvedLayout",
     "RootComplexConfig",
     "RootComplexRanges",
@@ -98,6 +104,7 @@ if TYPE_CHECKING:
     from vmlayout.arch import Arch
     from vmlayout.errors import VmLayoutError
     from vmlayout.layout import ChipsetMmioRanges, MemoryLayout
+    from vmlayout.platform import GicPlatform, Platform
     from vmlayout.policy import (
         DynamicMmio,
         FixedMmio,
@@ -109,7 +116,7 @@ if TYPE_CHECKING:
         Vtl2Layout,
     )
     from vmlayout.ranges import MemoryRange
-    from vmlayout.topology import VpTopology
+    from vmlayout.topology import Processors, VpTopology
 
 
 def __getattr__(name: str) -> Any:

@@ -147,29 +147,13 @@ def reference_mtrrs(resolved: ResolvedLayout) -> list[tuple[int, int]]:
     return [(w.msr, w.value) for w in writes]
 
 
-def mtrr_msrs(
-    resolved: ResolvedLayout,
-    loader: str = "uefi",
-    policy: str = "reference",
-    count: int = 8,
-    approximate: bool = False,
-) -> list[tuple[int, int]]:
-    """The complete initial MTRR state (DEF_TYPE, fixed-range and variable MSRs) a
-    loader (`linux`, `uefi`, `pcat`) writes, under the `reference` or `exact` policy."""
-    from vmlayout.firmware.memtype import Loader, mtrr_state
+def mtrr_msrs(resolved: ResolvedLayout) -> list[tuple[int, int]]:
+    """The complete initial MTRR state (DEF_TYPE, fixed-range and variable MSRs) the
+    config's `platform.mtrr` section asks for (loader `linux`/`uefi`/`pcat`, policy
+    `reference`/`exact`, register count, approximation)."""
+    from vmlayout.artifacts import mtrr_state_of
 
-    _view(resolved, "mtrr")
-    loaders = ", ".join(item.value for item in Loader)
-    _argument(loader, str, "loader", f"one of {loaders}")
-    if loader not in {item.value for item in Loader}:
-        raise VmLayoutError("invalid_argument", f"loader: {loader!r} is not one of {loaders}")
-    _argument(policy, str, "policy", "reference or exact")
-    _argument(count, int, "count", "a register count (int)")
-    if not 1 <= count <= 255:  # MTRRcap.VCNT is 8 bits
-        raise VmLayoutError("invalid_argument", f"count: {count} is not in 1..255")
-    _argument(approximate, bool, "approximate", "True or False")
-    state = mtrr_state(resolved, Loader(loader), policy, count, approximate)
-    return [(w.msr, w.value) for w in state.to_msrs()]
+    return [(w.msr, w.value) for w in mtrr_state_of(_view(resolved, "mtrr")).to_msrs()]
 
 
 def pcat_config(resolved: ResolvedLayout) -> dict[str, Any]:

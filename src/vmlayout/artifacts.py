@@ -21,8 +21,6 @@ from vmlayout.errors import VmLayoutError
 #: Marker in `config.json` that identifies an `emit all` directory.
 ARTIFACT_SET_FORMAT = "vmlayout-artifact-set"
 CONFIG_FILE = "config.json"
-MTRR_POLICIES = ("reference", "exact")
-MTRR_LOADERS = ("linux", "uefi", "pcat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +28,6 @@ class EmitSettings:
     """Everything besides the config that shaped the artifacts, so the set can be
     re-derived and checked without guessing."""
 
-    mtrr_policy: str = "reference"
-    mtrr_count: int = 8
-    mtrr_loader: str = "uefi"
-    #: Exact policy over budget: the most WB RAM, never WB non-RAM (`--mtrr-approximate`).
-    mtrr_approximate: bool = False
     e820_acpi_len: int = 0
     e820_smbios_len: int = 0
     artifacts: tuple[str, ...] = ()
@@ -59,10 +52,7 @@ def load_artifact_set(directory: Path) -> ArtifactSet:
             "invalid_artifact", f"{path}: not a vmlayout artifact set (format field)"
         )
     settings = settings_from_json(record.get("settings"), path)
-    config_data = dict(_field(record, "config", dict, path))
-    cpus = record["settings"].get("cpus")
-    if "processors" not in config_data and isinstance(cpus, dict):
-        config_data["processors"] = cpus  # a set from before the processors section
+    config_data = _older_record(dict(_field(record, "config", dict, path)), record["settings"])
     try:
         config = config_from_dict(config_data)
     except VmLayoutError as error:
@@ -131,12 +121,6 @@ def is_artifact_name(name: object) -> bool:
 
 def settings_to_json(settings: EmitSettings) -> dict[str, Any]:
     return {
-        "mtrr": {
-            "policy": settings.mtrr_policy,
-            "count": settings.mtrr_count,
-            "loader": settings.mtrr_loader,
-            "approximate": settings.mtrr_approximate,
-        },
         "e820": {"acpi_len": settings.e820_acpi_len, "smbios_len": settings.e820_smbios_len},
         "artifacts": list(settings.artifacts),
     }
@@ -145,35 +129,28 @@ def settings_to_json(settings: EmitSettings) -> dict[str, Any]:
 def settings_from_json(value: Any, path: Path) -> EmitSettings:
     if not isinstance(value, dict):
         raise VmLayoutError("invalid_artifact", f"{path}: settings: missing or not an object")
-    mtrr = _field(value, "settings.mtrr", dict, path)
     e820 = _field(value, "settings.e820", dict, path)
     artifacts = _field(value, "settings.artifacts", list, path)
     if not all(is_artifact_name(a) for a in artifacts):
         raise VmLayoutError("invalid_artifact", f"{path}: settings.artifacts: bad file name")
-    settings = EmitSettings(
-        mtrr_policy=_field(mtrr, "settings.mtrr.policy", str, path),
-        mtrr_count=_field(mtrr, "settings.mtrr.count", int, path),
-        mtrr_loader=_field(mtrr, "settings.mtrr.loader", str, path),
-        # absent in sets written before the option existed
-        mtrr_approximate=mtrr.get("approximate", False) is True,
+    return EmitSettings(
         e820_acpi_len=_field(e820, "settings.e820.acpi_len", int, path),
         e820_smbios_len=_field(e820, "settings.e820.smbios_len", int, path),
         artifacts=tuple(artifacts),
     )
-    for key, value, allowed in (
-        ("mtrr.policy", settings.mtrr_policy, MTRR_POLICIES),
-        ("mtrr.loader", settings.mtrr_loader, MTRR_LOADERS),
-    ):
-        if value not in allowed:
-            raise VmLayoutError(
-                "invalid_artifact",
-                f"{path}: settings.{key}: {value!r} is not one of {', '.join(allowed)}",
-            )
-    if not 1 <= settings.mtrr_count <= 255:
-        raise VmLayoutError("invalid_artifact", f"{path}: settings.mtrr.count: not in 1..255")
-    if not isinstance(mtrr.get("approximate", False), bool):
-        raise VmLayoutError("invalid_artifact", f"{path}: settings.mtrr.approximate: not a bool")
-    return settings
+
+
+def _older_record(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """A record from before the processors and platform sections kept the VP settings
+    and the MTRR choices under `settings`: move them where they live now."""
+    cpus, mtrr = settings.get("cpus"), settings.get("mtrr")
+    if "processors" not in config and isinstance(cpus, dict):
+        config = {**config, "processors": cpus}
+    if isinstance(mtrr, dict) and "mtrr" not in config.get("platform", {}):
+        platform = config.get("platform", {})
+        if isinstance(platform, dict):
+            config = {**config, "platform": {**platform, "mtrr": mtrr}}
+    return config
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +235,7 @@ def _build_e820(resolved: Any, settings: EmitSettings, built: Mapping[str, bytes
 
 
 def _build_mtrr(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
-    return _unchanged({"mtrr.json": mtrr_json(resolved, settings)}, settings)
+    return _unchanged({"mtrr.json": mtrr_json(resolved)}, settings)
 
 
 def _build_pcat(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
@@ -374,20 +351,21 @@ def build_artifact_set(resolved: Any, settings: EmitSettings) -> dict[str, bytes
     return files
 
 
-def mtrr_json(resolved: Any, settings: EmitSettings) -> bytes:
+def mtrr_state_of(resolved: Any) -> Any:
+    """The initial MTRR state the config's `platform.mtrr` section asks for."""
     from vmlayout.firmware.memtype import Loader, mtrr_state
 
-    state = mtrr_state(
-        resolved,
-        Loader(settings.mtrr_loader),
-        settings.mtrr_policy,
-        settings.mtrr_count,
-        settings.mtrr_approximate,
-    )
+    mtrr = resolved.config.platform.mtrr
+    return mtrr_state(resolved, Loader(mtrr.loader), mtrr.policy, mtrr.count, mtrr.approximate)
+
+
+def mtrr_json(resolved: Any) -> bytes:
+    state = mtrr_state_of(resolved)
+    mtrr = resolved.config.platform.mtrr
     doc = {
         "format": MTRR_FORMAT,
-        "loader": settings.mtrr_loader,
-        "policy": settings.mtrr_policy,
+        "loader": mtrr.loader,
+        "policy": mtrr.policy,
         "msrs": [[w.msr, w.value] for w in state.to_msrs()],
     }
     return _json_bytes(doc)

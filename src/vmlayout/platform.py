@@ -172,6 +172,36 @@ class ParavisorPlatform:
     bootargs: str = setting("", "paravisor command line", high=4096)
 
 
+#: x86 loaders whose initial MTRR state vmlayout writes, and the variable-MTRR policies.
+MTRR_LOADERS = ("linux", "uefi", "pcat")
+MTRR_POLICIES = ("reference", "exact")
+
+
+@dataclass(frozen=True, slots=True)
+class MtrrPlatform:
+    """The x86 firmware's initial MTRRs (`platform.mtrr`): which loader programs them
+    (its DEF_TYPE and fixed-range MTRRs) and how the variable pairs are chosen."""
+
+    loader: str = setting(
+        "uefi", "x86 loader whose DEF_TYPE and fixed MTRRs are written", choices=MTRR_LOADERS
+    )
+    policy: str = setting(
+        "reference",
+        "variable MTRRs: reference (as OpenVMM computes them) or exact (RAM WB, all else UC)",
+        choices=MTRR_POLICIES,
+    )
+    count: int = setting(8, "variable MTRR registers the exact policy may use", low=1, high=255)
+    approximate: bool = setting(
+        False, "exact policy over budget: the most WB RAM, never WB non-RAM"
+    )
+
+    def __post_init__(self) -> None:
+        if self.loader not in MTRR_LOADERS or self.policy not in MTRR_POLICIES:
+            raise _invalid(f"mtrr: loader {self.loader!r} / policy {self.policy!r} unknown")
+        if not 1 <= self.count <= 255:
+            raise _invalid(f"mtrr.count: {self.count} is not in 1..255")
+
+
 @dataclass(frozen=True, slots=True)
 class Platform:
     """The config's `platform` section: one value every view reads."""
@@ -198,6 +228,7 @@ class Platform:
     uefi: UefiPlatform = setting(None, "", factory=UefiPlatform)
     linux: LinuxBootPlatform = setting(None, "", factory=LinuxBootPlatform)
     paravisor: ParavisorPlatform = setting(None, "", factory=ParavisorPlatform)
+    mtrr: MtrrPlatform = setting(None, "", factory=MtrrPlatform)
 
     def __post_init__(self) -> None:
         if self.rsdp_address is not None and self.rsdp_address % 0x1000:
@@ -228,8 +259,11 @@ __all__ = [
     "GIC_ITS_SIZE",
     "GIC_REDISTRIBUTOR_SIZE",
     "GIC_V2M_FRAME_SIZE",
+    "MTRR_LOADERS",
+    "MTRR_POLICIES",
     "GicPlatform",
     "LinuxBootPlatform",
+    "MtrrPlatform",
     "ParavisorPlatform",
     "Platform",
     "UefiPlatform",

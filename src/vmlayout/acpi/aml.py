@@ -2,7 +2,8 @@
 
 Objects are immutable values composed like the ASL they stand for, so a device reads
 close to the spec's tables and its bytes come from one place. Only production is
-needed; `decode.py` reads back the subset produced here.
+needed; `decode.py` reads back the subset produced here. Resource descriptors are
+declared with their decoder in `resources.py`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from vmlayout.acpi.resources import END_TAG
+from vmlayout.acpi.resources import DWordMemory as DWordMemory  # re-exported for composing
+from vmlayout.acpi.resources import Interrupt as Interrupt
+from vmlayout.acpi.resources import IoPort as IoPort
+from vmlayout.acpi.resources import Memory32Fixed as Memory32Fixed
+from vmlayout.acpi.resources import QWordMemory as QWordMemory
+from vmlayout.acpi.resources import WordBusNumber as WordBusNumber
 from vmlayout.errors import VmLayoutError
 
 
@@ -298,105 +306,7 @@ class Else:
         return b"\xa1" + encode_pkglength(len(payload)) + payload
 
 
-# --- resource descriptors --------------------------------------------------------------
-
-END_TAG = b"\x79\x00"  # checksum byte 00: "not computed", as the reference emits
-
-
-@dataclass(frozen=True, slots=True)
-class QWordMemory:
-    start: int
-    length: int
-    general_flags: int = 0x0C
-    type_flags: int = 0x03
-
-    def encode(self) -> bytes:
-        if self.length == 0:
-            raise _error(f"QWordMemory at {self.start:#x}: empty range")
-        maximum = self.start + self.length - 1
-        if maximum >= 1 << 64:
-            raise _error(f"QWordMemory at {self.start:#x}: beyond 2^64")
-        fields = (0, self.start, maximum, 0, self.length)
-        return bytes((0x8A, 0x2B, 0x00, 0x00, self.general_flags, self.type_flags)) + b"".join(
-            v.to_bytes(8, "little") for v in fields
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class DWordMemory:
-    start: int
-    length: int
-
-    def encode(self) -> bytes:
-        maximum = self.start + self.length - 1
-        if self.length == 0 or maximum >= 1 << 32:
-            raise _error(f"DWordMemory at {self.start:#x}: empty or beyond 4 GiB")
-        fields = (0, self.start, maximum, 0, self.length)
-        return bytes((0x87, 0x17, 0x00, 0x00, 0x0C, 0x03)) + b"".join(
-            v.to_bytes(4, "little") for v in fields
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Memory32Fixed:
-    base: int
-    length: int
-    read_write: bool = True
-
-    def encode(self) -> bytes:
-        return (
-            bytes((0x86, 0x09, 0x00, int(self.read_write)))
-            + self.base.to_bytes(4, "little")
-            + self.length.to_bytes(4, "little")
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class IoPort:
-    minimum: int
-    maximum: int
-    alignment: int
-    length: int
-    decode16: bool = True
-
-    def encode(self) -> bytes:
-        return (
-            bytes((0x47, int(self.decode16)))
-            + self.minimum.to_bytes(2, "little")
-            + self.maximum.to_bytes(2, "little")
-            + bytes((self.alignment, self.length))
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Interrupt:
-    number: int
-    edge: bool
-    active_low: bool = False
-    shared: bool = False
-    consumer: bool = True
-
-    def encode(self) -> bytes:
-        flags = (
-            int(self.consumer)
-            | int(self.edge) << 1
-            | int(self.active_low) << 2
-            | int(self.shared) << 3
-        )
-        return bytes((0x89, 0x06, 0x00, flags, 0x01)) + self.number.to_bytes(4, "little")
-
-
-@dataclass(frozen=True, slots=True)
-class WordBusNumber:
-    minimum: int
-    length: int
-
-    def encode(self) -> bytes:
-        maximum = self.minimum + self.length - 1
-        words = (0, self.minimum, maximum, 0, self.length)
-        return bytes((0x88, 0x0D, 0x00, 0x02, 0x0C, 0x00)) + b"".join(
-            w.to_bytes(2, "little") for w in words
-        )
+# --- resource descriptors (declared in `resources.py`) ----------------------------------
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,14 +5,27 @@ window) interleaved over that bridge alone.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from vmlayout.acpi.tables import HeaderFlavour, build_table
-from vmlayout.binfmt import Struct
+from vmlayout.acpi.sdt import (
+    CEDT_FLAVOUR,
+    ENTRY_HEADER_U16,
+    Table,
+    bad,
+    build_table,
+    checked_range,
+    entries,
+    expect_signature,
+    require_length,
+    typed_header,
+)
+from vmlayout.binfmt import Packed, Struct
 from vmlayout.errors import VmLayoutError
 from vmlayout.ranges import MemoryRange
 
-CEDT_FLAVOUR = HeaderFlavour(b"MSFTVM", b"CEDT01\0\0", 1, b"MSFT", 0x01000000)
+CEDT_REVISION = 2
 CHBS = Struct(
     "CEDT CHBS",
     (
@@ -43,9 +56,50 @@ CFMWS = Struct(
         ("qtg_id", "H"),
     ),
 )
+CFMWS_TARGET = Struct("CFMWS interleave target", (("uid", "I"),))
+CHBS_TYPE, CFMWS_TYPE = 0, 1
 CHBCR_SIZE = 0x1_0000
 HPA_ALIGNMENT = 0x1000_0000  # 256 MiB
 CHBS_CXL_2_0 = 1  # host bridge of CXL 2.0+ root ports: CHBCR holds component registers
+#: Encoded interleave ways (ENIW) 0..7 are 2^ENIW ways; vmlayout writes and reads 1-way.
+MAX_POWER_OF_TWO_ENIW = 8
+
+
+class WindowRestrictions(enum.IntFlag):
+    NONE = 0
+    DEVICE_COHERENT = 1 << 0
+    HOST_ONLY_COHERENT = 1 << 1
+    VOLATILE = 1 << 2
+    PERSISTENT = 1 << 3
+    FIXED_DEVICE_CONFIGURATION = 1 << 4
+
+
+@dataclass(frozen=True, slots=True)
+class Chbs(Packed):
+    LAYOUT: ClassVar[Struct] = CHBS
+    FIXED: ClassVar[tuple[tuple[str, Any], ...]] = typed_header(CHBS_TYPE, CHBS)
+
+    uid: int
+    base: int
+    size: int
+    cxl_version: int = CHBS_CXL_2_0
+
+
+@dataclass(frozen=True, slots=True)
+class CfmwsHeader(Packed):
+    """The fixed part of a CFMWS; `length` covers the interleave target list after it."""
+
+    LAYOUT: ClassVar[Struct] = CFMWS
+    FIXED: ClassVar[tuple[tuple[str, Any], ...]] = (("type", CFMWS_TYPE),)
+
+    length: int
+    base: int
+    size: int
+    window_restrictions: WindowRestrictions = WindowRestrictions.NONE
+    eniw: int = 0
+    interleave_arithmetic: int = 0
+    hbig: int = 0
+    qtg_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,29 +128,58 @@ def build_cedt(bridges: list[CxlHostBridge], window_restrictions: int = 0) -> by
             raise VmLayoutError(
                 "acpi_error", f"{what}: CHBCR {bridge.chbcr} is not one aligned 64 KiB"
             )
-        body += CHBS.pack(
-            type=0,
-            reserved=0,
-            length=CHBS.size,
-            uid=bridge.uid,
-            cxl_version=CHBS_CXL_2_0,
-            reserved2=0,
-            base=bridge.chbcr.start,
-            size=bridge.chbcr.size,
+        body += Chbs(bridge.uid, bridge.chbcr.start, bridge.chbcr.size).pack()
+        restrictions = WindowRestrictions(window_restrictions)
+        cfmws = CfmwsHeader(
+            CFMWS.size + CFMWS_TARGET.size, bridge.hdm.start, bridge.hdm.size, restrictions
         )
-        body += CFMWS.pack(
-            type=1,
-            reserved=0,
-            length=CFMWS.size + 4,
-            reserved2=0,
-            base=bridge.hdm.start,
-            size=bridge.hdm.size,
-            eniw=0,
-            interleave_arithmetic=0,
-            reserved3=0,
-            hbig=0,
-            window_restrictions=window_restrictions,
-            qtg_id=0,
-        )
-        body += bridge.uid.to_bytes(4, "little")
-    return build_table(b"CEDT", 2, body, CEDT_FLAVOUR)
+        body += cfmws.pack() + CFMWS_TARGET.pack(uid=bridge.uid)
+    return build_table(b"CEDT", CEDT_REVISION, body, CEDT_FLAVOUR)
+
+
+@dataclass(frozen=True, slots=True)
+class CxlWindows:
+    uid: int
+    chbcr: MemoryRange | None = None
+    hdm: MemoryRange | None = None
+
+
+def decode_cedt(table: Table) -> list[CxlWindows]:
+    """Per host bridge UID, its CHBCR (from CHBS) and fixed memory window (from the
+    CFMWS whose target list names it), in UID order of first appearance."""
+    expect_signature(table, "CEDT")
+    body = table.body
+    by_uid: dict[int, CxlWindows] = {}
+    for entry in entries(body, 0, "CEDT", ENTRY_HEADER_U16):
+        if entry.type == CHBS_TYPE:
+            require_length(entry, CHBS.size, "CEDT", "CHBS")
+            chbs = Chbs.unpack(body, entry.offset, "CEDT")
+            old = by_uid.get(chbs.uid, CxlWindows(chbs.uid))
+            chbcr = checked_range(chbs.base, chbs.size, "CEDT CHBS")
+            by_uid[chbs.uid] = CxlWindows(chbs.uid, chbcr, old.hdm)
+        elif entry.type == CFMWS_TYPE:
+            require_length(entry, CFMWS.size + CFMWS_TARGET.size, "CEDT", "CFMWS")
+            cfmws = CfmwsHeader.unpack(body, entry.offset, "CEDT")
+            hdm = checked_range(cfmws.base, cfmws.size, "CEDT CFMWS")
+            ways = 1 << cfmws.eniw if cfmws.eniw < MAX_POWER_OF_TWO_ENIW else 0
+            if entry.length < CFMWS.size + CFMWS_TARGET.size * ways or ways != 1:
+                raise bad(
+                    "CEDT", f"CFMWS at {entry.table_offset:#x}: only 1-way windows are decoded"
+                )
+            uid = CFMWS_TARGET.unpack(body, entry.offset + CFMWS.size, "CEDT")["uid"]
+            old = by_uid.get(uid, CxlWindows(uid))
+            by_uid[uid] = CxlWindows(uid, old.chbcr, hdm)
+    return list(by_uid.values())
+
+
+def summarize_cedt(table: Table) -> dict[str, Any]:
+    return {
+        "cxl": [
+            {
+                "uid": w.uid,
+                "chbcr": None if w.chbcr is None else [w.chbcr.start, w.chbcr.end],
+                "hdm": None if w.hdm is None else [w.hdm.start, w.hdm.end],
+            }
+            for w in decode_cedt(table)
+        ]
+    }

@@ -1,23 +1,17 @@
-"""What `inspect` shows of the platform tables (MADT, SLIT, CEDT, IVRS, DMAR, IORT,
-GTDT, PPTT): the decoded fields a reader checks against the layout and the platform
-options, as JSON-ready values and as text lines."""
+"""What `inspect` shows of a table: the decoded fields a reader checks against the
+layout and the platform options, as JSON-ready values (each table kind's `summarize`)
+and as text lines."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from vmlayout.acpi.decode import (
-    Table,
-    decode_cedt,
-    decode_dmar,
-    decode_gtdt,
-    decode_iort,
-    decode_ivrs,
-    decode_madt,
-    decode_pptt,
-    decode_slit,
-)
+from vmlayout.acpi.sdt import Table
+from vmlayout.acpi.tables import TABLES_BY_SIGNATURE
 from vmlayout.ranges import format_address, format_size
+
+#: The text of each SLIT distance byte: a 64 MiB SLIT has 64 Mi of them to print.
+_BYTE_TEXT = tuple(str(value) for value in range(256))
 
 
 def _span(start: int, end: int) -> str:
@@ -25,63 +19,12 @@ def _span(start: int, end: int) -> str:
 
 
 def describe_platform(table: Table) -> dict[str, Any]:
-    """The decoded content of one platform table, keyed by what it describes."""
-    sig = table.signature
-    if sig == "APIC":
-        return {"entries": decode_madt(table)}
-    if sig == "SLIT":
-        return {"distances": decode_slit(table)}
-    if sig == "CEDT":
-        return {
-            "cxl": [
-                {
-                    "uid": w.uid,
-                    "chbcr": None if w.chbcr is None else [w.chbcr.start, w.chbcr.end],
-                    "hdm": None if w.hdm is None else [w.hdm.start, w.hdm.end],
-                }
-                for w in decode_cedt(table)
-            ]
-        }
-    if sig == "IVRS":
-        info, units = decode_ivrs(table)
-        return {
-            "iv_info": info,
-            "iommus": [
-                {
-                    "base": u.base,
-                    "segment": u.segment,
-                    "buses": list(u.buses) if u.buses else None,
-                    "ioapic": u.ioapic,
-                }
-                for u in units
-            ],
-        }
-    if sig == "DMAR":
-        width, units = decode_dmar(table)
-        return {
-            "host_address_width": width,
-            "iommus": [{"base": u.base, "segment": u.segment, "ioapic": u.ioapic} for u in units],
-        }
-    if sig == "IORT":
-        return {
-            "nodes": [
-                {
-                    "kind": n.kind,
-                    "offset": n.offset,
-                    "identifier": n.identifier,
-                    "segment": n.segment,
-                    "base": n.base,
-                    "gsivs": list(n.gsivs) if n.gsivs else None,
-                    "mappings": [list(m) for m in n.mappings],
-                }
-                for n in decode_iort(table)
-            ]
-        }
-    if sig == "GTDT":
-        return {"timers": decode_gtdt(table)}
-    if sig == "PPTT":
-        return {"processors": decode_pptt(table)}
-    return {}
+    """The decoded content of one table, keyed by what it describes (its kind's
+    `summarize`; nothing for a signature vmlayout does not write)."""
+    kind = TABLES_BY_SIGNATURE.get(table.signature.encode("ascii"))
+    if kind is None or kind.summarize is None:
+        return {}
+    return kind.summarize(table)
 
 
 def platform_lines(doc: dict[str, Any]) -> list[str]:
@@ -95,7 +38,7 @@ def platform_lines(doc: dict[str, Any]) -> list[str]:
         )
         lines.append(f"  {e['type']}: {fields}")
     for i, row in enumerate(doc.get("distances", [])):
-        lines.append(f"  node {i} distances: {' '.join(str(d) for d in row)}")
+        lines.append(f"  node {i} distances: {' '.join(map(_BYTE_TEXT.__getitem__, row))}")
     for w in doc.get("cxl", []):
         if w["chbcr"]:
             lines.append(f"  CXL host bridge {w['uid']} CHBCR: {_span(*w['chbcr'])}")

@@ -51,24 +51,18 @@ def _emit_acpi(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Signatures of every table `emit acpi` can write (each as `<SIGNATURE>.aml`).
-TABLE_SIGNATURES = (
-    "DSDT", "FACP", "APIC", "SRAT", "SLIT", "MCFG", "SSDT",
-    "CEDT", "IVRS", "DMAR", "IORT", "GTDT", "PPTT", "XSDT",
-)  # fmt: skip
-
-
 def _stale_tables(directory: Path, written: Mapping[str, bytes]) -> list[str]:
     """Tables an earlier `emit acpi` left in DIR that this run does not write (say an
     SSDT after the root complexes were removed): a file named `<SIG>.aml` holding that
     table with vmlayout's OEM identity. Any other file is left alone."""
-    from vmlayout.acpi.tables import HEADER, OEM_IDS
+    from vmlayout.acpi.sdt import HEADER, OEM_IDS
+    from vmlayout.acpi.tables import TABLES
     from vmlayout.errors import VmLayoutError
     from vmlayout.inputs import read_bytes
 
     stale = []
-    for signature in TABLE_SIGNATURES:
-        name = f"{signature}.aml"
+    for kind in TABLES:
+        name, signature = kind.file, kind.signature
         path = directory / name
         if name in written or not path.is_file():
             continue
@@ -79,6 +73,6 @@ def _stale_tables(directory: Path, written: Mapping[str, bytes]) -> list[str]:
         if len(data) < HEADER.size:
             continue
         header = HEADER.unpack(data)
-        if header["signature"] == signature.encode() and header["oem_id"] in OEM_IDS:
+        if header["signature"] == signature and header["oem_id"] in OEM_IDS:
             stale.append(name)
     return stale

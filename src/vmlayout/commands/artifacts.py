@@ -6,7 +6,7 @@ import argparse
 
 from vmlayout.commands import CommandGroups, add_config_arguments, resolve_from_args
 from vmlayout.commands.platform import ALL_GROUPS, add_platform_arguments
-from vmlayout.commands.x86 import add_mtrr_policy_arguments, mtrr_policy_settings
+from vmlayout.commands.x86 import warn_ignored_mtrr_options
 
 
 def register(groups: CommandGroups) -> None:
@@ -19,7 +19,6 @@ def register(groups: CommandGroups) -> None:
     )
     add_config_arguments(emit_all)
     emit_all.add_argument("-o", "--output", required=True, metavar="DIR")
-    add_mtrr_policy_arguments(emit_all)
     add_platform_arguments(emit_all, ALL_GROUPS)
     emit_all.set_defaults(handler=_emit_all)
 
@@ -36,14 +35,9 @@ def _emit_all(args: argparse.Namespace) -> int:
     )
     from vmlayout.output import pending_names, write_directory_atomic
 
-    policy, count, approximate = mtrr_policy_settings(args)
     resolved = resolve_from_args(args)
-    settings = EmitSettings(
-        mtrr_policy=policy,
-        mtrr_count=count,
-        mtrr_loader=args.loader,
-        mtrr_approximate=approximate,
-    )
+    warn_ignored_mtrr_options(args, resolved.config)
+    settings = EmitSettings()
     files = build_artifact_set(resolved, settings)
     output = Path(args.output)
 

@@ -51,17 +51,18 @@ class Override:
 
 
 #: Option groups, by what they describe; a command takes the groups it has views for.
-PROCESSORS, DEVICES, ACPI, X86, GIC, LINUX, PARAVISOR, UEFI = (
-    "processors", "devices", "acpi", "x86", "gic", "linux", "paravisor", "uefi",
+PROCESSORS, DEVICES, ACPI, X86, MTRR, GIC, LINUX, PARAVISOR, UEFI = (
+    "processors", "devices", "acpi", "x86", "mtrr", "gic", "linux", "paravisor", "uefi",
 )  # fmt: skip
 #: Every group: what `emit all`, `verify` and `where` take.
-ALL_GROUPS = (PROCESSORS, DEVICES, ACPI, X86, GIC, LINUX, PARAVISOR, UEFI)
+ALL_GROUPS = (PROCESSORS, DEVICES, ACPI, X86, MTRR, GIC, LINUX, PARAVISOR, UEFI)
 
 _TITLES = {
     PROCESSORS: "processors (config section [processors])",
     DEVICES: "platform devices ([platform])",
     ACPI: "ACPI choices ([platform])",
     X86: "x86_64 platform ([platform.x86])",
+    MTRR: "x86_64 initial MTRRs ([platform.mtrr])",
     GIC: "aarch64 interrupt controller ([platform.gic]; defaults: OpenVMM on a Linux host)",
     LINUX: "arm64 Linux direct boot ([platform.linux])",
     PARAVISOR: "paravisor host tree ([platform.paravisor])",
@@ -99,6 +100,34 @@ OVERRIDES: tuple[Override, ...] = (
     Override("--pic", "platform.x86.pic", X86, "legacy PIC (MADT PCAT_COMPAT)", const=True),
     Override("--pit", "platform.x86.pit", X86, "PIT (IRQ0 -> GSI 2 override)", const=True),
     Override("--vtd-address-width", "platform.x86.vtd_address_width", X86, "DMAR width"),
+    Override(
+        "--loader",
+        "platform.mtrr.loader",
+        MTRR,
+        "x86 loader whose DEF_TYPE and fixed MTRRs are written",
+        parse=str,
+        metavar="LOADER",
+        choices=("linux", "uefi", "pcat"),
+    ),
+    Override(
+        "--mtrr-policy",
+        "platform.mtrr.policy",
+        MTRR,
+        "reference: as OpenVMM computes them; exact: RAM WB, everything else UC",
+        parse=str,
+        metavar="POLICY",
+        choices=("reference", "exact"),
+    ),
+    Override(
+        "--mtrr-count", "platform.mtrr.count", MTRR, "variable MTRRs the exact policy may use"
+    ),
+    Override(
+        "--mtrr-approximate",
+        "platform.mtrr.approximate",
+        MTRR,
+        "exact policy over budget: keep all non-RAM UC, leave some RAM UC",
+        const=True,
+    ),
     Override(
         "--gic-distributor-base",
         "platform.gic.distributor_base",
@@ -293,6 +322,7 @@ __all__ = [
     "DEVICES",
     "GIC",
     "LINUX",
+    "MTRR",
     "OVERRIDES",
     "PARAVISOR",
     "PROCESSORS",

@@ -15,6 +15,7 @@ from vmlayout.commands import (
 from vmlayout.commands.platform import (
     DEVICES,
     GIC,
+    MTRR,
     PROCESSORS,
     UEFI,
     add_platform_arguments,
@@ -22,57 +23,24 @@ from vmlayout.commands.platform import (
 )
 
 
-def add_mtrr_policy_arguments(parser: argparse.ArgumentParser) -> None:
-    """--loader, --mtrr-policy and --mtrr-count (shared with `emit all`)."""
-    parser.add_argument(
-        "--loader",
-        choices=("linux", "uefi", "pcat"),
-        default="uefi",
-        help="x86 loader whose DEF_TYPE and fixed MTRRs are written (default uefi)",
-    )
-    parser.add_argument(
-        "--mtrr-policy",
-        choices=("reference", "exact"),
-        default="reference",
-        help="reference: as OpenVMM computes them; exact: RAM WB, everything else UC",
-    )
-    parser.add_argument(
-        "--mtrr-count",
-        type=int_argument,
-        default=None,
-        metavar="N",
-        help="variable MTRR registers available to the exact policy (default 8)",
-    )
-    parser.add_argument(
-        "--mtrr-approximate",
-        action="store_true",
-        help="exact policy over budget: keep all non-RAM UC, leave some RAM UC",
-    )
-
-
-def mtrr_policy_settings(args: argparse.Namespace) -> tuple[str, int, bool]:
-    """(policy, count, approximate) from the MTRR options, checked; warns on stderr for
-    an option the chosen policy ignores, so a silently ineffective flag is seen."""
-    from vmlayout.errors import VmLayoutError
-
-    count = 8 if args.mtrr_count is None else args.mtrr_count
-    if not 1 <= count <= 255:
-        raise VmLayoutError("invalid_argument", "--mtrr-count: must be between 1 and 255")
-    if args.mtrr_policy == "reference":
-        for flag, given in (
-            ("--mtrr-count", args.mtrr_count is not None),
-            ("--mtrr-approximate", args.mtrr_approximate),
-        ):
-            if given:
-                sys.stderr.write(
-                    f"warning: {flag} has no effect with --mtrr-policy reference "
-                    "(the reference computes its own pairs)\n"
-                )
-    return args.mtrr_policy, count, bool(args.mtrr_approximate)
+def warn_ignored_mtrr_options(args: argparse.Namespace, config: Any) -> None:
+    """A warning on stderr for an MTRR option the chosen policy ignores, so a silently
+    ineffective flag is seen."""
+    if config.platform.mtrr.policy != "reference":
+        return
+    for flag, dest in (
+        ("--mtrr-count", "override_mtrr_count"),
+        ("--mtrr-approximate", "override_mtrr_approximate"),
+    ):
+        if getattr(args, dest, None) is not None:
+            sys.stderr.write(
+                f"warning: {flag} has no effect with --mtrr-policy reference "
+                "(the reference computes its own pairs)\n"
+            )
 
 
 def _mtrr_options(parser: argparse.ArgumentParser) -> None:
-    add_mtrr_policy_arguments(parser)
+    add_platform_arguments(parser, (MTRR,))
     parser.add_argument("--format", choices=("table", "json"), default="table")
 
 
@@ -148,10 +116,10 @@ def _x86(args: argparse.Namespace, view: str = "mtrr") -> Any:
 
 
 def _state(args: argparse.Namespace, resolved: Any) -> Any:
-    from vmlayout.firmware.memtype import Loader, mtrr_state
+    from vmlayout.artifacts import mtrr_state_of
 
-    policy, count, approximate = mtrr_policy_settings(args)
-    return mtrr_state(resolved, Loader(args.loader), policy, count, approximate)
+    warn_ignored_mtrr_options(args, resolved.config)
+    return mtrr_state_of(resolved)
 
 
 def mtrr_explanation(state: Any, width: int) -> list[str]:
@@ -195,9 +163,10 @@ def _emit_state(args: argparse.Namespace) -> int:
     writes = state.to_msrs()
     width = resolved.config.physical_address_size
     if args.format == "json":
+        mtrr = resolved.config.platform.mtrr
         doc = {
-            "loader": args.loader,
-            "policy": args.mtrr_policy,
+            "loader": mtrr.loader,
+            "policy": mtrr.policy,
             "msrs": [[w.msr, w.value] for w in writes],
             **mtrr_explanation_json(state, width),
         }
@@ -241,7 +210,8 @@ def _check_mtrr(args: argparse.Namespace) -> int:
         }
         sys.stdout.write(json.dumps(doc) + "\n")
     else:
-        sys.stdout.write(f"effective memory types ({args.mtrr_policy} MTRRs, {args.loader}):\n")
+        mtrr = resolved.config.platform.mtrr
+        sys.stdout.write(f"effective memory types ({mtrr.policy} MTRRs, {mtrr.loader}):\n")
         for i in intervals:
             sys.stdout.write(
                 f"  {format_address(i.range.start):>22} - {format_address(i.range.end):<22} "

@@ -6,54 +6,30 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vmlayout.acpi.decode import (
-    decode_definition_block,
-    decode_mcfg,
-    decode_rsdp,
-    decode_srat,
-    decode_table,
-    device_memory,
-)
+from vmlayout.acpi.decode import decode_rsdp, decode_table
+from vmlayout.acpi.rsdp import RSDP_SIGNATURE
+from vmlayout.acpi.summary import describe_platform, platform_lines
+from vmlayout.acpi.tables import TABLES, kind_of
 from vmlayout.errors import VmLayoutError
 from vmlayout.inputs import read_bytes
 from vmlayout.ranges import format_address, format_size
 
-SIGNATURES = {
-    b"DSDT",
-    b"SSDT",
-    b"SRAT",
-    b"MCFG",
-    b"FACP",
-    b"APIC",
-    b"XSDT",
-    b"SLIT",
-    b"CEDT",
-    b"IVRS",
-    b"DMAR",
-    b"IORT",
-    b"GTDT",
-    b"PPTT",
-}
-
 
 def sniff(path: Path, data: bytes | None) -> bool:
     if data is None:
-        return (
-            any((path / f"{s.decode()}.aml").is_file() for s in SIGNATURES)
-            or (path / "RSDP.bin").is_file()
-        )
-    return data[:8] == b"RSD PTR " or (len(data) >= 36 and data[:4] in SIGNATURES)
+        return any((path / kind.file).is_file() for kind in TABLES)
+    return kind_of(data) is not None
 
 
 def describe_table(name: str, data: bytes) -> dict[str, Any]:
     """Header fields, checksum verdict and the layout a table carries."""
-    if data[:8] == b"RSD PTR ":
+    if data.startswith(RSDP_SIGNATURE):
         rsdp = decode_rsdp(data)
         return {
             "file": name,
             "signature": "RSD PTR",
-            "checksum_ok": rsdp["checksum_ok"],
-            "xsdt_address": rsdp["xsdt_address"],
+            "checksum_ok": rsdp.checksum_ok,
+            "xsdt_address": rsdp.xsdt_address,
         }
     table = decode_table(data, name)
     h = table.header
@@ -68,36 +44,7 @@ def describe_table(name: str, data: bytes) -> dict[str, Any]:
         "oem_table_id": h["oem_table_id"].decode("latin-1").rstrip("\0"),
         "creator_id": h["creator_id"].decode("latin-1"),
     }
-    if table.signature == "SRAT":
-        memory, _ = decode_srat(table)
-        out["memory"] = [
-            {"start": m.range.start, "end": m.range.end, "vnode": m.vnode} for m in memory
-        ]
-    elif table.signature == "MCFG":
-        out["ecam"] = [
-            {
-                "base": e.base,
-                "segment": e.segment,
-                "start_bus": e.start_bus,
-                "end_bus": e.end_bus,
-                "start": e.ecam.start,
-                "end": e.ecam.end,
-            }
-            for e in decode_mcfg(table)
-        ]
-    elif table.signature in ("DSDT", "SSDT"):
-        out["devices"] = [
-            {
-                "path": d.path,
-                "memory": [[r.start, r.end] for r in device_memory(d, table.signature)],
-            }
-            for d in decode_definition_block(table)
-            if isinstance(d.names.get("_CRS"), bytes)
-        ]
-    else:
-        from vmlayout.acpi.summary import describe_platform
-
-        out.update(describe_platform(table))
+    out.update(describe_platform(table))
     return out
 
 
@@ -124,8 +71,6 @@ def _text(doc: dict[str, Any]) -> list[str]:
     for d in doc.get("devices", []):
         for start, end in d["memory"]:
             lines.append(f"  {d['path']} _CRS memory {span(start, end)}")
-    from vmlayout.acpi.summary import platform_lines
-
     return lines + platform_lines(doc)
 
 

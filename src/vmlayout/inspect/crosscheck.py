@@ -105,7 +105,7 @@ def expected_rows(
     if settings is not None and any(_is_table_file(name) for name in settings.artifacts):
         rows[CHECKSUM_ROW] = ()  # per view: every table's checksum ok (see `compare`)
     if settings is not None and "mtrr.json" in settings.artifacts:
-        rows["MTRR registers"] = _expected_mtrrs(resolved, settings)
+        rows["MTRR registers"] = _expected_mtrrs(resolved)
     if settings is not None and "pcat.json" in settings.artifacts:
         rows["PCAT items"] = _expected_pcat(resolved)
         rows["PCAT CMOS"] = _expected_cmos(resolved)
@@ -160,17 +160,11 @@ def iommu_rows(resolved: ResolvedLayout, ranges: Any) -> dict[str, RowValue]:
     return {f"IOMMU {name}": merge_ranges([r]) for name, r in zip(names, ranges, strict=True)}
 
 
-def _expected_mtrrs(resolved: ResolvedLayout, settings: EmitSettings) -> RowValue:
-    from vmlayout.firmware.memtype import Loader, mtrr_state
+def _expected_mtrrs(resolved: ResolvedLayout) -> RowValue:
+    from vmlayout.artifacts import mtrr_state_of
 
     try:
-        state = mtrr_state(
-            resolved,
-            Loader(settings.mtrr_loader),
-            settings.mtrr_policy,
-            settings.mtrr_count,
-            settings.mtrr_approximate,
-        )
+        state = mtrr_state_of(resolved)
     except VmLayoutError as error:
         return (("error", error.message),)
     return tuple((w.msr, w.value) for w in state.to_msrs())
@@ -538,7 +532,7 @@ def _checksum_value(artifacts: ArtifactSet, view: View) -> tuple[tuple[str, str]
             continue
         try:
             if name == "RSDP.bin":
-                ok = bool(decode_rsdp(data)["checksum_ok"])
+                ok = decode_rsdp(data).checksum_ok
                 out.append((name, "ok" if ok else "bad"))
                 continue
             table = decode_table(data, name)
@@ -577,18 +571,23 @@ def _dsdt_devices(artifacts: ArtifactSet) -> list[Any]:
 def read_madt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
     """Processors (local APIC / x2APIC ids or GICC MPIDRs, in entry order) and, on arm64,
     the GIC frames."""
-    from vmlayout.acpi.decode import decode_madt
+    from vmlayout.acpi.madt import (
+        Gicc,
+        Gicd,
+        GicIts,
+        GicMsiFrame,
+        LocalApic,
+        LocalX2Apic,
+        decode_madt,
+    )
 
-    entries = decode_madt(_table(artifacts, "APIC.aml"))
-    ids = [
-        e["mpidr"] if e["type"] == "gicc" else e["apic_id"]
-        for e in entries
-        if e["type"] in ("local_apic", "local_x2apic", "gicc")
-    ]
+    entries = decode_madt(_table(artifacts, "APIC.aml")).entries
+    cpus = [e for e in entries if isinstance(e, LocalApic | LocalX2Apic | Gicc)]
+    ids = [e.mpidr if isinstance(e, Gicc) else e.apic_id for e in cpus]
     rows: dict[str, RowValue] = {VP_COUNT_ROW: (len(ids),), VP_IDS_ROW: tuple(enumerate(ids))}
-    gicd = [e["base"] for e in entries if e["type"] == "gicd"]
-    gicr = [e["gicr_base"] for e in entries if e["type"] == "gicc"]
-    frames = [e["base"] for e in entries if e["type"] in ("gic_its", "gic_msi_frame")]
+    gicd = [e.base for e in entries if isinstance(e, Gicd)]
+    gicr = [e.gicr_base for e in cpus if isinstance(e, Gicc)]
+    frames = [e.base for e in entries if isinstance(e, GicIts | GicMsiFrame)]
     if gicd or gicr:
         rows[GIC_DIST_ROW] = tuple(gicd)
         rows[GIC_REDIST_ROW] = (min(gicr),) if gicr else ()
@@ -599,7 +598,7 @@ def read_madt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
 def read_gtdt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
     from vmlayout.acpi.decode import decode_gtdt
 
-    return {TIMER_ROW: (decode_gtdt(_table(artifacts, "GTDT.aml"))["virtual_el1_gsiv"],)}
+    return {TIMER_ROW: (decode_gtdt(_table(artifacts, "GTDT.aml")).virtual_el1_gsiv,)}
 
 
 def read_srat(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:

@@ -206,11 +206,12 @@ def config_view(doc: dict[str, Any], where: str, directory: Path) -> dict[str, A
 
 def _config_text(view: dict[str, Any], name: str) -> list[str]:
     s = view["settings"]
+    mtrr = view["config"]["platform"]["mtrr"]
     lines = [
         f"{name}: vmlayout artifact set record (written by vmlayout {view['vmlayout_version']})",
         f"  config: {json.dumps(view['config'])}",
-        f"  mtrr: policy {s.mtrr_policy}, loader {s.mtrr_loader}, count {s.mtrr_count}, "
-        f"approximate {str(s.mtrr_approximate).lower()}",
+        f"  mtrr: policy {mtrr['policy']}, loader {mtrr['loader']}, count {mtrr['count']}, "
+        f"approximate {str(mtrr['approximate']).lower()}",
         f"  e820: acpi_len {s.e820_acpi_len:#x}, smbios_len {s.e820_smbios_len:#x}",
         f"  artifacts ({len(s.artifacts)}):",
     ]

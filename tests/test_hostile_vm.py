@@ -1,0 +1,58 @@
+"""Hostile input, round two, on the VM description and the artifact set (issue 20's
+reproducers that live in the config, the registry and the record)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.fuzzing import assert_one_line_error, run_main
+from vmlayout.artifacts import CONFIG_FILE
+
+
+def test_emit_all_leaves_pcat_out_when_a_value_overflows_its_item(tmp_path: Path) -> None:
+    """A 4 KiB high window has no size in MiB: PCAT cannot describe it, as it cannot a
+    layout without a high window, so `emit all` writes the rest without `pcat.json`."""
+    config = tmp_path / "vm.toml"
+    config.write_text('chipset_high_mmio_size = "4 KiB"\n')
+    outcome = run_main("emit", "all", config, "-o", tmp_path / "set")
+    assert outcome.status == 0, outcome
+    assert not (tmp_path / "set" / "pcat.json").exists()
+    assert (tmp_path / "set" / "mtrr.json").exists()
+    assert run_main("inspect", tmp_path / "set").status == 0
+
+
+def test_a_record_listing_one_file_many_times_reads_it_once(tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    assert run_main("emit", "all", "-o", out).status == 0
+    record = json.loads((out / CONFIG_FILE).read_text())
+    record["settings"]["artifacts"] = ["layout.json"] * 100_000 + record["settings"]["artifacts"]
+    (out / CONFIG_FILE).write_text(json.dumps(record))
+    from vmlayout.artifacts import load_artifact_set
+
+    assert list(load_artifact_set(out).files).count("layout.json") == 1
+
+
+def test_a_slit_for_more_nodes_than_its_limit_is_one_error(tmp_path: Path) -> None:
+    """4097 vNUMA nodes resolve (and `map` draws them), but their SLIT would be 16 MiB
+    and more: `emit acpi` refuses with one line instead of building it."""
+    config = tmp_path / "vm.json"
+    config.write_text(json.dumps({"node_mem_sizes": ["4K"] * 4097}))
+    assert run_main("resolve", config, "--format", "json").status == 0
+    assert_one_line_error(
+        run_main("emit", "acpi", config, "-o", tmp_path / "acpi"), "too_many_numa_nodes", "4096"
+    )
+    assert not (tmp_path / "acpi").exists()
+
+
+def test_processor_options_out_of_range_name_the_option(tmp_path: Path) -> None:
+    out = tmp_path / "x.bin"
+    assert_one_line_error(
+        run_main("emit", "uefi-config", "-o", out, "--vps-per-socket", "0"), "--vps-per-socket"
+    )
+    assert_one_line_error(
+        run_main("emit", "uefi-config", "-o", out, "--vp-count", "0x100000000"),
+        "--vp-count",
+        "out of range 1..4096",
+    )
+    assert not out.exists()
