@@ -678,3 +678,14 @@ def test_a_library_argument_of_the_wrong_type_or_value_is_a_vmlayout_error(
     assert callable(call)
     error = _library_error(lambda: call(vmlayout))
     assert error.kind == "invalid_argument" and fragment in error.message, error
+
+
+def test_a_huge_toml_config_is_refused_before_parsing(tmp_path: Path) -> None:
+    from vmlayout.inputs import MAX_TOML_CHARS
+
+    config = tmp_path / "ints.toml"
+    config.write_text("node_mem_sizes = [" + "0," * (MAX_TOML_CHARS // 2) + "0]\n")
+    assert_one_line_error(run_main("resolve", config), "ints.toml", "4 MiB TOML limit")
+    # Without a suffix TOML is tried first, then JSON; the limit still applies to TOML.
+    (tmp_path / "ints").write_bytes(config.read_bytes())
+    assert_one_line_error(run_main("resolve", tmp_path / "ints"), "TOML limit")
