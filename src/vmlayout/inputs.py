@@ -318,6 +318,11 @@ _NUMBER_CLASSES = bytes(
 )  # fmt: skip
 
 
+#: What `_number_candidates` looks for in the classes: a digit run one longer than
+#: allowed, an exponent of three digits without or with a sign.
+_NUMBER_NEEDLES = (b"0" * (MAX_NUMBER_DIGITS + 1), b"e000", b"e+000")
+
+
 def _number_candidates(classes: bytes) -> Iterator[tuple[int, bool]]:
     """(position, too long?) of every digit run longer than `MAX_NUMBER_DIGITS` and of
     every exponent of three or more digits (the only numbers that can overflow), in
@@ -326,7 +331,7 @@ def _number_candidates(classes: bytes) -> Iterator[tuple[int, bool]]:
     import heapq
 
     def runs() -> Iterator[tuple[int, bool]]:
-        run = b"0" * (MAX_NUMBER_DIGITS + 1)
+        run = _NUMBER_NEEDLES[0]
         at = classes.find(run)
         while at >= 0:
             yield at, True
@@ -338,7 +343,7 @@ def _number_candidates(classes: bytes) -> Iterator[tuple[int, bool]]:
             yield at, False
             at = classes.find(needle, at + len(needle))
 
-    return heapq.merge(runs(), exponents(b"e000"), exponents(b"e+000"))
+    return heapq.merge(runs(), *(exponents(needle) for needle in _NUMBER_NEEDLES[1:]))
 
 
 def _check_numbers(data: bytes) -> None:
@@ -348,6 +353,8 @@ def _check_numbers(data: bytes) -> None:
     precedes it (outside strings; escaped quotes and backslashes blanked first, which
     keeps positions)."""
     classes = data.translate(_NUMBER_CLASSES)
+    if all(classes.find(needle) < 0 for needle in _NUMBER_NEEDLES):
+        return  # no candidate at all: most documents
     plain = b""
     quotes, at = 0, 0
     for position, too_long in _number_candidates(classes):
