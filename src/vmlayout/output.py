@@ -124,8 +124,8 @@ def open_atomic(path: str | Path) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb", closefd=False) as stream:
             yield stream
-        _fill(fd, b"", mode)  # mkstemp made it 0600; flushes to disk and closes
-        fd = -1
+        closing, fd = fd, -1
+        _fill(closing, b"", mode)  # mkstemp made it 0600; flushes to disk, closes it
         os.replace(tmp, target)
     except BaseException as error:  # an interrupt too: no temporary file left behind
         if fd >= 0:
