@@ -594,6 +594,7 @@ def test_a_corpus_line_beyond_the_line_limit_is_invalid_and_bless_changes_nothin
     assert "line limit" in summary.failures[1].reason
     assert_one_line_error(run_main("diff", "--corpus", corpus, "--bless"), "line 2")
     assert corpus.read_text() == text
+    assert [p.name for p in tmp_path.iterdir()] == ["fleet.jsonl"]  # no temporary file
 
 
 def test_a_corpus_is_checked_and_blessed_in_batches_by_the_pool(
