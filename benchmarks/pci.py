@@ -9,7 +9,7 @@ from benchmarks.timing import median_seconds
 from vmlayout.config import load_config
 from vmlayout.devices import Bar, FunctionKind, PciFunction, count_functions
 from vmlayout.pci import AssignmentParams, assign_functions
-from vmlayout.pci.fit import fit_config
+from vmlayout.pci_layout.fit import fit_config
 from vmlayout.ranges import GIB, MIB, TIB, MemoryRange
 
 Row = tuple[str, float, str]

@@ -1,7 +1,8 @@
 """Scale rows for `benchmarks/run.py`: the hostile-input sizes of issue 11 (10,000 root
 complexes to validate, 20,000 NUMA nodes to resolve and draw) and the former traps of
-issue 20 (AML nesting, huge JSON/TOML configs, big JSON views, the MTRR approximation,
-long corpora), timed in process."""
+issue 20 (AML nesting; `fit` over 512 root complexes, nested `count` refused; huge
+JSON/TOML configs, big JSON views, the MTRR approximation, long corpora), timed in
+process."""
 
 from __future__ import annotations
 
@@ -31,6 +32,31 @@ def _validate_overlapping_root_complexes() -> None:
     except VmLayoutError:
         return
     raise AssertionError("the overlap was not found")
+
+
+def _fit_512_root_complexes() -> None:
+    """Issue 20: `fit` resolved the config once per window and try (38-51 s)."""
+    from vmlayout.pci_layout.fit import fit_config
+
+    bars = [
+        {"index": 0, "size": "1 MiB"},
+        {"index": 1, "size": "4 GiB", "bits": 64, "prefetchable": True},
+    ]
+    rcs = [{"segment": i, "devices": [{"type": "endpoint", "device": 0, "bars": bars}]}
+           for i in range(512)]  # fmt: skip
+    fit_config(config_from_dict({"node_mem_sizes": ["4 GiB"], "pcie_root_complexes": rcs}))
+
+
+def _refuse_nested_count() -> None:
+    """Issue 20: six levels of `count = 32` (32**6 functions) took 30 s and 1.3 GB."""
+    node: dict[str, object] = {"type": "endpoint", "device": 0, "count": 32}
+    for _ in range(6):
+        node = {"type": "switch_downstream", "device": 0, "count": 32, "children": [node]}
+    try:
+        config_from_dict({"pcie_root_complexes": [{"devices": [node]}]})
+    except VmLayoutError:
+        return
+    raise AssertionError("the expansion was not refused")
 
 
 def _cli(*args: str) -> None:
@@ -158,6 +184,8 @@ def bench_rows() -> list[Row]:
         resolve_s = median_seconds(lambda: _cli("resolve", str(config)), 3)
         map_s = median_seconds(lambda: _cli("map", str(config), "-o", f"{tmp}/m.svg"), 3)
     validate_s = median_seconds(_validate_overlapping_root_complexes, 3)
+    fit_s = median_seconds(_fit_512_root_complexes, 3)
+    count_s = median_seconds(_refuse_nested_count, 3)
     return [
         *aml_rows,
         *issue_20,
@@ -165,4 +193,6 @@ def bench_rows() -> list[Row]:
         ("resolve 20,000 NUMA nodes (CLI, in process)", resolve_s * 1e3, "ms"),
         ("map 20,000 NUMA nodes to SVG (CLI, in process)", map_s * 1e3, "ms"),
         ("map / resolve, 20,000 NUMA nodes (target: about 1x)", map_s / resolve_s, "x"),
+        ("fit 512 root complexes (was 38-51 s)", fit_s * 1e3, "ms"),
+        ("refuse 6 nested count = 32 (32^6 functions; was 30 s)", count_s * 1e3, "ms"),
     ]

@@ -43,6 +43,7 @@ FUZZ_PROFILE = "fuzz-ci" if os.environ.get("CI", "").lower() == "true" else "fuz
 FUZZ_WEIGHTS = {
     "config_text": 2.0,
     "config_values": 2.0,
+    "config_pci": 1.0,
     "artifact_file": 2.5,
     "artifact_directory": 1.0,
     "artifact_record": 0.5,

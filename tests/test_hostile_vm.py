@@ -56,3 +56,18 @@ def test_processor_options_out_of_range_name_the_option(tmp_path: Path) -> None:
         "out of range 1..4096",
     )
     assert not out.exists()
+
+
+def test_emit_all_leaves_e820_out_when_the_tables_do_not_fit_below_1_mib() -> None:
+    """Thousands of PCI functions make multi-megabyte ACPI tables, which the Linux
+    direct-boot map cannot hold below 1 MiB: the set has no e820.bin, as it has no
+    pcat.json for layouts PCAT cannot describe."""
+    from vmlayout.artifacts import EmitSettings, view_named
+    from vmlayout.config import DEFAULT_VM
+    from vmlayout.policy import resolve
+
+    view = view_named("e820")
+    files, _ = view.build(resolve(DEFAULT_VM), EmitSettings(), {"DSDT.aml": bytes(5 << 20)})
+    assert files == {}
+    files, _ = view.build(resolve(DEFAULT_VM), EmitSettings(), {"DSDT.aml": bytes(4096)})
+    assert set(files) == {"e820.bin"}

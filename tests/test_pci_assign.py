@@ -289,6 +289,32 @@ def test_alignment_errors_come_before_overlap_errors() -> None:
     assert caught.value.kind == "pinned_bar_misaligned"
 
 
+def test_two_bars_of_2_63_bytes_are_an_mmio_exhaustion() -> None:
+    """Both are valid 64-bit BARs; naturally aligned at pool offsets 0 and 2**63 they
+    need 2**64 bytes, which no window below 2**64 holds (issue 20: an assertion)."""
+    huge = 1 << 63
+    with pytest.raises(VmLayoutError) as caught:
+        run([endpoint(0, [bar(0, huge, 64, True), bar(2, huge, 64, True)])])
+    assert caught.value.kind == "mmio_exhaustion"
+    assert f"need {1 << 64:#x} bytes (alignment {huge:#x})" in caught.value.message
+
+
+def test_a_demand_that_only_fits_above_a_pin_near_2_64_is_an_mmio_exhaustion() -> None:
+    """A pin one page below the top of a window at the top of the address space: the
+    pool starts at the pin's 1 MiB boundary, 2**64 - 1 MiB, and the 2**63-byte BAR's
+    first aligned place after the pin is 2**64, so the pool needs 1 MiB + 2**63."""
+    top = MemoryRange((1 << 64) - (1 << 32), (1 << 64) - 4 * KIB)
+    pinned = bar(0, 4 * KIB, 64, True, pinned=(1 << 64) - 8 * KIB)
+    with pytest.raises(VmLayoutError) as caught:
+        run(
+            [endpoint(0, [pinned, bar(2, 1 << 63, 64, True)])],
+            high_mmio=top,
+            preserve_bars=True,
+        )
+    assert caught.value.kind == "mmio_exhaustion"
+    assert f"need {MIB + (1 << 63):#x} bytes" in caught.value.message
+
+
 def test_ari_device_functions_come_from_its_chain_and_end_the_bus_scan() -> None:
     functions = [
         {"type": "endpoint", "device": 0, "function": f, "ari": True, "bars": [bar(0, 4 * KIB)]}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from vmlayout.config import config_from_dict, config_to_dict, load_config
-from vmlayout.devices import FunctionKind, count_functions, devices_from_data
+from vmlayout.devices import MAX_FUNCTIONS, FunctionKind, count_functions, devices_from_data
 from vmlayout.errors import VmLayoutError
 from vmlayout.ranges import GIB, MIB
 
@@ -190,3 +190,122 @@ def test_a_pinned_vf_bar_is_rejected_naming_the_key_path() -> None:
         config_from_dict(config_with([{**GPU, "sriov": sriov}])).pcie_root_complexes[0].devices
     )
     assert function.sriov is not None and function.sriov.vf_bars[0].pinned is None
+
+
+def _nested(depth: int, count: int) -> dict[str, Any]:
+    """`count` switch ports `depth` levels deep over `count` endpoints: the issue's
+    shape, sum(count**k for k in 1..depth+1) functions."""
+    node: dict[str, Any] = {"type": "endpoint", "device": 0, "count": count}
+    for _ in range(depth):
+        node = {"type": "switch_downstream", "device": 0, "count": count, "children": [node]}
+    return node
+
+
+def test_nested_counts_are_refused_before_they_are_expanded() -> None:
+    """Issue 20: a 2.3 KB config of six levels of `count = 32` (32**6 functions) took
+    30 s and 1.3 GB; its counts multiply past the limit while it is read."""
+    with pytest.raises(VmLayoutError) as caught:
+        config_from_dict(config_with([_nested(5, 32)]))
+    assert caught.value.kind == "invalid_config"
+    assert f"more than {MAX_FUNCTIONS} functions" in caught.value.message
+    assert caught.value.message.startswith("pcie_root_complexes[0].devices[0].")
+
+
+def test_the_function_limit_counts_every_root_complex_together() -> None:
+    # 16 ports, each over 15 ports of 16 endpoints: 16 * (1 + 15 * (1 + 16)) = 4096.
+    half = {**_nested(1, 16), "count": 15}
+    half = {"type": "root_port", "device": 0, "count": 16, "children": [half]}
+    rcs: list[dict[str, Any]] = [
+        {"name": f"rc{i}", "segment": i, "devices": [half]} for i in range(2)
+    ]
+    config = config_from_dict({"pcie_root_complexes": rcs})
+    assert sum(count_functions(rc.devices) for rc in config.pcie_root_complexes) == 8192
+    assert MAX_FUNCTIONS == 8192
+    rcs.append({"name": "rc2", "segment": 2, "devices": [{"type": "endpoint", "device": 0}]})
+    with pytest.raises(VmLayoutError, match=r"^pcie_root_complexes\[2\]\.devices: .*8192"):
+        config_from_dict({"pcie_root_complexes": rcs})
+
+
+def test_every_file_emit_all_writes_at_the_function_limit_is_one_inspect_reads() -> None:
+    """The limit's reason: functions with six BARs and six VF BARs each, the most a
+    function has (4 ports, each over 32 devices of 8 functions), take so many bytes of
+    pci.json and layout.json that the limit's worth stays within what `inspect` reads."""
+    import json
+
+    from vmlayout.inputs import MAX_INPUT_BYTES  # what `inspect` reads of one file
+    from vmlayout.pci_layout.report import pci_json
+    from vmlayout.policy import resolve
+    from vmlayout.report import resolved_to_json
+
+    six = [{"index": i, "size": 16} for i in range(6)]
+    sriov = {"total_vfs": 1, "vf_offset": 1, "vf_stride": 1, "vf_bars": six}
+    functions = [
+        {"type": "endpoint", "device": 0, "function": f, "count": 32, "bars": six, "sriov": sriov}
+        for f in range(8)
+    ]
+    ports = {"type": "root_port", "device": 0, "count": 4, "children": functions}
+    config = config_from_dict(config_with([ports], end_bus=255, low_mmio="1 GiB"))
+    resolved = resolve(config)
+    written = pci_json(resolved)
+    assert written is not None
+    pci = json.loads(written)["root_complexes"][0]["pci"]
+    assert (len(pci["bars"]), len(pci["vf_bars"])) == (4 * 256 * 6, 4 * 256 * 6)
+    per_function = len(written) / count_functions(config.pcie_root_complexes[0].devices)
+    assert per_function * MAX_FUNCTIONS < MAX_INPUT_BYTES
+    layout = json.dumps(resolved_to_json(resolved), indent=1)
+    assert len(layout) / len(written) < 1.01  # layout.json carries the same objects
+
+
+def test_the_root_complex_count_has_a_limit() -> None:
+    from vmlayout.config import MAX_ROOT_COMPLEXES
+
+    rcs = [{"segment": i} for i in range(MAX_ROOT_COMPLEXES + 1)]
+    with pytest.raises(VmLayoutError, match=r"^pcie_root_complexes: 16385 root complexes"):
+        config_from_dict({"pcie_root_complexes": rcs})
+
+
+def test_config_to_dict_keeps_count_groups() -> None:
+    """Issue 20: `emit all` wrote an 81 MB config.json for a 59 KB config: the written
+    devices are the runs the config gave, as `count`, not their expansion."""
+    tree = _nested(2, 16)  # 16 + 256 + 4096 functions
+    config = config_from_dict(config_with([tree]))
+    (written,) = config_to_dict(config)["pcie_root_complexes"][0]["devices"]
+    assert written["count"] == 16
+    assert written["children"][0]["count"] == 16
+    (leaf,) = written["children"][0]["children"]
+    assert (leaf["type"], leaf["device"], leaf["count"]) == ("endpoint", 0, 16)
+    assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_config_to_dict_groups_only_consecutive_identical_devices() -> None:
+    other = {**GPU, "bars": [{"index": 0, "size": "1 MiB"}]}
+    devices = [
+        {**GPU, "device": 0, "count": 2},
+        {**other, "device": 2},
+        {**GPU, "device": 3, "count": 2},
+        {**GPU, "device": 5, "function": 0},
+        {**other, "device": 5, "function": 1},
+        {**GPU, "device": 7},  # not adjacent to 3..4
+    ]
+    config = config_from_dict(config_with(devices))
+    written = config_to_dict(config)["pcie_root_complexes"][0]["devices"]
+    runs = [(d["device"], d["function"], d.get("count", 1)) for d in written]
+    assert runs == [(0, 0, 2), (2, 0, 1), (3, 0, 2), (5, 0, 1), (5, 1, 1), (7, 0, 1)]
+    assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_inspect_refuses_a_set_whose_config_json_nests_counts_past_the_limit(
+    tmp_path: Path,
+) -> None:
+    """Issue 20: `inspect` of a 2.3 KB config.json expanded 32**6 functions."""
+    import json
+
+    from tests.fuzzing import assert_one_line_error, run_main
+
+    out = tmp_path / "set"
+    assert run_main("emit", "all", "-o", out).status == 0
+    record = json.loads((out / "config.json").read_text())
+    record["config"]["pcie_root_complexes"][0]["devices"] = [_nested(5, 32)]
+    (out / "config.json").write_text(json.dumps(record))
+    for target in (out, out / "config.json"):
+        assert_one_line_error(run_main("inspect", target), f"{MAX_FUNCTIONS} functions")

@@ -25,8 +25,8 @@ from vmlayout.inspect.diff import (
     pci_buses,
     pci_ranges,
 )
-from vmlayout.pci.layout import assign_resolved
-from vmlayout.pci.report import pci_rows
+from vmlayout.pci_layout import assign_resolved
+from vmlayout.pci_layout.report import pci_rows
 from vmlayout.policy import resolve
 from vmlayout.report import resolved_to_json
 

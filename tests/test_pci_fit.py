@@ -7,15 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vmlayout.config import config_from_dict, load_config
 from vmlayout.errors import VmLayoutError
-from vmlayout.pci.fit import HIGH_STEP, LOW_STEP, fit_config, with_sizes
-from vmlayout.pci.layout import assign_resolved
+from vmlayout.pci_layout import assign_resolved
+from vmlayout.pci_layout.fit import HIGH_STEP, LOW_STEP, fit_config, with_sizes
 from vmlayout.policy import DynamicMmio, VmConfig, resolve
 from vmlayout.ranges import GIB, MIB
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "gpus.toml"
 
 
 def assign(config: VmConfig) -> None:
@@ -126,7 +129,7 @@ def test_resolve_mmio_exhaustion_names_the_size_fit_would_choose() -> None:
 
 
 def test_chipset_low_candidates_align_the_top_of_the_low_windows() -> None:
-    from vmlayout.pci.fit import _chipset_low_candidates
+    from vmlayout.pci_layout.fit import _chipset_low_candidates
 
     data = gpu_config()  # 256 MiB 32-bit BARs: 256 MiB-aligned mem32 pools
     config = config_from_dict(data)
@@ -268,3 +271,175 @@ def test_the_hint_never_names_the_size_the_window_already_has() -> None:
     assert caught.value.kind == "mmio_exhaustion"
     assert caught.value.message.startswith("rc0: low_mmio MMIO exhaustion")
     assert caught.value.message.endswith("`vmlayout fit` would choose low_mmio = 2432 MiB")
+
+
+#: The ways TOML can spell gpus.toml's two window sizes (the devices follow unchanged).
+WINDOW_SPELLINGS = {
+    "inline-table": 'low_mmio = { size = "512 MiB" }  # generous\nhigh_mmio = { size = "2 TiB" }',
+    "string": 'low_mmio = "512 MiB"  # generous\nhigh_mmio = 2199023255552',
+    "dotted": 'low_mmio.size = "512 MiB"  # generous\n"high_mmio" . size = "2 TiB"',
+    "sub-tables": '[pcie_root_complexes.low_mmio]\nsize = "512 MiB"  # generous\n'
+    "[pcie_root_complexes.high_mmio]\nsize = '2 TiB'",
+    "default": "# generous",
+}
+
+
+@pytest.mark.parametrize("spelling", list(WINDOW_SPELLINGS))
+def test_fit_o_edits_every_toml_spelling_of_a_window_size_in_place(
+    tmp_path: Path, spelling: str
+) -> None:
+    """Issue 20: `fit -o` on dotted keys (`low_mmio.size = …`) failed on its own edit.
+    The sizes are those docs/pci.md derives for gpus.toml (144 MiB, 1 TiB), the
+    comments stay where they were."""
+    from vmlayout.cli import main
+
+    devices = EXAMPLE.read_text().split("# Two root ports", 1)[1]
+    text = (
+        '# my VM\nnode_mem_sizes = ["64 GiB"]\n\n[[pcie_root_complexes]]\nname = "rc0"\n'
+        f"{WINDOW_SPELLINGS[spelling]}\n\n# Two root ports{devices}"
+    )
+    source, fitted = tmp_path / "vm.toml", tmp_path / "fitted.toml"
+    source.write_text(text)
+    assert main(["fit", str(source), "-o", str(fitted)]) == 0
+    (rc,) = load_config(fitted).pcie_root_complexes
+    assert (rc.low_mmio, rc.high_mmio) == (DynamicMmio(144 * MIB), DynamicMmio(1024 * GIB))
+    written = fitted.read_text().splitlines()
+    for comment in ("# my VM", "# Two root ports, each leading to a switch (upstream port on "
+                    "the root port's bus)."):  # fmt: skip
+        assert comment in written
+    assert any(line.endswith("# generous") for line in written)
+    # Only the two size lines changed (or were added, where the config used the defaults).
+    changed = set(written) - set(text.splitlines())
+    assert len(changed) == 2, changed
+
+
+def test_fit_o_rewrites_root_complexes_written_as_an_inline_array(tmp_path: Path) -> None:
+    from vmlayout.cli import main
+
+    source, fitted = tmp_path / "vm.toml", tmp_path / "fitted.toml"
+    source.write_text(
+        'pcie_root_complexes = [\n  { name = "rc0", low_mmio = "64 MiB", devices = [\n'
+        '    { type = "endpoint", device = 0, bars = [{ index = 0, size = "128 MiB" }] },\n'
+        "  ] },\n]\n"
+    )
+    assert main(["fit", str(source), "-o", str(fitted)]) == 0
+    (rc,) = load_config(fitted).pcie_root_complexes
+    # A 128 MiB BAR, 128 MiB aligned: the window must start aligned and hold it.
+    assert isinstance(rc.low_mmio, DynamicMmio) and rc.low_mmio.size >= 128 * MIB
+    assign(load_config(fitted))
+
+
+#: 600 GiB of RAM (3 GiB below 4 GiB, 597 GiB above: RAM ends at 601 GiB, above 2**39)
+#: and one 512 GiB BAR: its 512 GiB aligned pool starts at 1 TiB, so the fitted layout
+#: ends past 1.5 TiB, below 2 TiB: 41 bits.
+WIDE = """
+node_mem_sizes = ["600 GiB"]
+{width}
+[[pcie_root_complexes]]
+[[pcie_root_complexes.devices]]
+type = "endpoint"
+device = 0
+bars = [{{ index = 0, size = "512 GiB", bits = 64, prefetchable = true }}]
+"""
+
+
+def test_a_too_narrow_host_gets_the_minimum_width_and_what_reaches_highest(
+    tmp_path: Path,
+) -> None:
+    """Issue 19: `fit --host-phys-bits 39` named neither the 41 bits nor that RAM alone
+    already ends above 2**39."""
+    from tests.fuzzing import assert_one_line_error, run_main
+
+    config = tmp_path / "wide.toml"
+    config.write_text(WIDE.format(width=""))
+    outcome = run_main("fit", config, "--host-phys-bits", "39")
+    assert_one_line_error(
+        outcome,
+        "fit_impossible: --host-phys-bits: ",
+        "the limit is --host-phys-bits 39",
+        "at least 41 bits hold the layout",
+        "highest is pcie-seg0-ecam",
+        "RAM alone already ends above 2^39, at 0x96_4000_0000",
+    )
+    assert run_main("fit", config, "--host-phys-bits", "41").status == 0
+
+
+def test_a_too_narrow_config_width_is_blamed_on_the_config(tmp_path: Path) -> None:
+    from tests.fuzzing import assert_one_line_error, run_main
+
+    config = tmp_path / "wide.toml"
+    config.write_text(WIDE.format(width="physical_address_size = 40"))
+    assert_one_line_error(
+        run_main("fit", config),
+        "fit_impossible: physical_address_size: ",
+        "the limit is the config's physical_address_size = 40",
+        "at least 41 bits hold the layout",
+        "RAM alone ends at 0x96_4000_0000",
+    )
+    # `resolve` checks the config's width too: with its own 1 GiB high window the layout
+    # ends just above RAM's 601 GiB, so 40 bits hold it, and 39 bits do not hold RAM.
+    config.write_text(WIDE.format(width="physical_address_size = 39"))
+    assert_one_line_error(
+        run_main("resolve", config),
+        "address_width_exceeded: physical_address_size: ",
+        "the limit is the config's physical_address_size = 39",
+        "at least 40 bits hold the layout",
+        "RAM alone already ends above 2^39, at 0x96_4000_0000",
+    )
+
+
+def test_fit_of_many_root_complexes_mixing_aligned_and_unaligned_pools_is_minimal() -> None:
+    """The windows `fit` does not search (pools aligned within the window's step) and
+    those it does (16 MiB / 8 GiB aligned pools, whose need depends on where they land)
+    are each one step smaller too small, checked by resolving every shrink."""
+    pref = {"bits": 64, "prefetchable": True}
+    shapes = [
+        [{"index": 0, "size": "1 MiB"}, {"index": 1, "size": "1 GiB", **pref}],
+        [{"index": 0, "size": "16 MiB"}, {"index": 1, "size": "8 GiB", **pref}],
+        [{"index": 0, "size": "64 KiB"}],
+    ]
+    rcs = [
+        {"segment": i, "devices": [{"type": "endpoint", "device": 0, "bars": shapes[i % 3]}]}
+        for i in range(12)
+    ]
+    check_minimal(config_from_dict({"node_mem_sizes": ["6 GiB"], "pcie_root_complexes": rcs}))
+
+
+_SPELLINGS = {
+    "inline": '{key} = {{ size = "{size}" }}',
+    "string": '{key} = "{size}"',
+    "dotted": '{key}.size = "{size}"',
+    "quoted": "'{key}' . \"size\" = '{size}'",
+}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    low=st.sampled_from([*_SPELLINGS, "sub-table", "default"]),
+    high=st.sampled_from([*_SPELLINGS, "sub-table", "default"]),
+    spaces=st.sampled_from(("", " ", "\t")),
+    comment=st.booleans(),
+)
+def test_fit_o_reads_back_as_the_fitted_config_for_any_window_spelling(
+    tmp_path_factory: pytest.TempPathFactory, low: str, high: str, spaces: str, comment: bool
+) -> None:
+    from vmlayout.cli import main
+
+    work = tmp_path_factory.mktemp("spelling")
+    lines, tables = [], []
+    for key, spelling, size in (("low_mmio", low, "512 MiB"), ("high_mmio", high, "2 TiB")):
+        tail = "  # sized by hand" if comment else ""
+        if spelling == "sub-table":
+            tables.append(f"[pcie_root_complexes.{key}]\nsize{spaces}={spaces}'{size}'{tail}")
+        elif spelling != "default":
+            lines.append(_SPELLINGS[spelling].format(key=key, size=size) + tail)
+    devices = EXAMPLE.read_text().split("# Two root ports", 1)[1]
+    text = "\n".join(
+        ['# my VM\nnode_mem_sizes = ["64 GiB"]\n', "[[pcie_root_complexes]]", 'name = "rc0"',
+         *lines, *tables, "", f"# Two root ports{devices}"]
+    )  # fmt: skip
+    source, fitted = work / "vm.toml", work / "fitted.toml"
+    source.write_text(text)
+    assert main(["fit", str(source), "-o", str(fitted)]) == 0
+    assert load_config(fitted) == fit_config(load_config(source)).config
+    assert "# my VM" in fitted.read_text().splitlines()  # edited in place, not rewritten

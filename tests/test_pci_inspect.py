@@ -13,7 +13,7 @@ from tests.cli import assert_one_line_error, run_cli
 from vmlayout.config import load_config
 from vmlayout.inspect.picture import build_scene
 from vmlayout.pci.check import nesting_problems
-from vmlayout.pci.layout import assign_resolved
+from vmlayout.pci_layout import assign_resolved
 from vmlayout.policy import resolve
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ every ordering rule below is deliberate.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from itertools import pairwise
@@ -54,6 +54,81 @@ class PlacedRange:
     tag: str
     kind: PlacedRangeKind
     range: MemoryRange
+
+
+#: The one naming scheme for ranges (resolve, diff, explain, map, corpus): the
+#: allocator's placement tags; the second and later extents of a split RAM request get
+#: `<tag>-extent<N>` (N from 1), so the first extent keeps its plain name whether or not
+#: the request is split and every name is stable across configs that do not re-split.
+EXTENT_SUFFIX = "-extent"
+
+
+def extent_name(tag: str, index: int) -> str:
+    return tag if index == 0 else f"{tag}{EXTENT_SUFFIX}{index}"
+
+
+def split_extent_name(name: str) -> tuple[str, int]:
+    """(request tag, extent index) of a range name; index 0 for an unsplit name."""
+    tag, sep, index = name.rpartition(EXTENT_SUFFIX)
+    if sep and tag and index.isdigit() and not index.startswith("0"):
+        return tag, int(index)
+    return name, 0
+
+
+def placement_names(placed: Sequence[PlacedRange]) -> list[str]:
+    """Each placement's name under the one scheme (`extent_name`), in `placed` order."""
+    counts: dict[str, int] = {}
+    names = []
+    for p in placed:
+        index = counts.get(p.tag, 0)
+        counts[p.tag] = index + 1
+        names.append(extent_name(p.tag, index))
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class WidthExcess:
+    """Why placements do not fit an address width: what the refusal names (issue 19).
+
+    `minimum_bits` is the smallest width that holds the layout; `highest` the placement
+    that reaches highest (RAM, a window, ECAM, by its name); `ram_end` where RAM alone
+    ends, which says whether any window size could help."""
+
+    bits: int
+    top: int
+    minimum_bits: int
+    highest: str
+    highest_range: MemoryRange
+    ram_end: int
+
+    def detail(self, source: str) -> str:
+        """`; the limit is <source>; at least 41 bits hold the layout; …`."""
+        from vmlayout.ranges import format_address
+
+        ram = f"RAM alone ends at {format_address(self.ram_end)}"
+        if self.ram_end > 1 << self.bits:
+            ram = f"RAM alone already ends above 2^{self.bits}, at {format_address(self.ram_end)}"
+        return (
+            f"; the limit is {source}; at least {self.minimum_bits} bits hold the layout; "
+            f"highest is {self.highest} [{format_address(self.highest_range.start)}, "
+            f"{format_address(self.highest_range.end)}); {ram}"
+        )
+
+
+def width_excess(placed: Sequence[PlacedRange], bits: int) -> WidthExcess | None:
+    """None when every non-reserved placement ends at or below 2**bits."""
+    names = placement_names(placed)
+    used = [
+        (p, n) for p, n in zip(placed, names, strict=True) if p.kind is not PlacedRangeKind.RESERVED
+    ]
+    if not used:
+        return None
+    highest, name = max(used, key=lambda item: item[0].range.end)
+    top = highest.range.end
+    if top <= 1 << bits:
+        return None
+    ram_end = max((p.range.end for p, _ in used if p.kind is PlacedRangeKind.RAM), default=0)
+    return WidthExcess(bits, top, (top - 1).bit_length(), name, highest.range, ram_end)
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,7 @@ def pci_assignment(resolved: ResolvedLayout) -> dict[str, Any]:
     """Root-complex name -> its PCI assignment (buses, BARs, bridge windows) as JSON,
     exactly the `"pci"` object `resolve --format json` adds, for root complexes that
     list devices. Raises `VmLayoutError` (e.g. `mmio_exhaustion`) when they do not fit."""
-    from vmlayout.pci.layout import assign_resolved
+    from vmlayout.pci_layout import assign_resolved
 
     return {name: a.to_json() for name, a in assign_resolved(_layout(resolved)).items()}
 

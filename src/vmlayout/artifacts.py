@@ -230,8 +230,18 @@ def _build_e820(resolved: Any, settings: EmitSettings, built: Mapping[str, bytes
     first = layout.ram[0].range
     if not (first.start == 0 and first.end >= 0x100000):
         return {}, settings
-    entries = build_e820(layout, settings.e820_acpi_len, settings.e820_smbios_len)
+    try:
+        entries = build_e820(layout, settings.e820_acpi_len, settings.e820_smbios_len)
+    except VmLayoutError as error:
+        if error.kind in E820_REFUSALS:
+            return {}, settings
+        raise
     return {"e820.bin": encode_e820(entries)}, settings
+
+
+#: Why the E820 map cannot describe a layout (then `emit all` writes no e820.bin): the
+#: ACPI tables (and SMBIOS) do not fit below the 1 MiB BIOS area the map reserves.
+E820_REFUSALS = ("low_tables_too_large",)
 
 
 def _build_mtrr(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
@@ -241,6 +251,13 @@ def _build_mtrr(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -
 def _build_pcat(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
     pcat = pcat_json(resolved)
     return _unchanged({} if pcat is None else {"pcat.json": pcat}, settings)
+
+
+def _build_smbios(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
+    from vmlayout.firmware.smbios import smbios_of
+
+    blob = smbios_of(resolved)
+    return _unchanged({} if blob is None else {"smbios.bin": blob}, settings)
 
 
 def _build_paravisor(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
@@ -262,7 +279,7 @@ def _build_linux_dtb(resolved: Any, settings: EmitSettings, _: Mapping[str, byte
 
 
 def _build_pci(resolved: Any, settings: EmitSettings, _: Mapping[str, bytes]) -> Any:
-    from vmlayout.pci.layout import pci_json
+    from vmlayout.pci_layout.report import pci_json
 
     pci = pci_json(resolved)
     return _unchanged({} if pci is None else {"pci.json": pci}, settings)
@@ -289,6 +306,8 @@ VIEWS: tuple[ViewKind, ...] = (
              "the initial MTRR state"),
     ViewKind("pcat", "pcat.json", X86, _build_pcat, _INSPECT + "pcat", "pcat_columns",
              "PCAT BIOS items and CMOS (with a high window and first RAM below 64 GiB)"),
+    ViewKind("smbios", "smbios.bin", X86, _build_smbios, "vmlayout.firmware.smbios", None,
+             "SMBIOS entry point and BIOS date for 0xF0000 (with platform.x86.bios_date)"),
     ViewKind("paravisor-dt", "paravisor.dtb", X86, _build_paravisor, _INSPECT + "dtb",
              "paravisor_columns", "the paravisor's host device tree"),
     ViewKind("igvm", "igvm-mmio-ranges.bin", X86, _build_igvm, _INSPECT + "igvm",

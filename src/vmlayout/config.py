@@ -39,6 +39,10 @@ from vmlayout.schema import (
     parse_size_value,
 )
 
+#: Root complexes a config may list: every command's work grows with them, and no
+#: real VM comes near (docs/config.md, input limits).
+MAX_ROOT_COMPLEXES = 16_384
+
 #: The keys a config file may use, from the dataclasses that declare them.
 TOP_LEVEL_KEYS = keys_of(VmConfig)
 RC_KEYS = keys_of(RootComplexConfig)
@@ -215,8 +219,14 @@ def _node_sizes(value: object, path: str) -> tuple[int, ...]:
 def _root_complexes(value: object, path: str, arch: Arch) -> tuple[RootComplexConfig, ...]:
     if not isinstance(value, list):
         raise _error(path, "expected a list of tables")
+    if len(value) > MAX_ROOT_COMPLEXES:
+        raise _error(path, f"{len(value)} root complexes; at most {MAX_ROOT_COMPLEXES} are allowed")
     rcs = [_root_complex(rc, f"{path}[{i}]", i, arch) for i, rc in enumerate(value)]
     _check_root_complexes(rcs)
+    if any(rc.devices for rc in rcs):
+        from vmlayout.devices import check_function_total
+
+        check_function_total([(f"{path}[{i}].devices", rc.devices) for i, rc in enumerate(rcs)])
     return tuple(rcs)
 
 

@@ -19,8 +19,15 @@ functions on their secondary bus under `children`:
 
 `count` is the one shorthand beyond the vector schema: the entry stands for `count`
 copies at consecutive device numbers (every function entry of a multi-function device
-carries the same `count`). It is expanded when read, so `devices_to_data` writes the
-plain vector schema. Sizes and pinned addresses accept units like every config size.
+carries the same `count`). It is expanded when read (the copies share one parsed
+subtree), and `devices_to_data` writes runs of identical devices back as `count`, so a
+written config stays as small as the one read. Sizes and pinned addresses accept units
+like every config size.
+
+A config describes at most `MAX_FUNCTIONS` functions after expansion, all root
+complexes together: every stage after the loader walks each function, so the limit is
+checked while reading, by multiplying the counts down the tree, before anything is
+expanded (nested `count`s multiply: six levels of 32 bridges are 32**6 functions).
 """
 
 from __future__ import annotations
@@ -41,6 +48,11 @@ MAX_DEVICE = 31
 MAX_FUNCTION = 7
 MAX_ARI_FUNCTION = 255
 U16_MAX = 0xFFFF
+#: Functions a config may describe after `count` expansion, far beyond any real VM. The
+#: bound is what `emit all` may write: a function's BARs and VF BARs take up to about
+#: 1.5 KB of `pci.json` (and as much of `layout.json`), so at this limit every file stays
+#: well below the 16 MiB `inspect` reads as JSON (`tests/test_pci_config.py`).
+MAX_FUNCTIONS = 8_192
 
 
 class FunctionKind(Enum):
@@ -229,8 +241,9 @@ FUNCTION_KEYS = (
 )
 
 
-def _function(value: object, path: str) -> tuple[PciFunction, int]:
-    """One entry and its `count`."""
+def _function(value: object, path: str, budget: int) -> tuple[PciFunction, int, int]:
+    """One entry, its `count` and the functions one copy stands for (itself and its
+    subtree, expanded); the subtree may use at most `budget - 1` functions."""
     data = _mapping(value, path)
     _keys(data, FUNCTION_KEYS, path)
     kind_name = data.get("type")
@@ -256,7 +269,7 @@ def _function(value: object, path: str) -> tuple[PciFunction, int]:
     ari = _bool(data, "ari", path)
     if ari and device != 0:
         raise _error(f"{path}.ari", f"an ARI device is device 0, not {device}")
-    children = devices_from_data(data.get("children", []), f"{path}.children")
+    children, subtree = _bus(data.get("children", []), f"{path}.children", budget - 1)
     return (
         PciFunction(
             kind=kind,
@@ -270,18 +283,39 @@ def _function(value: object, path: str) -> tuple[PciFunction, int]:
             children=children,
         ),
         count,
+        1 + subtree,
     )
 
 
-def devices_from_data(value: object, path: str) -> tuple[PciFunction, ...]:
+def _too_many(path: str) -> VmLayoutError:
+    return _error(
+        path,
+        f"the devices expand to more than {MAX_FUNCTIONS} functions, the limit after "
+        "count expansion (all root complexes together; nested counts multiply)",
+    )
+
+
+def devices_from_data(
+    value: object, path: str, budget: int = MAX_FUNCTIONS
+) -> tuple[PciFunction, ...]:
     """The functions on one bus, `count` expanded, sorted by (device, function).
 
     Rejects what no real bus can hold: a duplicate device/function, a device without
-    function 0 (it would be invisible), function numbers above 7 outside an ARI device."""
+    function 0 (it would be invisible), function numbers above 7 outside an ARI device;
+    and a tree that expands to more than `budget` functions (see the module doc)."""
+    return _bus(value, path, budget)[0]
+
+
+def _bus(value: object, path: str, budget: int) -> tuple[tuple[PciFunction, ...], int]:
+    """`devices_from_data` and the number of functions the bus holds, expanded."""
     entries: list[tuple[PciFunction, str]] = []
+    total = 0
     for i, item in enumerate(_list(value, path)):
         entry_path = f"{path}[{i}]"
-        function, count = _function(item, entry_path)
+        function, count, each = _function(item, entry_path, budget - total)
+        total += count * each
+        if total > budget:
+            raise _too_many(f"{entry_path}.count" if count > 1 else entry_path)
         for offset in range(count):
             copy = replace(function, device=function.device + offset)
             entries.append((copy, entry_path))
@@ -308,7 +342,7 @@ def devices_from_data(value: object, path: str) -> tuple[PciFunction, ...]:
                 f"{entry_path}.device",
                 f"device {function.device} has no function 0, so it would never be found",
             )
-    return tuple(sorted((f for f, _ in entries), key=lambda f: (f.device, f.function)))
+    return tuple(sorted((f for f, _ in entries), key=lambda f: (f.device, f.function))), total
 
 
 def bar_to_data(bar: Bar) -> dict[str, Any]:
@@ -324,33 +358,79 @@ def bar_to_data(bar: Bar) -> dict[str, Any]:
 
 
 def devices_to_data(functions: Sequence[PciFunction]) -> list[dict[str, Any]]:
-    """The vector-schema form (sizes in bytes, `count` expanded); reads back equal."""
-    out = []
+    """The config form (sizes in bytes) of the functions on one bus; reads back equal.
+
+    A run of identical devices at consecutive device numbers is written as one entry per
+    function with `count`, as `count` was read: the written form stays as small as the
+    config (a device is compared without its number; copies read from one `count` share
+    their subtree, so the comparison is cheap)."""
+    by_device: dict[int, list[PciFunction]] = {}
     for f in functions:
-        data: dict[str, Any] = {"type": f.kind.value, "device": f.device, "function": f.function}
-        if f.bars:
-            data["bars"] = [bar_to_data(b) for b in f.bars]
-        if f.is_bridge:
-            data["ari_forwarding"] = f.ari_forwarding
-            data["children"] = devices_to_data(f.children)
-        else:
-            if f.sriov is not None:
-                data["sriov"] = {
-                    "total_vfs": f.sriov.total_vfs,
-                    "vf_offset": f.sriov.vf_offset,
-                    "vf_stride": f.sriov.vf_stride,
-                    "vf_bars": [bar_to_data(b) for b in f.sriov.vf_bars],
-                }
-            if f.ari:
-                data["ari"] = True
-            if f.siov:
-                data["siov"] = True
-        out.append(data)
+        by_device.setdefault(f.device, []).append(f)
+    numbers = sorted(by_device)
+    out: list[dict[str, Any]] = []
+    i = 0
+    while i < len(numbers):
+        first = by_device[numbers[i]]
+        shape = [replace(f, device=0) for f in first]
+        run = 1
+        while (
+            i + run < len(numbers)
+            and numbers[i + run] == numbers[i] + run
+            and [replace(f, device=0) for f in by_device[numbers[i + run]]] == shape
+        ):
+            run += 1
+        for f in first:
+            data = _function_to_data(f)
+            if run > 1:
+                data["count"] = run
+            out.append(data)
+        i += run
     return out
 
 
-def count_functions(functions: Sequence[PciFunction]) -> int:
-    return sum(1 + count_functions(f.children) for f in functions)
+def _function_to_data(f: PciFunction) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": f.kind.value, "device": f.device, "function": f.function}
+    if f.bars:
+        data["bars"] = [bar_to_data(b) for b in f.bars]
+    if f.is_bridge:
+        data["ari_forwarding"] = f.ari_forwarding
+        data["children"] = devices_to_data(f.children)
+    else:
+        if f.sriov is not None:
+            data["sriov"] = {
+                "total_vfs": f.sriov.total_vfs,
+                "vf_offset": f.sriov.vf_offset,
+                "vf_stride": f.sriov.vf_stride,
+                "vf_bars": [bar_to_data(b) for b in f.sriov.vf_bars],
+            }
+        if f.ari:
+            data["ari"] = True
+        if f.siov:
+            data["siov"] = True
+    return data
+
+
+def count_functions(functions: Sequence[PciFunction], limit: int | None = None) -> int:
+    """The functions of these trees, expanded; with `limit`, the count stops as soon as
+    it passes `limit` (so counting a huge tree costs at most `limit` steps)."""
+    total = 0
+    for f in functions:
+        remaining = None if limit is None else limit - total - 1
+        total += 1 + count_functions(f.children, remaining)
+        if limit is not None and total > limit:
+            return total
+    return total
+
+
+def check_function_total(trees: Sequence[tuple[str, Sequence[PciFunction]]]) -> None:
+    """Refuse a config whose root complexes together describe more than `MAX_FUNCTIONS`
+    functions (each tree alone was checked while read); `trees` is (path, devices)."""
+    remaining = MAX_FUNCTIONS
+    for path, functions in trees:
+        remaining -= count_functions(functions, remaining)
+        if remaining < 0:
+            raise _too_many(path)
 
 
 def devices_from_vector(topology: Sequence[Mapping[str, Any]]) -> tuple[PciFunction, ...]:

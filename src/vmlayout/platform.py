@@ -9,6 +9,7 @@ Defaults are the reference's (OpenVMM on a Linux host); each is declared once, h
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ GIC_V2M_FRAME_SIZE = 0x1000
 #: Bytes of the UEFI blob's entropy.
 ENTROPY_SIZE = 64
 MSI_CONTROLLERS = ("its", "v2m", "none")
+#: An SMBIOS release date as Linux's DMI code reads it.
+BIOS_DATE = re.compile(r"(0[1-9]|1[0-2])/(0[1-9]|[12]\d|3[01])/(\d{4})")
 
 
 def _invalid(message: str) -> VmLayoutError:
@@ -120,6 +123,16 @@ class X86Platform:
     pic: bool = setting(False, "legacy PIC present (MADT PCAT_COMPAT)")
     pit: bool = setting(False, "PIT present (MADT IRQ0 -> GSI 2 override)")
     vtd_address_width: int = setting(48, "DMAR host address width in bits", low=1, high=64)
+    bios_date: str = setting(
+        "",
+        "SMBIOS BIOS release date (MM/DD/YYYY) of `emit smbios`; empty: the guest gets no "
+        "SMBIOS (the reference's direct boot), and Linux ignores an MCFG entry above 4 GiB",
+        high=10,
+    )
+
+    def __post_init__(self) -> None:
+        if self.bios_date and not BIOS_DATE.fullmatch(self.bios_date):
+            raise _invalid(f"bios_date: {self.bios_date!r} is not MM/DD/YYYY")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +169,16 @@ class LinuxBootPlatform:
         0, "initrd bytes at the first RAM address + 16 MiB (0: start = end, no initrd)",
         kind="size",
     )  # fmt: skip
+    numa: bool = setting(
+        False,
+        "numa-node-id on CPUs and memory and a distance-map (the reference has none: Linux "
+        "sees one node)",
+    )
+    prefetchable_high: bool = setting(
+        False,
+        "64-bit PCIe windows prefetchable (the reference's are not: Linux warns on one of "
+        "4 GiB or more)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +245,12 @@ class Platform:
     )
     cxl_window_restrictions: int = setting(
         0, "CEDT CFMWS window restrictions of every CXL window (e.g. 0x6)", high=0xFFFF
+    )
+    pci0_osc: str = setting(
+        "reference",
+        "\\_SB.PCI0's _OSC: reference (an 8-byte buffer; Linux keeps no PCIe control) or "
+        "grant (every control asked for, the 12-byte buffer back)",
+        choices=("reference", "grant"),
     )
     x86: X86Platform = setting(None, "", factory=X86Platform)
     gic: GicPlatform = setting(None, "", factory=GicPlatform)

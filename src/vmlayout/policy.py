@@ -18,6 +18,7 @@ from vmlayout.allocator import (
     PlacementRecord,
     RamSlot,
     RangeSlot,
+    width_excess,
 )
 from vmlayout.arch import Arch as Arch  # re-exported: the library has always named it here
 from vmlayout.arch import InterruptController
@@ -452,13 +453,13 @@ def resolve(config: VmConfig, trace: list[PlacementRecord] | None = None) -> Res
             "invalid_layout", f"validating resolved memory layout: {error}"
         ) from None
 
-    top = placed[-1].range.end if placed else 0
-    limit = 1 << config.physical_address_size
-    if top > limit:
+    excess = width_excess(placed, config.physical_address_size)
+    if excess is not None:
         raise VmLayoutError(
             "address_width_exceeded",
-            f"physical_address_size: memory layout ends at {top:#x}, which exceeds the "
-            f"address width of {config.physical_address_size} bits",
+            f"physical_address_size: memory layout ends at {excess.top:#x}, which exceeds the "
+            f"address width of {config.physical_address_size} bits"
+            + excess.detail(f"the config's physical_address_size = {excess.bits}"),
         )
 
     framebuffer = got(framebuffer_slot)

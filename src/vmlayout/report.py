@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vmlayout.allocator import PlacedRange
+from vmlayout.allocator import PlacedRange, extent_name
 from vmlayout.policy import ResolvedLayout
 from vmlayout.ranges import MemoryRange, format_address, format_size
 
@@ -26,7 +26,7 @@ def _assignments(resolved: ResolvedLayout) -> dict[str, Any]:
     """The assignment stage loads only when some root complex lists devices."""
     if not any(rc.devices for rc in resolved.config.pcie_root_complexes):
         return {}
-    from vmlayout.pci.layout import assign_resolved
+    from vmlayout.pci_layout import assign_resolved
 
     return assign_resolved(resolved)
 
@@ -73,25 +73,6 @@ def _layout_json(resolved: ResolvedLayout, pci: Mapping[str, Any]) -> dict[str, 
         "end_of_layout": layout.end_of_layout,
         "placed": placed_to_json(resolved.placed),
     }
-
-
-#: The one naming scheme for ranges (resolve, diff, explain, map, corpus): the
-#: allocator's placement tags; the second and later extents of a split RAM request get
-#: `<tag>-extent<N>` (N from 1), so the first extent keeps its plain name whether or not
-#: the request is split and every name is stable across configs that do not re-split.
-EXTENT_SUFFIX = "-extent"
-
-
-def extent_name(tag: str, index: int) -> str:
-    return tag if index == 0 else f"{tag}{EXTENT_SUFFIX}{index}"
-
-
-def split_extent_name(name: str) -> tuple[str, int]:
-    """(request tag, extent index) of a range name; index 0 for an unsplit name."""
-    tag, sep, index = name.rpartition(EXTENT_SUFFIX)
-    if sep and tag and index.isdigit() and not index.startswith("0"):
-        return tag, int(index)
-    return name, 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +185,7 @@ def resolved_to_table(resolved: ResolvedLayout) -> str:
         roles.append(f"{key} = {'(none)' if window.is_empty() else role_of[f'chipset {key}']}")
     out.append(f"chipset MMIO windows ({resolved.arch.value}): {', '.join(roles)}")
     if pci:
-        from vmlayout.pci.layout import pci_table_lines
+        from vmlayout.pci_layout.report import pci_table_lines
 
         out += pci_table_lines(pci)
     layout = resolved.memory_layout

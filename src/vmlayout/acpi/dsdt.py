@@ -82,10 +82,13 @@ def vmod_device(chipset: ChipsetMmioRanges) -> Device:
     )
 
 
+#: The reference's PCI0 `_OSC`: an 8-byte buffer where the OS passes (and Linux expects
+#: back) 12, so Linux keeps no PCIe control (`_OSC: ... (AE_TYPE)`); `platform.pci0_osc =
+#: "grant"` uses the root complexes' `_OSC` instead.
 OSC_PCI0 = Method("_OSC", 4, (Return(Buffer(bytes((0x10, 0, 0, 0, 0, 0, 0, 0)))),))
 
 
-def pci0_device(chipset: ChipsetMmioRanges) -> Device:
+def pci0_device(chipset: ChipsetMmioRanges, osc: str = "reference") -> Device:
     """`\\_SB.PCI0` (x86): the low window always, the high one when non-empty."""
     if chipset.low.is_empty():
         raise VmLayoutError("acpi_error", "PCI0 _CRS: the chipset low window is empty")
@@ -97,7 +100,7 @@ def pci0_device(chipset: ChipsetMmioRanges) -> Device:
         "\\_SB.PCI0",
         (
             Name("_HID", EisaId("PNP0A03")),
-            OSC_PCI0,
+            OSC_PCI0 if osc == "reference" else osc_method(cxl=False),
             Name("_PRT", Package(0, b"")),
             Name("_CRS", ResourceTemplate(tuple(descriptors))),
         ),
@@ -249,7 +252,8 @@ def build_dsdt(resolved: object) -> bytes:
                 )
         objects += virtio_devices(resolved.virtio_mmio, options.virtio_irq)
         parent = "\\_SB.PCI0" if options.pci0 else "\\_SB.VMOD"
-        objects.append(pci0_device(chipset) if options.pci0 else vmod_device(chipset))
+        device = pci0_device(chipset, options.pci0_osc) if options.pci0 else vmod_device(chipset)
+        objects.append(device)
         if options.vmbus:
             objects.append(vmbus_device(parent, Arch.X86_64))
         objects.append(
@@ -426,7 +430,6 @@ def build_acpi_tables(resolved: object) -> dict[str, bytes]:
     from vmlayout.policy import ResolvedLayout
 
     assert isinstance(resolved, ResolvedLayout)
-    aarch64 = resolved.arch.spec.interrupt_controller is InterruptController.GIC
     rsdp_gpa = rsdp_address(resolved)
     base = rsdp_gpa + PAGE_SIZE
     blob = bytearray()
@@ -443,7 +446,9 @@ def build_acpi_tables(resolved: object) -> dict[str, bytes]:
         return gpa
 
     dsdt_gpa = append("DSDT.aml", build_dsdt(resolved))
-    append("FACP.aml", build_fadt(dsdt_gpa, aarch64, resolved.config.platform.hypervisor_vendor))
+    append(
+        "FACP.aml", build_fadt(dsdt_gpa, resolved.arch, resolved.config.platform.hypervisor_vendor)
+    )
     for name, table in _platform_tables(resolved):
         append(name, table)
     xsdt_gpa = append("XSDT.aml", build_xsdt(recorded))
@@ -493,12 +498,12 @@ def _platform_tables(resolved: object) -> list[tuple[str, bytes]]:
     gic = options.gic
     x86 = options.x86
     out: list[tuple[str, bytes]] = []
-    madt = build_madt(cpus.vp_count, aarch64, gic, x86.ioapic, x86.pic, x86.pit)
+    madt = build_madt(cpus.vp_count, resolved.arch, gic, x86.ioapic, x86.pic, x86.pit)
     out.append(("APIC.aml", madt))
     vnodes = cpus.vnodes(nodes, resolved.arch)
     processors = [(vp + 1 if aarch64 else vp, node) for vp, node in enumerate(vnodes)]
     memory = [(r.range.start, r.range.size, r.vnode) for r in resolved.memory_layout.ram]
-    out.append(("SRAT.aml", build_srat(memory, processors, aarch64)))
+    out.append(("SRAT.aml", build_srat(memory, processors, resolved.arch)))
     distances = config.numa_distances
     if nodes > 1 or distances:
         if nodes > MAX_SLIT_NODES:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from vmlayout.acpi.sdt import HEADER, Table, bad, build_table, expect_signature
+from vmlayout.arch import Arch, InterruptController
 from vmlayout.binfmt import Packed, Struct
 
 GAS = Struct(
@@ -226,8 +227,9 @@ X86_FLAGS = (
 )
 
 
-def fadt_of(dsdt_gpa: int, aarch64: bool, hypervisor_vendor: int = 0) -> Fadt:
-    if aarch64:
+def fadt_of(dsdt_gpa: int, arch: Arch, hypervisor_vendor: int = 0) -> Fadt:
+    """A hardware-reduced FADT booting by PSCI on a GIC platform, else the x86 PM blocks."""
+    if arch.spec.interrupt_controller is InterruptController.GIC:
         return Fadt(
             flags=FadtFlags.HW_REDUCED_ACPI,
             arm_boot_arch=ArmBootFlags.PSCI_COMPLIANT | ArmBootFlags.PSCI_USE_HVC,
@@ -255,8 +257,8 @@ def fadt_of(dsdt_gpa: int, aarch64: bool, hypervisor_vendor: int = 0) -> Fadt:
     )
 
 
-def build_fadt(dsdt_gpa: int, aarch64: bool, hypervisor_vendor: int = 0) -> bytes:
-    return build_table(b"FACP", FADT_REVISION, fadt_of(dsdt_gpa, aarch64, hypervisor_vendor).pack())
+def build_fadt(dsdt_gpa: int, arch: Arch, hypervisor_vendor: int = 0) -> bytes:
+    return build_table(b"FACP", FADT_REVISION, fadt_of(dsdt_gpa, arch, hypervisor_vendor).pack())
 
 
 def decode_fadt(table: Table) -> Fadt:

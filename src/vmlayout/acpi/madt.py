@@ -21,8 +21,10 @@ from vmlayout.acpi.sdt import (
     require_length,
     typed_header,
 )
+from vmlayout.arch import Arch, InterruptController
 from vmlayout.binfmt import Packed, Struct
 from vmlayout.platform import DEFAULT_GIC, GIC_REDISTRIBUTOR_SIZE, GicPlatform
+from vmlayout.topology import mpidr_of
 
 MADT_BODY = Struct("MADT body", (("local_apic_address", "I"), ("flags", "I")))
 MADT_REVISION = 5
@@ -346,15 +348,9 @@ class Madt:
         return build_table(b"APIC", MADT_REVISION, body)
 
 
-def mpidr_of(vp: int) -> int:
-    """MPIDR affinity fields (Aff0..Aff3 = the VP index's bytes), as ACPI lists them."""
-    aff = vp.to_bytes(4, "little")
-    return aff[0] | aff[1] << 8 | aff[2] << 16 | aff[3] << 32
-
-
 def madt_of(
     vp_count: int,
-    aarch64: bool,
+    arch: Arch,
     gic: GicPlatform = DEFAULT_GIC,
     ioapic: bool = True,
     pic: bool = False,
@@ -364,7 +360,7 @@ def madt_of(
     per VP (APIC id = VP index, UID = VP + 1); aarch64: GICv3 distributor, one GICC per
     VP (UID = VP + 1) with its redistributor, then the v2m frame or the ITS."""
     out: list[MadtEntry | UnknownEntry] = []
-    if aarch64:
+    if arch.spec.interrupt_controller is InterruptController.GIC:
         out.append(Gicd(base=gic.distributor_base, version=GIC_VERSION))
         out += [
             Gicc(
@@ -397,13 +393,13 @@ def madt_of(
 
 def build_madt(
     vp_count: int,
-    aarch64: bool,
+    arch: Arch,
     gic: GicPlatform = DEFAULT_GIC,
     ioapic: bool = True,
     pic: bool = False,
     pit: bool = False,
 ) -> bytes:
-    return madt_of(vp_count, aarch64, gic, ioapic, pic, pit).encode()
+    return madt_of(vp_count, arch, gic, ioapic, pic, pit).encode()
 
 
 def decode_madt(table: Table) -> Madt:

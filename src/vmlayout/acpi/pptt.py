@@ -7,7 +7,6 @@ import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from vmlayout.acpi.madt import mpidr_of
 from vmlayout.acpi.sdt import (
     HEADER,
     Table,
@@ -18,6 +17,7 @@ from vmlayout.acpi.sdt import (
     typed_header,
 )
 from vmlayout.binfmt import Packed, Struct
+from vmlayout.topology import mpidr_of
 
 PPTT_PROCESSOR = Struct(
     "PPTT processor",

@@ -19,6 +19,7 @@ from vmlayout.acpi.sdt import (
     require_length,
     typed_header,
 )
+from vmlayout.arch import Arch
 from vmlayout.binfmt import Packed, Struct
 from vmlayout.ranges import MemoryRange
 
@@ -176,12 +177,12 @@ ProcessorAffinity = LocalApicAffinity | X2ApicAffinity | GiccAffinity
 
 
 def srat_of(
-    memory: list[tuple[int, int, int]], processors: list[tuple[int, int]], aarch64: bool
+    memory: list[tuple[int, int, int]], processors: list[tuple[int, int]], arch: Arch
 ) -> list[SratEntry]:
     """Processor entries first (in VP order), then one memory entry per RAM range."""
     out: list[SratEntry] = []
     for ident, vnode in processors:
-        if aarch64:
+        if arch.spec.srat_processor_type == GiccAffinity.TYPE:
             out.append(GiccAffinity(uid=ident, proximity_domain=vnode))
         elif ident <= 0xFE:
             out.append(LocalApicAffinity.of(ident, vnode))
@@ -192,12 +193,12 @@ def srat_of(
 
 
 def build_srat(
-    memory: list[tuple[int, int, int]], processors: list[tuple[int, int]], aarch64: bool
+    memory: list[tuple[int, int, int]], processors: list[tuple[int, int]], arch: Arch
 ) -> bytes:
     """`memory` = (base, size, vnode) per RAM range in layout order; `processors` =
     (APIC id or GICC UID, vnode) per VP."""
     body = SRAT_BODY.pack(table_revision=SRAT_TABLE_REVISION)
-    body += b"".join(e.pack() for e in srat_of(memory, processors, aarch64))
+    body += b"".join(e.pack() for e in srat_of(memory, processors, arch))
     return build_table(b"SRAT", SRAT_REVISION, body)
 
 

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "vmlayout.commands.devicetree",
     "vmlayout.commands.artifacts",
     "vmlayout.commands.fit",
+    "vmlayout.commands.guest",
 )
 
 

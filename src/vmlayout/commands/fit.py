@@ -46,7 +46,7 @@ def _fit(args: argparse.Namespace) -> int:
     from vmlayout.errors import VmLayoutError
     from vmlayout.inputs import read_text
     from vmlayout.output import write_atomic
-    from vmlayout.pci.fit import fit_config
+    from vmlayout.pci_layout.fit import fit_config
     from vmlayout.ranges import format_address, format_size, readable_size
 
     if args.host_phys_bits is not None and not 1 <= args.host_phys_bits <= 63:
@@ -103,11 +103,7 @@ def _fit(args: argparse.Namespace) -> int:
     )
     sys.stdout.write("\n".join(lines) + "\n")
     if not result.fits_host:
-        raise VmLayoutError(
-            "fit_impossible",
-            f"--host-phys-bits: even the fitted layout ends at {format_address(top)}, beyond "
-            f"{result.host_bits} bits; the width is too small",
-        )
+        raise result.width_error()
     if args.output is not None:
         write_atomic(args.output, fitted_text(args.config, text, data, fmt, config, result.config))
     return 0
@@ -122,6 +118,7 @@ def fitted_text(
     import json
 
     from vmlayout.config import config_from_dict
+    from vmlayout.errors import VmLayoutError
     from vmlayout.inputs import parse_toml
 
     if fmt == "json":
@@ -130,9 +127,13 @@ def fitted_text(
     chipset_changed = original.chipset_low_mmio_size != fitted.chipset_low_mmio_size
     edited = _edit_toml(text, fitted, chipset_changed)
     if edited is not None:
-        reparsed = config_from_dict(parse_toml(edited, where))
-        if reparsed == fitted:
-            return edited
+        # The edit is line based; it stands only if it reads back as the fitted config
+        # (a shape it does not know, e.g. a multi-line string, falls back to a rewrite).
+        try:
+            if config_from_dict(parse_toml(edited, where)) == fitted:
+                return edited
+        except VmLayoutError:
+            pass
     _set_sizes(data, fitted)
     return toml_dumps(data)
 
@@ -170,46 +171,84 @@ def _set_sizes(data: dict[str, Any], fitted: Any) -> None:
                 rc_data[key] = {"size": _size_value(None, window.size)}
 
 
+#: A TOML value on one line: an inline table, a basic or literal string, a bare word.
+_VALUE = r"(\{[^}]*\}|\"(?:[^\"\\]|\\.)*\"|'[^']*'|[0-9A-Za-z_+.-]+)"
+
+
+def _key(name: str) -> str:
+    """A TOML key as written: bare, "basic" or 'literal'."""
+    return rf"(?:{name}|\"{name}\"|'{name}')"
+
+
 def _edit_toml(text: str, fitted: Any, chipset_changed: bool) -> str | None:
-    """Rewrite the `low_mmio`/`high_mmio` lines of each `[[pcie_root_complexes]]` table
-    (and `chipset_low_mmio_size`, when `fit` raised it)."""
+    """Rewrite the window sizes of each `[[pcie_root_complexes]]` table in place (and
+    `chipset_low_mmio_size`, when `fit` raised it); None when the tables cannot be told
+    apart (root complexes written as an inline array). Each size may be written as
+    `low_mmio = "…"`, `low_mmio = { size = … }`, `low_mmio.size = …` or under a
+    `[pcie_root_complexes.low_mmio]` sub-table; comments after a value are kept."""
     import re
 
     from vmlayout.policy import DynamicMmio
     from vmlayout.ranges import format_size
 
     lines = text.splitlines(keepends=True)
-    header = re.compile(r"^\s*\[\[\s*pcie_root_complexes\s*\]\]\s*(#.*)?$")
+    rcs = _key("pcie_root_complexes")
+    header = re.compile(rf"^\s*\[\[\s*{rcs}\s*\]\]\s*(#.*)?$")
+    sub_table = re.compile(rf"^\s*\[{{1,2}}\s*{rcs}\s*\.\s*([^\]]+?)\s*\]")
     any_header = re.compile(r"^\s*\[")
-    value_re = r"(\{[^}]*\}|\"[^\"]*\"|'[^']*'|[0-9A-Za-z_]+)"
     if chipset_changed:
-        _edit_toml_chipset(lines, format_size(fitted.chipset_low_mmio_size), value_re)
+        _edit_toml_chipset(lines, format_size(fitted.chipset_low_mmio_size))
     starts = [i for i, line in enumerate(lines) if header.match(line)]
     if len(starts) != len(fitted.pcie_root_complexes):
         return None
     for rc, start in reversed(list(zip(fitted.pcie_root_complexes, starts, strict=True))):
         end = next(
-            (j for j in range(start + 1, len(lines)) if any_header.match(lines[j])), len(lines)
+            (
+                j
+                for j in range(start + 1, len(lines))
+                if any_header.match(lines[j]) and not sub_table.match(lines[j])
+            ),
+            len(lines),
         )
         for key in ("high_mmio", "low_mmio"):
             window = getattr(rc, key)
-            if not isinstance(window, DynamicMmio):
-                continue
-            size = format_size(window.size)
-            pattern = re.compile(rf"^(\s*{key}\s*=\s*){value_re}(.*)$", re.DOTALL)
-            for j in range(start + 1, end):
-                match = pattern.match(lines[j])
-                if match:
-                    old = match.group(2)
-                    new = f'{{ size = "{size}" }}' if old.startswith("{") else f'"{size}"'
-                    lines[j] = match.group(1) + new + match.group(3)
-                    break
-            else:
-                lines.insert(start + 1, f'{key} = {{ size = "{size}" }}\n')
+            if isinstance(window, DynamicMmio) and not _set_toml_size(
+                lines, start + 1, end, key, format_size(window.size), sub_table
+            ):
+                lines.insert(start + 1, f'{key} = {{ size = "{format_size(window.size)}" }}\n')
     return "".join(lines)
 
 
-def _edit_toml_chipset(lines: list[str], size: str, value_re: str) -> None:
+def _set_toml_size(
+    lines: list[str], begin: int, end: int, key: str, size: str, sub_table: Any
+) -> bool:
+    """Set the size of window `key` in lines `begin..end` of one root complex's table;
+    False when the table does not set it (the window takes its default size)."""
+    import re
+
+    forms = [  # in the root complex's own table ...
+        re.compile(rf"^(\s*{_key(key)}\s*=\s*){_VALUE}(.*)$", re.DOTALL),
+        re.compile(rf"^(\s*{_key(key)}\s*\.\s*{_key('size')}\s*=\s*){_VALUE}(.*)$", re.DOTALL),
+    ]
+    in_sub = re.compile(rf"^(\s*{_key('size')}\s*=\s*){_VALUE}(.*)$", re.DOTALL)
+    table: str | None = None  # the sub-table the line is in (None: the root complex's)
+    for j in range(begin, end):
+        opened = sub_table.match(lines[j])
+        if opened is not None:
+            table = opened.group(1).replace('"', "").replace("'", "").replace(" ", "")
+            continue
+        candidates = forms if table is None else [in_sub] if table == key else []
+        for form in candidates:
+            match = form.match(lines[j])
+            if match:
+                old = match.group(2)
+                new = f'{{ size = "{size}" }}' if old.startswith("{") else f'"{size}"'
+                lines[j] = match.group(1) + new + match.group(3)
+                return True
+    return False
+
+
+def _edit_toml_chipset(lines: list[str], size: str) -> None:
     """Set the top-level `chipset_low_mmio_size` line, or add one before the first table
     (and the comments above it) when CONFIG relies on the default."""
     import re
@@ -217,7 +256,7 @@ def _edit_toml_chipset(lines: list[str], size: str, value_re: str) -> None:
     first_table = next(
         (i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines)
     )
-    key = re.compile(rf"^(\s*chipset_low_mmio_size\s*=\s*){value_re}(.*)$", re.DOTALL)
+    key = re.compile(rf"^(\s*{_key('chipset_low_mmio_size')}\s*=\s*){_VALUE}(.*)$", re.DOTALL)
     for j in range(first_table):
         match = key.match(lines[j])
         if match:

@@ -120,7 +120,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from vmlayout.inspect.explain import explain
-    from vmlayout.pci.report import explain_pci, explain_row, row_to_json
+    from vmlayout.pci_layout.report import explain_pci, explain_row, row_to_json
 
     config = load_config_from_args(args)
     bar = explain_pci(args.name, config)  # `rc0 01:00.0 BAR1`, `rc0 00:00.0 pref`, ...

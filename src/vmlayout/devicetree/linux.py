@@ -72,6 +72,8 @@ IRQ_LEVEL_LOW = 8
 #: PCI `ranges` phys.hi space codes: 32-bit and 64-bit memory, non-prefetchable.
 PCI_SPACE_MEM32 = 0x0200_0000
 PCI_SPACE_MEM64 = 0x0300_0000
+#: phys.hi prefetchable bit (`p`), which Linux needs on a 64-bit window of 4 GiB or more.
+PCI_SPACE_PREFETCHABLE = 0x4000_0000
 #: iommu-map covers every requester ID 1:1 (stream ID = BDF).
 IOMMU_MAP_LENGTH = 0x1_0000
 
@@ -186,11 +188,28 @@ def vmbus_node(chipset: ChipsetMmioRanges) -> Node:
     )
 
 
-def memory_nodes(ram: tuple[MemoryRangeWithNode, ...]) -> tuple[Node, ...]:
+def distance_map(node_count: int, distances: tuple[tuple[int, int, int], ...]) -> Node:
+    """`distance-map` (numa-distance-map-v1): every (from, to, distance) of the SLIT
+    matrix, 10 local and 20 remote with the configured overrides applied."""
+    matrix = {(i, j): 10 if i == j else 20 for i in range(node_count) for j in range(node_count)}
+    for src, dst, distance in distances:
+        matrix[(src, dst)] = distance
+    entries = b"".join(u32s(i, j, d) for (i, j), d in sorted(matrix.items()))
+    return Node(
+        "distance-map",
+        (("compatible", string("numa-distance-map-v1")), ("distance-matrix", entries)),
+    )
+
+
+def memory_nodes(ram: tuple[MemoryRangeWithNode, ...], numa: bool = False) -> tuple[Node, ...]:
     return tuple(
         Node(
             unit_name("memory", r.range.start),
-            (("device_type", string("memory")), ("reg", u64s(r.range.start, r.range.size))),
+            (
+                ("device_type", string("memory")),
+                ("reg", u64s(r.range.start, r.range.size)),
+                *((("numa-node-id", u32(r.vnode)),) if numa else ()),
+            ),
         )
         for r in ram
     )
@@ -270,14 +289,15 @@ def _smmu_node(n: int, smmu: SmmuInstance) -> Node:
     )
 
 
-def pci_ranges(low: MemoryRange, high: MemoryRange) -> bytes:
+def pci_ranges(low: MemoryRange, high: MemoryRange, prefetchable_high: bool = False) -> bytes:
     """Identity-mapped PCI memory windows, 7 cells each (phys.hi/mid/lo, cpu, size);
     an empty window is left out rather than written with size 0."""
     out = b""
     if not low.is_empty():
         out += u32s(PCI_SPACE_MEM32, 0, low.start & 0xFFFF_FFFF) + u64s(low.start, low.size)
     if not high.is_empty():
-        out += u32s(PCI_SPACE_MEM64) + u64s(high.start, high.start, high.size)
+        space = PCI_SPACE_MEM64 | (PCI_SPACE_PREFETCHABLE if prefetchable_high else 0)
+        out += u32s(space) + u64s(high.start, high.start, high.size)
     return out
 
 
@@ -294,7 +314,7 @@ def _pcie_node(
         ("#address-cells", u32(3)),
         ("#size-cells", u32(2)),
         ("interrupt-parent", u32(PHANDLE_GIC)),
-        ("ranges", pci_ranges(rc.low_mmio, rc.high_mmio)),
+        ("ranges", pci_ranges(rc.low_mmio, rc.high_mmio, options.platform.linux.prefetchable_high)),
     ]
     if options.gic.msi == "its":
         props.append(("msi-parent", u32(PHANDLE_ITS)))
@@ -315,10 +335,14 @@ def linux_tree(
     options: LinuxDtOptions = LinuxDtOptions(),
     bridges: tuple[PcieBridge, ...] = (),
     smmus: tuple[SmmuInstance, ...] = (),
+    node_count: int = 1,
+    distances: tuple[tuple[int, int, int], ...] = (),
 ) -> Node:
     n = options.vp_count
     gic = options.gic
     ids = options.processors.processor_ids(Arch.AARCH64)
+    numa = options.platform.linux.numa
+    vnodes = options.processors.vnodes(node_count, Arch.AARCH64)
     cpus = tuple(
         Node(
             f"cpu@{i}",
@@ -327,6 +351,7 @@ def linux_tree(
                 ("device_type", string("cpu")),
                 *((("enable-method", string("psci")),) if n > 1 else ()),
                 ("status", string("okay" if i == 0 else "disabled")),
+                *((("numa-node-id", u32(vnodes[i])),) if numa else ()),
             ),
         )
         for i in range(n)
@@ -377,7 +402,8 @@ def linux_tree(
                 cpus,
             ),
             Node("psci", (("compatible", string("arm,psci-0.2")), ("method", string("hvc")))),
-            *memory_nodes(ram),
+            *memory_nodes(ram, numa),
+            *((distance_map(node_count, distances),) if numa else ()),
             Node(
                 "apb-pclk",
                 (
@@ -427,6 +453,8 @@ def linux_tree_of(resolved: ResolvedLayout) -> Node:
         options,
         pcie_bridges(resolved),
         smmu_instances(resolved, options.gic),
+        len(resolved.config.node_mem_sizes),
+        resolved.config.numa_distances,
     )
 
 

@@ -110,7 +110,7 @@ def expected_rows(
         rows["PCAT items"] = _expected_pcat(resolved)
         rows["PCAT CMOS"] = _expected_cmos(resolved)
     if settings is not None and "pci.json" in settings.artifacts:
-        from vmlayout.pci.check import expected_pci_rows
+        from vmlayout.pci_layout.check import expected_pci_rows
 
         rows.update(expected_pci_rows(resolved))
     return rows
@@ -1054,7 +1054,7 @@ def igvm_columns() -> tuple[View, ...]:
 
 
 def pci_columns() -> tuple[View, ...]:
-    from vmlayout.pci.check import read_pci_json
+    from vmlayout.pci_layout.check import read_pci_json
 
     return (View("PCI", ("pci.json",), lambda row: row.startswith("PCI "), read_pci_json),)
 
@@ -1114,6 +1114,15 @@ def inspect_directory(directory: Path, fmt: str, strict: bool) -> tuple[str, int
     if extra:
         report = replace(report, warnings=(*report.warnings, *extra))
     status = 0 if report.consistent else 1
+    # what Linux will make of these views (`check linux`): told, never counted
+    from vmlayout.inspect.linux_findings import triggered
+
+    linux = [(f, why) for f, why in triggered(resolved)]
     if fmt == "json":
-        return json.dumps(report_to_json(report)) + "\n", status
-    return render_table(report), status
+        doc = report_to_json(report)
+        doc["linux_findings"] = [
+            {"finding": f.key, "message": f.message, "because": w} for f, w in linux
+        ]
+        return json.dumps(doc) + "\n", status
+    notes = "".join(f"linux: {f.key}: {why}; the kernel says: {f.message}\n" for f, why in linux)
+    return render_table(report) + notes, status

@@ -14,7 +14,7 @@ guest keeps the addresses it saw before the change):
 Ranges are compared under the one naming scheme of `vmlayout.report.named_ranges`; a
 root complex's PCI assignment (its `pci` object) adds every BAR, VF BAR region and
 bridge window under the name `resolve` prints (`rc0 03:00.0 BAR1`, `rc0 00:00.0 pref`,
-as `vmlayout.pci.report`), classified like any other non-RAM range, and each bridge's
+as `vmlayout.pci.model.resource_name`), classified like any other non-RAM range, and each bridge's
 bus numbers (`rc0 00:00.0 buses`): a bridge whose secondary or subordinate bus changed
 is `renumbered`, a break (the devices behind it get new BDFs).
 """
@@ -30,6 +30,7 @@ from typing import Any
 
 from vmlayout.config import config_from_dict, load_config
 from vmlayout.errors import VmLayoutError
+from vmlayout.pci.model import BAR, BUSES, MEM, PREF, VF_BAR, resource_name
 from vmlayout.policy import resolve
 from vmlayout.ranges import MemoryRange, format_address, format_size
 from vmlayout.report import NamedRange, named_ranges, resolved_to_json
@@ -291,7 +292,7 @@ def _list(pci: Mapping[str, Any], key: str, rc: str) -> list[Mapping[str, Any]]:
 
 def pci_ranges(layout: Mapping[str, Any]) -> list[tuple[str, str, Span]]:
     """(name, kind, range) of every BAR, VF BAR region and bridge window of a layout's
-    `pci` objects, named as `resolve` prints them (`vmlayout.pci.report.pci_rows`):
+    `pci` objects, named as `resolve` prints them (`vmlayout.pci.model.resource_name`):
     `<rc> <bdf> BAR<i>`, `<rc> <bdf> VF-BAR<i>`, `<rc> <bdf> mem|pref`. Raises KeyError,
     TypeError or ValueError (one line) on a malformed object."""
     rows: list[tuple[str, str, Span]] = []
@@ -301,23 +302,23 @@ def pci_ranges(layout: Mapping[str, Any]) -> list[tuple[str, str, Span]]:
             continue
         name, pci = found
         for key, label, kind, size_key in (
-            ("bars", "BAR", "bar", "size"),
-            ("vf_bars", "VF-BAR", "vf-bar", "total_size"),
+            ("bars", "BAR", BAR, "size"),
+            ("vf_bars", "VF-BAR", VF_BAR, "total_size"),
         ):
             for b in _list(pci, key, name):
                 bdf = check_bdf(b["bdf"], f"{name}: a {label}'s bdf")
                 index = _uint(b["index"], f"{name} {bdf}: a {label} index", 6)
-                where = f"{name} {bdf} {label}{index}"
+                where = resource_name(name, bdf, kind, index)
                 start = _uint(b["address"], f"{where}: address")
                 size = _uint(b[size_key], f"{where}: {size_key}")
                 rows.append((where, kind, Span(start, _end(start, size, where))))
         for w in _list(pci, "bridge_windows", name):
             bdf = check_bdf(w["bdf"], f"{name}: a bridge window's bdf")
-            for kind in ("mem", "pref"):
+            for kind in (MEM, PREF):
                 window = w[kind]
                 if window is None:
                     continue
-                where = f"{name} {bdf} {kind}"
+                where = resource_name(name, bdf, kind)
                 if not isinstance(window, list) or len(window) != 2:
                     raise ValueError(f"{where} is not a [base, limit] pair")
                 base, limit = _uint(window[0], f"{where} base"), _uint(window[1], f"{where} limit")
@@ -336,7 +337,7 @@ def pci_buses(layout: Mapping[str, Any]) -> dict[str, BusNumbers]:
             continue
         name, pci = found
         for b in _list(pci, "buses", name):
-            where = f"{name} {check_bdf(b['bdf'], f'{name}: a bridge bdf')} buses"
+            where = resource_name(name, check_bdf(b["bdf"], f"{name}: a bridge bdf"), BUSES)
             numbers = [
                 _uint(b[k], f"{where}: {k}", 256) for k in ("primary", "secondary", "subordinate")
             ]

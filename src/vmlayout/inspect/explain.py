@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from vmlayout.allocator import PlacedRangeKind, PlacementRecord
+from vmlayout.allocator import PlacedRangeKind, PlacementRecord, split_extent_name
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout, VmConfig, resolve
 from vmlayout.ranges import MemoryRange, format_address, format_size
-from vmlayout.report import resolved_named_ranges, split_extent_name
+from vmlayout.report import resolved_named_ranges
 
 #: Phase processing order: a placement can only be affected by earlier phases.
 _PHASE_ORDER = (

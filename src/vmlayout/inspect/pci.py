@@ -18,6 +18,7 @@ from typing import Any
 
 from vmlayout.errors import VmLayoutError
 from vmlayout.inspect.binaries import json_document, sniffed_object
+from vmlayout.pci.model import VF_BAR, resource_name
 from vmlayout.ranges import format_address, format_size
 
 _KEY = "root_complexes"
@@ -82,7 +83,7 @@ def _root_complex(rc: Any, where: str) -> dict[str, Any]:
                     or not 0 <= value < 1 << 64
                 ):
                     raise ValueError(f"{name} {v['bdf']}: a VF BAR's size or total_vfs is invalid")
-            vfs[f"{name} {v['bdf']} VF-BAR{v['index']}"] = (count, size)
+            vfs[resource_name(name, v["bdf"], VF_BAR, v["index"])] = (count, size)
     except KeyError as error:
         raise _bad(where, f"{name}: pci: missing field {error.args[0]!s}") from None
     except (TypeError, ValueError) as error:
@@ -145,7 +146,7 @@ def _rc_text(rc: dict[str, Any]) -> list[str]:
         f"{_window_text('high_mmio', rc['high_mmio'])}; {len(rc['buses'])} bridge(s), "
         f"{len(rc['ranges'])} BAR(s) and window(s)"
     ]
-    from vmlayout.pci.report import range_table
+    from vmlayout.pci_layout.report import range_table
 
     table = [
         (name, format_address(span.start), format_address(span.end), format_size(span.size),

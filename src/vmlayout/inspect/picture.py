@@ -15,11 +15,10 @@ from itertools import pairwise
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from vmlayout.allocator import PlacedRangeKind
+from vmlayout.allocator import PlacedRangeKind, extent_name
 from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout
 from vmlayout.ranges import format_address, format_size
-from vmlayout.report import extent_name
 
 BANDS = (
     "RAM",
@@ -101,7 +100,7 @@ def _segment_height(size: int, used: bool) -> int:
 
 
 def build_scene(resolved: ResolvedLayout) -> Scene:
-    from vmlayout.pci.layout import pci_bar_regions
+    from vmlayout.pci_layout.report import pci_bar_regions
 
     placed = list(resolved.placed)
     vnode_of = {r.range: r.vnode for r in resolved.memory_layout.ram}

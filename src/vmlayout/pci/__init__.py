@@ -1,8 +1,10 @@
 """PCI resource assignment inside each root complex, exactly as the reference (spec 06).
 
-A pure stage after the resolver: a root complex's device description and its resolved
-windows in, bus numbers, BAR addresses and bridge windows out (or one precise error).
-Errors of the bus walk come before pin errors, which come before window exhaustion.
+A pure core that knows nothing of the layout stages (policy, config, resolver): a root
+complex's device description, bus range and two windows in, bus numbers, BAR addresses
+and bridge windows out (or one precise error). Errors of the bus walk come before pin
+errors, which come before window exhaustion. Running it on a resolved layout, `fit`,
+the tables and `pci.json` are `vmlayout.pci_layout`, a later stage.
 """
 
 from __future__ import annotations

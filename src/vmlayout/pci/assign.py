@@ -69,26 +69,31 @@ class Level:
 
 
 class _Pool:
-    """Free gaps of one pool; a pool with fixed demands starts at the lowest one."""
+    """Free space of one pool, measured from its base: bounded gaps between fixed demands,
+    then an open-ended tail. A pool with fixed demands starts at the lowest one.
+
+    The tail has no end (not 2**64): a level's sizing may exceed any address space (two
+    2**63-byte BARs, a pin near the top), and it is the placement in the real windows
+    (`pool_base`) that refuses such a pool as an MMIO exhaustion."""
 
     def __init__(self, fixed: list[tuple[int, int]]) -> None:
         self.align = BRIDGE_WINDOW_ALIGN
+        self.gaps: list[tuple[int, int]] = []
         if not fixed:
             self.base: int | None = None
-            self.gaps = [(0, U64_MAX)]
+            self.tail = 0
             return
         fixed = sorted(fixed, key=lambda region: region[0])
         self.base = align_down(fixed[0][0], BRIDGE_WINDOW_ALIGN)
-        top = max(address + size for address, size in fixed)
         cursor = self.base
-        self.gaps = []
         for address, size in fixed:
             if cursor < address:
                 self.gaps.append((cursor, address))
             cursor = max(cursor, address + size)
-        self.gaps.append((top, U64_MAX))
+        self.tail = cursor
 
     def take(self, size: int, alignment: int) -> int:
+        """The lowest free address with that alignment and room for `size` (first fit)."""
         for i, (start, end) in enumerate(self.gaps):
             address = align_up(start, alignment)
             if address <= end and end - address >= size:
@@ -97,7 +102,11 @@ class _Pool:
                     pieces.append((address + size, end))
                 self.gaps[i : i + 1] = pieces
                 return address
-        raise AssertionError("the tail gap is open-ended, so a first fit always exists")
+        address = align_up(self.tail, alignment)
+        if self.tail < address:
+            self.gaps.append((self.tail, address))
+        self.tail = address + size
+        return address
 
 
 def level_layout(functions: tuple[Scanned, ...]) -> Level:

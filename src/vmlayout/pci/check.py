@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vmlayout.errors import VmLayoutError
+from vmlayout.pci.model import BAR, BUSES, MEM, PREF, VF_BAR, resource_name
 
 Region = tuple[int, int]  # [start, end)
 NESTING_OK = "every BAR and bridge window inside its parent, none overlapping"
@@ -54,12 +55,18 @@ def _problems(result: Mapping[str, Any], low: Region, high: Region) -> list[str]
 
     per_bus: dict[int, list[tuple[Region, str]]] = {}
     leaves = [
-        (str(b["bdf"]), f"BAR{b['index']}", int(b["address"]), int(b["size"]), int(b["size"]))
+        (
+            str(b["bdf"]),
+            resource_name(None, str(b["bdf"]), BAR, int(b["index"])),
+            int(b["address"]),
+            int(b["size"]),
+            int(b["size"]),
+        )
         for b in result["bars"]
     ] + [
         (
             str(v["bdf"]),
-            f"VF-BAR{v['index']}",
+            resource_name(None, str(v["bdf"]), VF_BAR, int(v["index"])),
             int(v["address"]),
             int(v["total_size"]),
             int(v["size"]),
@@ -68,7 +75,7 @@ def _problems(result: Mapping[str, Any], low: Region, high: Region) -> list[str]
     ]
     for bdf, what, address, size, alignment in leaves:
         region = (address, address + size)
-        name = f"{bdf} {what} [{address:#x}, {region[1]:#x})"
+        name = f"{what} [{address:#x}, {region[1]:#x})"
         if alignment and address % alignment:
             problems.append(f"{name} is not aligned to {alignment:#x}")
         mem, pref = parent_windows(bdf)
@@ -79,13 +86,13 @@ def _problems(result: Mapping[str, Any], low: Region, high: Region) -> list[str]
         parent_mem, parent_pref = parent_windows(bdf)
         on_root = bridge_of_bus.get(_bus(bdf)) is None
         for kind, window, parents in (
-            ("mem", mem, [parent_mem]),
+            (MEM, mem, [parent_mem]),
             # On the root bus a prefetchable pool falls back to low when high is empty.
-            ("pref", pref, [parent_pref, parent_mem] if on_root else [parent_pref]),
+            (PREF, pref, [parent_pref, parent_mem] if on_root else [parent_pref]),
         ):
             if window is None:
                 continue
-            name = f"{bdf} {kind} window [{window[0]:#x}, {window[1]:#x})"
+            name = f"{resource_name(None, bdf, kind)} window [{window[0]:#x}, {window[1]:#x})"
             if not _inside(window, parents):
                 problems.append(f"{name} is outside its parent's {kind} window")
             per_bus.setdefault(_bus(bdf), []).append((window, name))
@@ -105,44 +112,17 @@ def assignment_rows(result: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     must reproduce."""
     rows = []
     for b in result["bars"]:
-        rows.append((f"{b['bdf']} BAR{b['index']}", f"{b['address']:#x}+{b['size']:#x}"))
+        name = resource_name(None, b["bdf"], BAR, b["index"])
+        rows.append((name, f"{b['address']:#x}+{b['size']:#x}"))
     for v in result["vf_bars"]:
-        rows.append((f"{v['bdf']} VF-BAR{v['index']}", f"{v['address']:#x}+{v['total_size']:#x}"))
+        name = resource_name(None, v["bdf"], VF_BAR, v["index"])
+        rows.append((name, f"{v['address']:#x}+{v['total_size']:#x}"))
     for w in result["bridge_windows"]:
-        for kind in ("mem", "pref"):
+        for kind in (MEM, PREF):
             if w[kind] is not None:
-                rows.append((f"{w['bdf']} {kind}", f"{w[kind][0]:#x}-{w[kind][1]:#x}"))
+                name = resource_name(None, w["bdf"], kind)
+                rows.append((name, f"{w[kind][0]:#x}-{w[kind][1]:#x}"))
     for b in result["buses"]:
-        rows.append((f"{b['bdf']} buses", f"{b['primary']}/{b['secondary']}/{b['subordinate']}"))
+        name = resource_name(None, b["bdf"], BUSES)
+        rows.append((name, f"{b['primary']}/{b['secondary']}/{b['subordinate']}"))
     return tuple(rows)
-
-
-def expected_pci_rows(resolved: Any) -> dict[str, Any]:
-    """`inspect DIR` rows for each root complex with devices, from a re-assignment."""
-    from vmlayout.pci.layout import assign_resolved
-
-    rows: dict[str, Any] = {}
-    for name, assignment in assign_resolved(resolved).items():
-        rows[f"PCI {name} assignment"] = assignment_rows(assignment.to_json())
-        rows[f"PCI {name} nesting"] = (NESTING_OK,)
-    return rows
-
-
-def read_pci_json(artifacts: Any, resolved: Any) -> dict[str, Any]:
-    """The `PCI` view: pci.json's assignments and its own nesting check."""
-    from vmlayout.inputs import parse_json
-
-    doc = parse_json(artifacts.files["pci.json"], "pci.json", "invalid_artifact")
-    rows: dict[str, Any] = {}
-    try:
-        complexes = list(doc["root_complexes"])
-        for rc in complexes:
-            name = str(rc["name"])
-            low = (int(rc["low_mmio"][0]), int(rc["low_mmio"][1]))
-            high = (int(rc["high_mmio"][0]), int(rc["high_mmio"][1]))
-            rows[f"PCI {name} assignment"] = assignment_rows(rc["pci"])
-            problems = nesting_problems(rc["pci"], low, high)
-            rows[f"PCI {name} nesting"] = tuple(problems) if problems else (NESTING_OK,)
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise VmLayoutError("invalid_artifact", f"pci.json: malformed ({error})") from None
-    return rows

@@ -31,6 +31,23 @@ def bdf_text(bus: int, device: int, function: int) -> str:
     return f"{bus:02x}:{device:02x}.{function}"
 
 
+#: What `resource_name` names: a BAR, a VF BAR region, a bridge's non-prefetchable or
+#: prefetchable window, a bridge's bus numbers.
+BAR, VF_BAR, MEM, PREF, BUSES = "bar", "vf-bar", "mem", "pref", "buses"
+_LABELS = {BAR: "BAR{}", VF_BAR: "VF-BAR{}", MEM: "mem", PREF: "pref", BUSES: "buses"}
+
+#: A name `resource_name` writes, as a pattern: root complex, BDF, resource.
+RESOURCE_NAME = r"^(\S+) ([0-9a-f]{2}:[0-9a-f]{2}\.\d+) (BAR\d|VF-BAR\d|mem|pref|buses)$"
+
+
+def resource_name(rc: str | None, bdf: str, resource: str, index: int = 0) -> str:
+    """The one name of a PCI resource, as every table, diff, explain, map and inspect
+    prints it: `rc0 03:00.0 BAR1`, `rc0 03:00.0 VF-BAR0`, `rc0 00:00.0 mem|pref`,
+    `rc0 00:00.0 buses` (`rc` None: without the root complex, inside one's own rows)."""
+    label = _LABELS[resource].format(index)
+    return f"{bdf} {label}" if rc is None else f"{rc} {bdf} {label}"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """How one address was chosen, for `explain`: its pool and the level it competed in.

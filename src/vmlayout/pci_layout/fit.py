@@ -7,17 +7,23 @@ the pool's size upward, jumping straight to the size that would suffice if the w
 did not move, then downward while one step smaller still works. Passes repeat until no
 size changes. Low windows move in 2 MiB steps and high ones in 1 GiB steps: those are
 the windows' placement alignments, so smaller steps would only add padding.
+
+The work stays near linear in root complexes: a window whose pool is aligned within its
+step needs exactly its pool wherever it lands and is never searched; a search whose
+inputs (the other sizes) did not change is not repeated; and the last few resolutions
+are kept, since a search starts or ends at the sizes the previous one settled on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from vmlayout.allocator import WidthExcess, width_excess
 from vmlayout.errors import VmLayoutError
 from vmlayout.pci.assign import Level, align_up, level_layout
 from vmlayout.pci.enumerate import enumerate_functions
-from vmlayout.pci.layout import assign_resolved
 from vmlayout.pci.model import AssignmentParams
+from vmlayout.pci_layout.resolved import assign_each
 from vmlayout.policy import (
     DynamicMmio,
     FixedMmio,
@@ -26,7 +32,16 @@ from vmlayout.policy import (
     VmConfig,
     resolve,
 )
-from vmlayout.ranges import FOUR_GIB, GIB, MIB, PAGE_SIZE, MemoryRange, align_down, format_size
+from vmlayout.ranges import (
+    FOUR_GIB,
+    GIB,
+    MIB,
+    PAGE_SIZE,
+    MemoryRange,
+    align_down,
+    format_address,
+    format_size,
+)
 
 LOW_STEP = 2 * MIB
 HIGH_STEP = GIB
@@ -97,10 +112,29 @@ class FitResult:
     chipset_low_after: int
     layout_top: int
     host_bits: int
+    #: Whether `host_bits` is the caller's (`--host-phys-bits`) or the config's width.
+    host_bits_given: bool = False
+    #: Why the fitted layout does not fit `host_bits`; None when it fits.
+    excess: WidthExcess | None = None
 
     @property
     def fits_host(self) -> bool:
-        return self.layout_top <= 1 << self.host_bits
+        return self.excess is None
+
+    def width_error(self) -> VmLayoutError:
+        """The refusal when the fitted layout does not fit the host: the minimum width,
+        what reaches highest and where the limit came from."""
+        assert self.excess is not None
+        source = (
+            f"--host-phys-bits {self.host_bits}"
+            if self.host_bits_given
+            else f"the config's physical_address_size = {self.host_bits}"
+        )
+        where = "--host-phys-bits" if self.host_bits_given else "physical_address_size"
+        return impossible(
+            f"{where}: even the fitted layout ends at {format_address(self.layout_top)}, "
+            f"beyond {self.host_bits} bits" + self.excess.detail(source)
+        )
 
 
 Key = tuple[int, str]
@@ -126,8 +160,21 @@ class _Search:
     def __init__(self, config: VmConfig, levels: dict[int, Level]) -> None:
         self.config = config
         self.levels = levels
+        self.cache: dict[tuple[tuple[Key, int], ...], ResolvedLayout] = {}
 
     def resolve(self, sizes: dict[Key, int]) -> ResolvedLayout:
+        """The config resolved with these window sizes; the last few are kept, since
+        a search usually starts or ends at the sizes the previous one settled on."""
+        state = tuple(sorted(sizes.items()))
+        if state in self.cache:
+            return self.cache[state]
+        resolved = self._resolve(sizes)
+        if len(self.cache) >= 4:
+            del self.cache[next(iter(self.cache))]
+        self.cache[state] = resolved
+        return resolved
+
+    def _resolve(self, sizes: dict[Key, int]) -> ResolvedLayout:
         try:
             return resolve(with_sizes(self.config, sizes, 63))
         except VmLayoutError as error:
@@ -155,28 +202,43 @@ class _Search:
         pool, _, _ = pool_of(self.levels[index], window)
         return max(STEP[window], align_up(pool, STEP[window]))
 
+    def too_large(self, key: Key) -> VmLayoutError:
+        index, window = key
+        rc = self.config.pcie_root_complexes[index]
+        pool, alignment, _ = pool_of(self.levels[index], window)
+        reason = (
+            f"{rc.name}: no {window} size up to {format_size(SIZE_LIMIT[window])} holds "
+            f"its BARs ({format_size(pool)} pool, alignment {format_size(alignment)})"
+        )
+        if window == LOW:
+            return Below4GibError(f"{reason}: 32-bit BARs cannot exceed the space below 4 GiB")
+        return impossible(reason)
+
     def search(self, sizes: dict[Key, int], key: Key) -> int:
         index, window = key
         step = STEP[window]
         lowest = self.lower_bound(key)
         size = lowest
         for _ in range(MAX_JUMPS):
+            if size > SIZE_LIMIT[window]:
+                raise self.too_large(key)
             need, _ = self.need({**sizes, key: size}, key)
             if need <= size:
                 break
             size = max(size + step, align_up(need, step))
-            if size > SIZE_LIMIT[window]:
-                rc = self.config.pcie_root_complexes[index]
-                pool, alignment, _ = pool_of(self.levels[index], window)
-                raise (Below4GibError if window == LOW else impossible)(
-                    f"{rc.name}: no {window} size up to {format_size(SIZE_LIMIT[window])} holds "
-                    f"its BARs ({format_size(pool)} pool, alignment {format_size(alignment)})"
-                )
         else:
             raise impossible(f"{window} of root complex {index}: the search does not settle")
         while size - step >= lowest and self.fits(sizes, key, size - step):
             size -= step
         return size
+
+    def position_dependent(self, key: Key) -> bool:
+        """Whether the window's need can change with where it lands: a pool aligned
+        beyond the window's step (the window's own placement alignment), or pinned.
+        Otherwise the pool starts at the window's start wherever that is."""
+        index, window = key
+        _, alignment, fixed = pool_of(self.levels[index], window)
+        return fixed is not None or alignment > STEP[window]
 
 
 def fit_config(config: VmConfig, host_bits: int | None = None) -> FitResult:
@@ -249,7 +311,7 @@ def _keep_chipset(result: FitResult, original: VmConfig, host_bits: int | None) 
 def _holds(config: VmConfig, sizes: dict[Key, int]) -> bool:
     """Whether `config` with these window sizes resolves and assigns every BAR."""
     try:
-        assign_resolved(resolve(with_sizes(config, sizes, 63)), hint=False)
+        assign_each(resolve(with_sizes(config, sizes, 63)))
     except VmLayoutError:
         return False
     return True
@@ -283,18 +345,36 @@ def _fit(config: VmConfig, host_bits: int | None, original: VmConfig) -> FitResu
                 keys.append((index, window))
     search = _Search(config, levels)
     sizes = {key: search.lower_bound(key) for key in keys}
+    for key, size in sizes.items():
+        if size > SIZE_LIMIT[key[1]]:
+            raise search.too_large(key)  # before resolving: no other window could be placed
+    return _finish(config, levels, _settle(search, keys, sizes), host_bits, original)
+
+
+def _settle(search: _Search, keys: list[Key], sizes: dict[Key, int]) -> dict[Key, int]:
+    """Search each window in turn, resolving every try, until no size changes.
+
+    Only windows whose need depends on where they land are searched (issue 20: searching
+    every window resolved the config once per window and try, quadratic in root
+    complexes). Any other window needs its pool's size wherever it lands, so its lower
+    bound is its size, exactly what searching it would find."""
+    moving = [key for key in keys if search.position_dependent(key)]
+    # A search is a function of the other sizes: one whose inputs did not change since
+    # it last ran would find the same size again, so it is not run.
+    seen: dict[Key, tuple[int, ...]] = {}
     for _ in range(MAX_PASSES):
         changed = False
-        for key in keys:
+        for key in moving:
+            inputs = tuple(sizes[other] for other in keys if other != key)
+            if seen.get(key) == inputs:
+                continue
             size = search.search(sizes, key)
             changed |= size != sizes[key]
             sizes[key] = size
+            seen[key] = inputs
         if not changed:
-            break
-    else:
-        raise impossible("window sizes do not settle (each resize moves another window)")
-
-    return _finish(config, levels, sizes, host_bits, original)
+            return sizes
+    raise impossible("window sizes do not settle (each resize moves another window)")
 
 
 def _finish(
@@ -308,7 +388,7 @@ def _finish(
     fitted = with_sizes(config, sizes)
     resolved = _Search(config, levels).resolve(sizes)
     try:
-        assign_resolved(resolved, hint=False)
+        assign_each(resolved)
     except VmLayoutError as error:
         raise impossible(f"{error.kind}: {error.message}") from None
     rows = []
@@ -334,11 +414,14 @@ def _finish(
                     placed.low_mmio if window == LOW else placed.high_mmio,
                 )
             )
+    bits = config.physical_address_size if host_bits is None else host_bits
     return FitResult(
         config=fitted,
         windows=tuple(rows),
         chipset_low_before=original.chipset_low_mmio_size,
         chipset_low_after=fitted.chipset_low_mmio_size,
         layout_top=resolved.layout_top,
-        host_bits=config.physical_address_size if host_bits is None else host_bits,
+        host_bits=bits,
+        host_bits_given=host_bits is not None,
+        excess=width_excess(resolved.placed, bits),
     )

@@ -1,16 +1,33 @@
-"""Names and rows for assigned BARs and bridge windows (resolve table, explain, map).
+"""Rows for assigned BARs and bridge windows: the resolve table, explain, map, pci.json.
 
-Every BAR or window is named `<rc> <bdf> BAR<i>`, `<rc> <bdf> VF-BAR<i>` or
-`<rc> <bdf> mem|pref` (a bridge's non-prefetchable / prefetchable window), e.g.
-`rc0 01:00.0 BAR1`; `end` is exclusive like every other range of vmlayout.
+Every BAR or window is named by `vmlayout.pci.model.resource_name` (`rc0 01:00.0 BAR1`,
+`rc0 01:00.0 VF-BAR0`, `rc0 00:00.0 mem|pref`); `end` is exclusive like every other
+range of vmlayout.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vmlayout.pci.model import Decision, PciAssignment
+from vmlayout.errors import VmLayoutError
+from vmlayout.pci.model import (
+    BAR,
+    MEM,
+    PREF,
+    RESOURCE_NAME,
+    VF_BAR,
+    Decision,
+    PciAssignment,
+    resource_name,
+)
+from vmlayout.pci_layout import assign_resolved
+from vmlayout.policy import ResolvedLayout, VmConfig, resolve
+from vmlayout.ranges import format_address, format_size, readable_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +69,8 @@ def pci_rows(rc: str, assignment: PciAssignment) -> list[PciRow]:
     for b in assignment.bars:
         rows.append(
             PciRow(
-                f"{rc} {b.bdf} BAR{b.index}",
-                "bar",
+                resource_name(rc, b.bdf, BAR, b.index),
+                BAR,
                 b.address,
                 b.address + b.size,
                 _bar_attributes(b.is_64bit, b.prefetchable),
@@ -64,8 +81,8 @@ def pci_rows(rc: str, assignment: PciAssignment) -> list[PciRow]:
     for v in assignment.vf_bars:
         rows.append(
             PciRow(
-                f"{rc} {v.bdf} VF-BAR{v.index}",
-                "vf-bar",
+                resource_name(rc, v.bdf, VF_BAR, v.index),
+                VF_BAR,
                 v.address,
                 v.address + v.total_size,
                 f"{_bar_attributes(v.is_64bit, v.prefetchable)} x{v.total_vfs} VFs",
@@ -75,19 +92,19 @@ def pci_rows(rc: str, assignment: PciAssignment) -> list[PciRow]:
         )
     for w in assignment.bridge_windows:
         for label, window, decision in (
-            ("mem", w.mem, w.mem_decision),
-            ("pref", w.pref, w.pref_decision),
+            (MEM, w.mem, w.mem_decision),
+            (PREF, w.pref, w.pref_decision),
         ):
             if window is not None:
                 rows.append(
                     PciRow(
-                        f"{rc} {w.bdf} {label}",
+                        resource_name(rc, w.bdf, label),
                         "window",
                         window[0],
                         window[1] + 1,
-                        "bridge window" + (" pref" if label == "pref" else ""),
+                        "bridge window" + (" pref" if label == PREF else ""),
                         decision,
-                        label == "pref",
+                        label == PREF,
                     )
                 )
     return rows
@@ -95,8 +112,6 @@ def pci_rows(rc: str, assignment: PciAssignment) -> list[PciRow]:
 
 def explain_row(row: PciRow) -> str:
     """Why a BAR or window sits where it does: pool, alignment, turn, fixed or not."""
-    from vmlayout.ranges import format_address, format_size, readable_size
-
     lines = [f"{row.name}: {format_address(row.start)}..{format_address(row.end)} "]
     lines[0] += f"({readable_size(row.end - row.start)}, {row.attributes})"
     d = row.decision
@@ -123,21 +138,12 @@ def explain_row(row: PciRow) -> str:
     return "\n".join(lines) + "\n"
 
 
-PCI_NAME = r"^(\S+) ([0-9a-f]{2}:[0-9a-f]{2}\.\d+) (BAR\d|VF-BAR\d|mem|pref)$"
-
-
-def explain_pci(name: str, config: Any) -> PciRow | None:
+def explain_pci(name: str, config: VmConfig) -> PciRow | None:
     """The BAR or bridge window called `name` (None when `name` is not shaped like one).
 
     Raises `unknown_name` (with close matches) for a well-formed name nothing has."""
-    import difflib
-    import re
-
-    from vmlayout.errors import VmLayoutError
-    from vmlayout.pci.layout import assign_resolved
-    from vmlayout.policy import resolve
-
-    if re.match(PCI_NAME, name) is None:
+    match = re.match(RESOURCE_NAME, name)
+    if match is None or match.group(3) == "buses":
         return None
     rows = {
         row.name: row
@@ -170,3 +176,54 @@ def row_to_json(row: PciRow) -> dict[str, Any]:
             "fixed": d.fixed,
         },
     }
+
+
+def pci_table_lines(assignments: Mapping[str, PciAssignment]) -> list[str]:
+    """The resolve table's PCI section: BARs and bridge windows under their root complex."""
+    if not assignments:
+        return []
+    # By address, a window before what it holds.
+    rows = [
+        row
+        for name, a in assignments.items()
+        for row in sorted(pci_rows(name, a), key=lambda r: (r.start, -r.end, r.kind != "window"))
+    ]
+    table = [
+        (r.name, format_address(r.start), format_address(r.end), readable_size(r.end - r.start),
+         r.attributes)
+        for r in rows
+    ]  # fmt: skip
+    title = "PCI assignment (BARs and bridge windows inside their root complex's windows):"
+    return ["", title, *range_table(table)]
+
+
+def pci_json(resolved: ResolvedLayout) -> bytes | None:
+    """`emit all`'s `pci.json`: each root complex with devices, its two windows and its
+    assignment (a `pci.jsonl` RESULT); None when no root complex lists devices."""
+    assignments = assign_resolved(resolved)
+    if not assignments:
+        return None
+    doc = {
+        "format": "vmlayout-pci",
+        "root_complexes": [
+            {
+                "name": rc.name,
+                "low_mmio": [rc.low_mmio.start, rc.low_mmio.end],
+                "high_mmio": [rc.high_mmio.start, rc.high_mmio.end],
+                "pci": assignments[rc.name].to_json(),
+            }
+            for rc in resolved.pcie_root_complexes
+            if rc.name in assignments
+        ],
+    }
+    return (json.dumps(doc, indent=1) + "\n").encode()
+
+
+def pci_bar_regions(resolved: ResolvedLayout) -> list[tuple[str, int, int]]:
+    """(name, start, end) of every assigned BAR and VF BAR region, for `map`."""
+    return [
+        (row.name, row.start, row.end)
+        for name, assignment in assign_resolved(resolved).items()
+        for row in pci_rows(name, assignment)
+        if row.kind != "window"
+    ]
