@@ -12,9 +12,27 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vmlayout.errors import VmLayoutError
 from vmlayout.policy import ResolvedLayout, VmConfig
 
 ConfigSource = VmConfig | Mapping[str, Any] | str | Path | None
+
+
+def _argument(value: Any, types: type | tuple[type, ...], what: str, expected: str) -> None:
+    """Argument types checked where the library is entered, so a wrong one is the
+    `VmLayoutError` docs/api.md promises, not a TypeError from deep inside."""
+    allowed = types if isinstance(types, tuple) else (types,)
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+        raise VmLayoutError(
+            "invalid_argument", f"{what}: expected {expected}, got {type(value).__name__}"
+        )
+
+
+def _layout(resolved: Any) -> ResolvedLayout:
+    """`resolved` checked to be a layout."""
+    _argument(resolved, ResolvedLayout, "resolved", "a ResolvedLayout (from vmlayout.resolve)")
+    layout: ResolvedLayout = resolved
+    return layout
 
 
 def load_config(
@@ -32,6 +50,10 @@ def load_config(
     from vmlayout.config import config_from_dict, config_to_dict, default_vm
     from vmlayout.config import load_config as load_file
 
+    expected = "a VmConfig, a mapping of config fields, a file path or None"
+    _argument(source, (VmConfig, Mapping, str, Path, type(None)), "config", expected)
+    if arch is not None:
+        _argument(arch, str, "arch", "a string (x86_64 or aarch64)")
     if isinstance(source, VmConfig):
         if not fields and arch is None:
             return source
@@ -58,13 +80,14 @@ def layout_json(resolved: ResolvedLayout) -> dict[str, Any]:
     `expect` object)."""
     from vmlayout.report import resolved_to_json
 
-    return resolved_to_json(resolved)
+    return resolved_to_json(_layout(resolved))
 
 
 def config_json(config: VmConfig) -> dict[str, Any]:
     """The config with every field explicit and sizes in bytes (loads back equal)."""
     from vmlayout.config import config_to_dict
 
+    _argument(config, VmConfig, "config", "a VmConfig (from vmlayout.load_config)")
     return config_to_dict(config)
 
 
@@ -77,7 +100,7 @@ def pci_assignment(resolved: ResolvedLayout) -> dict[str, Any]:
     list devices. Raises `VmLayoutError` (e.g. `mmio_exhaustion`) when they do not fit."""
     from vmlayout.pci_layout import assign_resolved
 
-    return {name: a.to_json() for name, a in assign_resolved(resolved).items()}
+    return {name: a.to_json() for name, a in assign_resolved(_layout(resolved)).items()}
 
 
 # --- firmware views ----------------------------------------------------------------
@@ -90,16 +113,25 @@ def e820_map(
     2 reserved, 3 ACPI); `e820_bytes` packs the same entries."""
     from vmlayout.firmware.e820 import build_e820
 
+    _e820_lengths(acpi_len, smbios_len)
     return [
         (e.addr, e.size, e.type)
         for e in build_e820(_view(resolved, "e820").memory_layout, acpi_len, smbios_len)
     ]
 
 
+def _e820_lengths(acpi_len: Any, smbios_len: Any) -> None:
+    for name, value in (("acpi_len", acpi_len), ("smbios_len", smbios_len)):
+        _argument(value, int, name, "a byte count (int)")
+        if value < 0:
+            raise VmLayoutError("invalid_argument", f"{name}: {value} is negative")
+
+
 def e820_bytes(resolved: ResolvedLayout, acpi_len: int = 0, smbios_len: int = 0) -> bytes:
     """The packed 20-byte E820 entries a boot loader copies into `boot_params`."""
     from vmlayout.firmware.e820 import build_e820, encode_e820
 
+    _e820_lengths(acpi_len, smbios_len)
     return encode_e820(build_e820(_view(resolved, "e820").memory_layout, acpi_len, smbios_len))
 
 
@@ -133,9 +165,11 @@ def pcat_config(resolved: ResolvedLayout) -> dict[str, Any]:
 
 
 def _view(resolved: ResolvedLayout, name: str) -> ResolvedLayout:
+    """`resolved`, checked to be a layout whose architecture has view `name` (the
+    refusal the CLI gives)."""
     from vmlayout.artifacts import require_view
 
-    require_view(resolved, name)
+    require_view(_layout(resolved), name)
     return resolved
 
 
@@ -144,7 +178,9 @@ def uefi_config_blob(resolved: ResolvedLayout, *, layout_only: bool = False) -> 
     `layout_only` gives just the three layout-bearing structures."""
     from vmlayout.firmware.uefi import encode_layout_blob, uefi_blob_of
 
+    _argument(layout_only, bool, "layout_only", "True or False")
     if layout_only:
+        resolved = _layout(resolved)
         return encode_layout_blob(resolved.memory_layout.ram, resolved.chipset)
     return uefi_blob_of(_view(resolved, "uefi"))
 
@@ -177,4 +213,6 @@ def artifact_set(resolved: ResolvedLayout, settings: Any = None) -> dict[str, by
     `vmlayout.output.write_directory_atomic` to get what `emit all -o DIR` leaves."""
     from vmlayout.artifacts import EmitSettings, build_artifact_set
 
-    return build_artifact_set(resolved, settings or EmitSettings())
+    if settings is not None:
+        _argument(settings, EmitSettings, "settings", "a vmlayout.artifacts.EmitSettings or None")
+    return build_artifact_set(_layout(resolved), settings or EmitSettings())
