@@ -1,6 +1,8 @@
 """Scale rows for `benchmarks/run.py`: the hostile-input sizes of issue 11 (10,000 root
-complexes to validate, 20,000 NUMA nodes to resolve and draw), issue 20's AML traps and
-its PCI traps (`fit` over 512 root complexes, nested `count` refused), timed in process."""
+complexes to validate, 20,000 NUMA nodes to resolve and draw) and the former traps of
+issue 20 (AML nesting; `fit` over 512 root complexes, nested `count` refused; huge
+JSON/TOML configs, big JSON views, the MTRR approximation, long corpora), timed in
+process."""
 
 from __future__ import annotations
 
@@ -8,12 +10,16 @@ import contextlib
 import io
 import json
 import tempfile
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.timing import median_seconds
 from vmlayout.cli import main
 from vmlayout.config import config_from_dict
 from vmlayout.errors import VmLayoutError
+from vmlayout.inputs import parse_json
+from vmlayout.inspect.corpus import check_corpus
 
 Row = tuple[str, float, str]
 
@@ -113,9 +119,88 @@ def _hostile_aml_rows(tmp: Path) -> list[Row]:
     ]
 
 
+def _cli_status(*args: str) -> int:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return main(list(args))
+
+
+def _refused(*args: str) -> None:
+    if _cli_status(*args) != 2:
+        raise AssertionError(f"vmlayout {' '.join(args)} was not refused")
+
+
+def _mtrr_config(path: Path) -> None:
+    """128 NUMA nodes of odd sizes (2 MiB multiples): an exact MTRR set of hundreds of
+    registers, so `--mtrr-count 255 --mtrr-approximate` has to search."""
+    sizes = [f"{(i * 2654435761 % 4095 + 1) * 2} MiB" for i in range(128)]
+    path.write_text(json.dumps({"node_mem_sizes": sizes}))
+
+
+def issue_20_rows(tmp: Path) -> list[Row]:
+    """Each former trap of issue 20 (before: minutes and gigabytes), timed once fixed."""
+    braces, toml, corpus = tmp / "braces.json", tmp / "ints.toml", tmp / "empty.jsonl"
+    braces.write_text('{"node_mem_sizes": [' + "{}," * 20_000_000 + "{}]}")  # 60 MB
+    toml.write_text("node_mem_sizes = [" + "0," * 30_000_000 + "0]\n")  # 60 MB
+    corpus.write_text("{}\n" * 200_000)
+    set_dir, mtrr = tmp / "set", tmp / "mtrr.json"
+    _cli(
+        "emit",
+        "all",
+        str(Path(__file__).parent.parent / "examples" / "gpus.toml"),
+        "-o",
+        str(set_dir),
+    )
+    pci = tmp / "big-pci.json"
+    pci.write_bytes((set_dir / "pci.json").read_bytes().rstrip() + b" " * (20 << 20))
+    _mtrr_config(mtrr)
+    approximate = ("--mtrr-policy", "exact", "--mtrr-count", "255", "--mtrr-approximate")
+    zeros = b"[" + b"0," * 30_000_000 + b"0]"  # 60 MB
+    zeros_s = median_seconds(lambda: parse_json(zeros, "zeros"), 3)
+    braces_s = median_seconds(lambda: _refused("resolve", str(braces)), 3)
+    toml_s = median_seconds(lambda: _refused("resolve", str(toml)), 3)
+    pci_s = median_seconds(lambda: _cli("inspect", str(pci)), 3)
+    mtrr_s = median_seconds(lambda: _cli("emit", "mtrr-state", str(mtrr), *approximate), 3)
+    corpus_s = median_seconds(
+        lambda: _cli_status("diff", "--corpus", str(corpus), "--max", "3", "--jobs", "1"), 1
+    )
+    corpus_mib = _traced_peak_mib(lambda: check_corpus(corpus, jobs=1, keep=3, progress=False))
+    return [
+        ("refuse a 60 MB JSON config of {} (was 28 s, 2.9 GB)", braces_s * 1e3, "ms"),
+        ("refuse a 60 MB TOML integer array (was 164 s, 2.5 GB)", toml_s * 1e3, "ms"),
+        ("parse a 60 MB JSON array of zeros (was 45 s: a hook per number)", zeros_s * 1e3, "ms"),
+        ("inspect a 20 MiB pci.json (was refused above 16 MiB)", pci_s * 1e3, "ms"),
+        (
+            "emit mtrr-state, 128 nodes, exact, 255 registers approximated (was 8-48 s)",
+            mtrr_s * 1e3,
+            "ms",
+        ),
+        (
+            "diff --corpus of 200,000 `{}` lines, --max 3 (per line)",
+            corpus_s / 200_000 * 1e6,
+            "us",
+        ),
+        (
+            "diff --corpus of 200,000 lines: peak traced memory (was ~330 B a line)",
+            corpus_mib,
+            "MiB",
+        ),
+    ]
+
+
+def _traced_peak_mib(fn: Callable[[], object]) -> float:
+    """The peak of Python allocations during `fn` (tracemalloc), in MiB."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / (1 << 20)
+    finally:
+        tracemalloc.stop()
+
+
 def bench_rows() -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         aml_rows = _hostile_aml_rows(Path(tmp))
+        issue_20 = issue_20_rows(Path(tmp))
         config = Path(tmp) / "numa.json"
         config.write_text(json.dumps({"node_mem_sizes": ["1G"] * 20_000}))
         resolve_s = median_seconds(lambda: _cli("resolve", str(config)), 3)
@@ -129,6 +214,7 @@ def bench_rows() -> list[Row]:
         diff_s = median_seconds(lambda: _cli("diff", str(saved), str(saved)), 3)
     return [
         *aml_rows,
+        *issue_20,
         ("diff two saved layouts of 3,000 root complexes (was 34 s)", diff_s * 1e3, "ms"),
         ("validate 10,000 root complexes (one overlap)", validate_s * 1e3, "ms"),
         ("resolve 20,000 NUMA nodes (CLI, in process)", resolve_s * 1e3, "ms"),

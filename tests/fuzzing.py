@@ -51,6 +51,22 @@ FUZZ_WEIGHTS = {
 }
 
 
+def _round_two_weights() -> dict[str, float]:
+    """The hostile-input classes of issue 20 (`tests/test_fuzz_hostile.py`): cheap per
+    case, so small shares keep the quick profile fast and CI still runs hundreds each."""
+    return {
+        "hostile_corpus": 0.2,
+        "hostile_symlink_output": 0.3,
+        "hostile_concurrent_writers": 0.1,
+        "hostile_json_structure": 1.0,
+        "hostile_toml_structure": 0.5,
+        "hostile_library_arguments": 0.5,
+    }
+
+
+FUZZ_WEIGHTS.update(_round_two_weights())
+
+
 def fuzz_settings(target: str) -> settings:
     """The fuzz profile with `target`'s share of the profile's examples."""
     profile = settings.get_profile(FUZZ_PROFILE)
@@ -170,6 +186,16 @@ def mutated_bytes(draw: st.DrawFn, seed: bytes, text: bool = False) -> bytes:
                 start, end = draw(st.sampled_from(runs))
                 data[start:end] = b"9" * draw(st.sampled_from((21, 101, 4301, 20_000)))
     return bytes(data)
+
+
+def nesting_depth(value: object) -> int:
+    """How many lists/objects deep a parsed document is (a scalar: 0), independently of
+    the parser's own check, as the oracle for nesting tests."""
+    if isinstance(value, dict):
+        return 1 + max(map(nesting_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(nesting_depth, value), default=0)
+    return 0
 
 
 def json_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

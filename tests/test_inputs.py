@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.fuzzing import nesting_depth
 from vmlayout.errors import VmLayoutError
 from vmlayout.inputs import (
     MAX_INPUT_BYTES,
@@ -184,3 +185,82 @@ def test_escaped_text_is_one_printable_line_and_escaping_twice_changes_nothing(
 def test_echoed_user_text_is_cut_short() -> None:
     assert len(shown("k" * 100_000)) < 300
     assert shown("a\nb") == "a\\nb"
+
+
+# Issue 20: parsing cost linear in the input, structure refused before objects are built
+
+
+def test_millions_of_empty_objects_are_refused_before_parsing() -> None:
+    from vmlayout.inputs import MAX_JSON_CONTAINERS
+
+    text = '{"node_mem_sizes": [' + "{}," * MAX_JSON_CONTAINERS + "{}]}"
+    # The document, its list and limit + 1 `{}`: three more containers than the limit.
+    _refused(lambda: parse_json(text, "big.json"), "big.json", f"{MAX_JSON_CONTAINERS + 3:,}")
+
+
+def test_the_container_limit_counts_objects_and_arrays_outside_strings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import vmlayout.inputs
+
+    monkeypatch.setattr(vmlayout.inputs, "MAX_JSON_CONTAINERS", 3)
+    # Three containers; the brackets, quotes and backslashes in strings are not ones.
+    text = r'{"a": [{}], "b": "[{\"[\\", "c\\": "]]}}"}'
+    assert parse_json(text, "x") == json.loads(text)
+    _refused(lambda: parse_json('{"a": [[], {}]}', "x"), "4 objects and arrays")
+
+
+def test_brackets_in_strings_do_not_count_as_nesting() -> None:
+    deep = "[" * (MAX_NESTING_DEPTH * 3)
+    text = json.dumps({"a": deep, "b": ["\\" + deep, '"' + deep + "\\"]})
+    assert parse_json(text, "x") == json.loads(text)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.text('[]{}"\\ab,:\n'),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text('[]{}"\\a', max_size=4), inner, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+@given(_JSON_VALUES, st.booleans())
+def test_the_structure_pre_check_agrees_with_the_parsed_nesting(
+    value: object, ascii_only: bool
+) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    if nesting_depth(value) <= MAX_NESTING_DEPTH:
+        assert parse_json(text, "x") == value
+    else:
+        _refused(lambda: parse_json(text, "x"), "nested deeper than")
+
+
+def test_a_toml_config_beyond_the_toml_limit_is_refused_unparsed() -> None:
+    from vmlayout.inputs import MAX_TOML_CHARS
+
+    text = "a = [" + "0," * (MAX_TOML_CHARS // 2) + "]\n"
+    _refused(lambda: parse_toml(text, "big.toml"), "big.toml", "TOML limit", "as JSON")
+    assert parse_toml("a = [0, 1]\n" + "#" * (MAX_TOML_CHARS - 20), "x") == {"a": [0, 1]}
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ('["' + "7" * 150 + '", "1e400", "-1E+999"]', None),  # in strings: text, fine
+        ('["\\\\", "1e400"]', None),  # an escaped backslash ends nothing early
+        ('{"a": 1.5e300, "b": 1e-400, "c": 123e-999}', None),  # finite (or zero)
+        ('["\\"", 1e400]', "1e400 is not a finite number"),  # an escaped quote
+        ('{"a": [-1.5E+400]}', "-1.5E+400 is not a finite number"),
+        ('{"a": "x", "b": 1' + "0" * 150 + "}", "a number has 151 digits"),
+        ('{"a": 0.' + "0" * 120 + "1}", "a number has 121 digits"),
+    ],
+)
+def test_numbers_are_judged_on_the_bytes_outside_strings_only(
+    text: str, refusal: str | None
+) -> None:
+    if refusal is None:
+        assert parse_json(text, "x") == json.loads(text)
+    else:
+        _refused(lambda: parse_json(text, "x"), refusal)

@@ -183,14 +183,14 @@ def test_corpus_reports_breaks_error_changes_and_garbage_and_goes_on(tmp_path: P
     lines = [good, moved, error, "not json", no_expect, "[1]", good]
     summary = check_corpus(_corpus(tmp_path, lines), jobs=1)
     assert summary.counts["same"] == 2
-    assert [(f.case_id, f.status) for f in summary.failures] == [
-        ("b", "break"),
-        ("c", "error_changed"),
+    assert [(f.case_id, f.status) for f in summary.failures] == [  # invalid lines first
         ("line 4", "invalid"),
         ("d", "invalid"),
         ("line 6", "invalid"),
+        ("b", "break"),
+        ("c", "error_changed"),
     ]
-    assert summary.failures[0].changes[0].name == "chipset-high-mmio"
+    assert summary.failures[3].changes[0].name == "chipset-high-mmio"
     reasons = [f.reason for f in summary.failures if f.status == "invalid"]
     assert reasons[1] == "missing field expect"
     assert not any("Error(" in r or "'" in r for r in reasons), reasons
@@ -231,8 +231,8 @@ def test_cli_corpus_exit_status_and_structured_json(tmp_path: Path) -> None:
     assert result.returncode == 1
     data = json.loads(result.stdout)
     assert data["counts"]["error_changed"] == 1 and data["counts"]["invalid"] == 1
-    assert [f["status"] for f in data["failures"]] == ["error_changed", "invalid"]
-    assert data["failures"][1]["reason"].startswith("JSON line: malformed JSON")
+    assert [f["status"] for f in data["failures"]] == ["invalid", "error_changed"]
+    assert data["failures"][0]["reason"].startswith("JSON line: malformed JSON")
 
 
 def test_cli_bless_creates_and_refreshes_a_corpus(tmp_path: Path) -> None:

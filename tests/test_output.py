@@ -138,3 +138,72 @@ def test_writing_over_a_socket_is_refused(tmp_path: Path) -> None:
         sock.bind(str(tmp_path / "s"))
         with pytest.raises(VmLayoutError, match="not a regular file"):
             write_atomic(tmp_path / "s", b"x")
+
+
+# Issue 20: symbolic links, concurrent writers, the filesystem root
+
+
+def test_writing_through_a_symlink_replaces_the_target_and_keeps_the_link(
+    tmp_path: Path, umask_022: None
+) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "corpus.jsonl"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(Path("real") / "corpus.jsonl")  # relative, as `ln -s` makes them
+    chain = tmp_path / "chain.jsonl"
+    chain.symlink_to(link)
+    write_atomic(chain, b"new")
+    assert chain.is_symlink() and link.is_symlink()
+    assert target.read_bytes() == b"new" and _mode(target) == 0o640
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["corpus.jsonl"]
+
+
+def test_writing_through_a_dangling_symlink_creates_its_target(tmp_path: Path) -> None:
+    link = tmp_path / "out.bin"
+    link.symlink_to(tmp_path / "made.bin")
+    write_atomic(link, b"x")
+    assert link.is_symlink() and (tmp_path / "made.bin").read_bytes() == b"x"
+
+
+def test_an_output_directory_through_a_symlink_is_written_in_the_target(tmp_path: Path) -> None:
+    link = tmp_path / "set"
+    link.symlink_to(tmp_path / "real-set")
+    write_directory_atomic(link, {"a.bin": b"1"})  # created at the target
+    write_directory_atomic(link, {"b.bin": b"2"}, remove=["a.bin"])  # refreshed there
+    assert link.is_symlink()
+    assert sorted(p.name for p in (tmp_path / "real-set").iterdir()) == ["b.bin"]
+
+
+@pytest.mark.parametrize("root", ["/", "//", "/.."])
+def test_a_filesystem_root_is_refused_as_an_output_directory(root: str) -> None:
+    with pytest.raises(VmLayoutError, match="a filesystem root is not an output directory"):
+        write_directory_atomic(root, {"DSDT.aml": b"x"})
+
+
+def test_concurrent_directory_writers_take_turns_and_leave_one_whole_set(
+    tmp_path: Path,
+) -> None:
+    """Eight threads each write a set of their own names into one directory, removing
+    the names every other set uses (as `emit all` removes an earlier set's files)."""
+    out = tmp_path / "set"
+    sets = {i: {f"{i}-{n}.bin": f"{i}".encode() * 1000 for n in range(5)} for i in range(8)}
+    everything = [name for files in sets.values() for name in files]
+    errors: list[BaseException] = []
+
+    def writer(i: int) -> None:
+        try:
+            for _ in range(5):
+                write_directory_atomic(out, sets[i], remove=everything)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in sets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    left = sorted(p.name for p in out.iterdir())
+    assert any(left == sorted(files) for files in sets.values()), left

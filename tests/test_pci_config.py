@@ -232,7 +232,7 @@ def test_every_file_emit_all_writes_at_the_function_limit_is_one_inspect_reads()
     pci.json and layout.json that the limit's worth stays within what `inspect` reads."""
     import json
 
-    from vmlayout.inspect.binaries import MAX_JSON_BYTES
+    from vmlayout.inputs import MAX_INPUT_BYTES  # what `inspect` reads of one file
     from vmlayout.pci_layout.report import pci_json
     from vmlayout.policy import resolve
     from vmlayout.report import resolved_to_json
@@ -251,7 +251,7 @@ def test_every_file_emit_all_writes_at_the_function_limit_is_one_inspect_reads()
     pci = json.loads(written)["root_complexes"][0]["pci"]
     assert (len(pci["bars"]), len(pci["vf_bars"])) == (4 * 256 * 6, 4 * 256 * 6)
     per_function = len(written) / count_functions(config.pcie_root_complexes[0].devices)
-    assert per_function * MAX_FUNCTIONS < MAX_JSON_BYTES
+    assert per_function * MAX_FUNCTIONS < MAX_INPUT_BYTES
     layout = json.dumps(resolved_to_json(resolved), indent=1)
     assert len(layout) / len(written) < 1.01  # layout.json carries the same objects
 

@@ -18,6 +18,23 @@ from vmlayout.policy import ResolvedLayout, VmConfig
 ConfigSource = VmConfig | Mapping[str, Any] | str | Path | None
 
 
+def _argument(value: Any, types: type | tuple[type, ...], what: str, expected: str) -> None:
+    """Argument types checked where the library is entered, so a wrong one is the
+    `VmLayoutError` docs/api.md promises, not a TypeError from deep inside."""
+    allowed = types if isinstance(types, tuple) else (types,)
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+        raise VmLayoutError(
+            "invalid_argument", f"{what}: expected {expected}, got {type(value).__name__}"
+        )
+
+
+def _layout(resolved: Any) -> ResolvedLayout:
+    """`resolved` checked to be a layout."""
+    _argument(resolved, ResolvedLayout, "resolved", "a ResolvedLayout (from vmlayout.resolve)")
+    layout: ResolvedLayout = resolved
+    return layout
+
+
 def load_config(
     source: ConfigSource = None, /, *, arch: str | None = None, **fields: Any
 ) -> VmConfig:
@@ -33,6 +50,10 @@ def load_config(
     from vmlayout.config import config_from_dict, config_to_dict, default_vm
     from vmlayout.config import load_config as load_file
 
+    expected = "a VmConfig, a mapping of config fields, a file path or None"
+    _argument(source, (VmConfig, Mapping, str, Path, type(None)), "config", expected)
+    if arch is not None:
+        _argument(arch, str, "arch", "a string (x86_64 or aarch64)")
     if isinstance(source, VmConfig):
         if not fields and arch is None:
             return source
@@ -59,13 +80,14 @@ def layout_json(resolved: ResolvedLayout) -> dict[str, Any]:
     `expect` object)."""
     from vmlayout.report import resolved_to_json
 
-    return resolved_to_json(resolved)
+    return resolved_to_json(_layout(resolved))
 
 
 def config_json(config: VmConfig) -> dict[str, Any]:
     """The config with every field explicit and sizes in bytes (loads back equal)."""
     from vmlayout.config import config_to_dict
 
+    _argument(config, VmConfig, "config", "a VmConfig (from vmlayout.load_config)")
     return config_to_dict(config)
 
 
@@ -78,7 +100,7 @@ def pci_assignment(resolved: ResolvedLayout) -> dict[str, Any]:
     list devices. Raises `VmLayoutError` (e.g. `mmio_exhaustion`) when they do not fit."""
     from vmlayout.pci_layout import assign_resolved
 
-    return {name: a.to_json() for name, a in assign_resolved(resolved).items()}
+    return {name: a.to_json() for name, a in assign_resolved(_layout(resolved)).items()}
 
 
 # --- firmware views ----------------------------------------------------------------
@@ -91,16 +113,25 @@ def e820_map(
     2 reserved, 3 ACPI); `e820_bytes` packs the same entries."""
     from vmlayout.firmware.e820 import build_e820
 
+    _e820_lengths(acpi_len, smbios_len)
     return [
         (e.addr, e.size, e.type)
         for e in build_e820(_view(resolved, "e820").memory_layout, acpi_len, smbios_len)
     ]
 
 
+def _e820_lengths(acpi_len: Any, smbios_len: Any) -> None:
+    for name, value in (("acpi_len", acpi_len), ("smbios_len", smbios_len)):
+        _argument(value, int, name, "a byte count (int)")
+        if value < 0:
+            raise VmLayoutError("invalid_argument", f"{name}: {value} is negative")
+
+
 def e820_bytes(resolved: ResolvedLayout, acpi_len: int = 0, smbios_len: int = 0) -> bytes:
     """The packed 20-byte E820 entries a boot loader copies into `boot_params`."""
     from vmlayout.firmware.e820 import build_e820, encode_e820
 
+    _e820_lengths(acpi_len, smbios_len)
     return encode_e820(build_e820(_view(resolved, "e820").memory_layout, acpi_len, smbios_len))
 
 
@@ -134,9 +165,11 @@ def pcat_config(resolved: ResolvedLayout) -> dict[str, Any]:
 
 
 def _view(resolved: ResolvedLayout, name: str) -> ResolvedLayout:
+    """`resolved`, checked to be a layout whose architecture has view `name` (the
+    refusal the CLI gives)."""
     from vmlayout.artifacts import require_view
 
-    require_view(resolved, name)
+    require_view(_layout(resolved), name)
     return resolved
 
 
@@ -145,7 +178,9 @@ def uefi_config_blob(resolved: ResolvedLayout, *, layout_only: bool = False) -> 
     `layout_only` gives just the three layout-bearing structures."""
     from vmlayout.firmware.uefi import encode_layout_blob, uefi_blob_of
 
+    _argument(layout_only, bool, "layout_only", "True or False")
     if layout_only:
+        resolved = _layout(resolved)
         return encode_layout_blob(resolved.memory_layout.ram, resolved.chipset)
     return uefi_blob_of(_view(resolved, "uefi"))
 
@@ -178,20 +213,14 @@ def artifact_set(resolved: ResolvedLayout, settings: Any = None) -> dict[str, by
     `vmlayout.output.write_directory_atomic` to get what `emit all -o DIR` leaves."""
     from vmlayout.artifacts import EmitSettings, build_artifact_set
 
-    return build_artifact_set(resolved, settings or EmitSettings())
+    if settings is not None:
+        _argument(settings, EmitSettings, "settings", "a vmlayout.artifacts.EmitSettings or None")
+    return build_artifact_set(_layout(resolved), settings or EmitSettings())
 
 
 # --- tools: where, explain, diff, fit, inspect ----------------------------------------
 # Each returns a frozen dataclass holding what the command's `--format json` prints
 # (its `to_json()` is exactly that object), and raises `VmLayoutError` on bad input.
-
-
-def _text_argument(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise VmLayoutError(
-            "invalid_argument", f"{what}: expected a string, got {type(value).__name__}"
-        )
-    return value
 
 
 def where(address: int | str, config: ConfigSource = None, /) -> Any:
@@ -202,10 +231,7 @@ def where(address: int | str, config: ConfigSource = None, /) -> Any:
     from vmlayout.inspect.where import parse_address
     from vmlayout.inspect.where import where as where_in
 
-    if isinstance(address, bool) or not isinstance(address, (int, str)):
-        raise VmLayoutError(
-            "invalid_argument", f"address: expected an integer, got {type(address).__name__}"
-        )
+    _argument(address, (int, str), "address", "an integer or a string such as 0xfee0_0000")
     value = parse_address(address if isinstance(address, str) else str(address))
     return where_in(value, load_config(config))
 
@@ -218,7 +244,7 @@ def explain(name: str, config: ConfigSource = None, /) -> Any:
     from vmlayout.inspect.explain import explain_pci_name
     from vmlayout.inspect.where import looks_like_address
 
-    name = _text_argument(name, "name")
+    _argument(name, str, "name", "a range, BAR or window name, or an address")
     if looks_like_address(name):
         return where(name, config)
     loaded = load_config(config)
@@ -268,10 +294,8 @@ def fit(config: ConfigSource, /, *, host_phys_bits: int | None = None) -> Any:
     the layout top and whether it fits `host_phys_bits`)."""
     from vmlayout.pci_layout.fit import fit_config
 
-    if host_phys_bits is not None and (
-        isinstance(host_phys_bits, bool) or not isinstance(host_phys_bits, int)
-    ):
-        raise VmLayoutError("invalid_argument", "host_phys_bits: expected an integer")
+    if host_phys_bits is not None:
+        _argument(host_phys_bits, int, "host_phys_bits", "an integer or None")
     return fit_config(load_config(config), host_phys_bits)
 
 

@@ -51,7 +51,7 @@ U16_MAX = 0xFFFF
 #: Functions a config may describe after `count` expansion, far beyond any real VM. The
 #: bound is what `emit all` may write: a function's BARs and VF BARs take up to about
 #: 1.5 KB of `pci.json` (and as much of `layout.json`), so at this limit every file stays
-#: well below the 16 MiB `inspect` reads as JSON (`tests/test_pci_config.py`).
+#: well below the 64 MiB input limit `inspect` reads to (`tests/test_pci_config.py`).
 MAX_FUNCTIONS = 8_192
 
 

@@ -13,12 +13,18 @@ standard library's cheapest modules at module level.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    import json
+    import re
 
 from vmlayout.errors import VmLayoutError
 
@@ -32,6 +38,15 @@ MAX_NESTING_DEPTH = 32
 MAX_NUMBER_DIGITS = 100
 #: Echoed user text (keys, names, paths) is cut to this many characters in messages.
 MAX_ECHO_CHARS = 200
+#: Objects and arrays in one JSON document. Parsing costs memory per container (an
+#: empty `{}` is three bytes of text and a hundred of Python), so `{}` repeated to the
+#: input limit would take gigabytes; real documents hold one container per ~70 bytes
+#: (a 64 MiB `pci.json` about a million), so four million leaves room to spare.
+MAX_JSON_CONTAINERS = 4_000_000
+#: TOML is parsed in pure Python (about a microsecond per byte at worst) and only
+#: configs are TOML; a config of this size is already hundreds of thousands of devices.
+#: Larger configs must be JSON, which parses fifty times faster.
+MAX_TOML_CHARS = 4 * 1024 * 1024
 
 STDIN_NAME = "-"
 
@@ -90,7 +105,21 @@ def read_bytes(
     path: str | Path, kind: str = "invalid_input", limit: int = MAX_INPUT_BYTES
 ) -> bytes:
     """The content of `path`, which must be (or link to) a regular file of at most
-    `MAX_INPUT_BYTES`; anything else is a `VmLayoutError` of `kind`.
+    `MAX_INPUT_BYTES`; anything else is a `VmLayoutError` of `kind`."""
+    where = shown(path)
+    with open_regular(path, kind, limit) as stream:
+        try:
+            return _read_bounded(stream.read, where, kind, limit)
+        except OSError as error:
+            raise VmLayoutError(kind, f"{where}: cannot read: {_reason(error)}") from None
+
+
+@contextlib.contextmanager
+def open_regular(
+    path: str | Path, kind: str = "invalid_input", limit: int = MAX_INPUT_BYTES
+) -> Iterator[BinaryIO]:
+    """`path` opened for binary reading, for a reader that streams (a corpus); the
+    same checks as `read_bytes`: a regular file (or a link to one) of at most `limit`.
 
     Devices, FIFOs and sockets are refused from `stat` before opening (opening a FIFO
     for reading blocks until a writer appears); the open is non-blocking and `fstat`
@@ -111,15 +140,11 @@ def read_bytes(
         fd = os.open(path, flags)
     except OSError as error:
         raise VmLayoutError(kind, f"{where}: cannot read: {_reason(error)}") from None
-    try:
+    with os.fdopen(fd, "rb") as stream:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise VmLayoutError(kind, f"{where}: {_kind_of_file(info.st_mode)}, not a regular file")
-        return _read_bounded(lambda size: os.read(fd, size), where, kind, limit)
-    except OSError as error:
-        raise VmLayoutError(kind, f"{where}: cannot read: {_reason(error)}") from None
-    finally:
-        os.close(fd)
+        yield stream
 
 
 def read_stdin_bytes(kind: str = "invalid_config") -> bytes:
@@ -171,19 +196,6 @@ def _reason(error: Exception) -> str:
     return shown(str(error))
 
 
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
-        raise _NumberTooLong(len(text.lstrip("-")))
-    return int(text)
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise _NotFinite(text if len(text) <= 40 else f"{text[:40]}…")
-    return value
-
-
 def _no_constant(text: str) -> float:
     raise _NotFinite(text)  # NaN, Infinity, -Infinity: Python's extension, not JSON
 
@@ -227,19 +239,177 @@ def check_depth(value: object, limit: int = MAX_NESTING_DEPTH) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def parse_json(text: str | bytes, where: str, kind: str = "invalid_config") -> Any:
-    """`json.loads`, but a hostile document (deep nesting, huge numbers, bad UTF-8)
-    is a `VmLayoutError` of `kind` naming `where`, never another exception."""
+class _TooManyContainers(ValueError):
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count:,} objects and arrays (at most {MAX_JSON_CONTAINERS:,} are read)")
+
+
+#: Every byte except the ones that open, close or quote: what `_json_skeleton` keeps.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
+_ONE_BRACKET_KIND = bytes.maketrans(b"{}", b"[]")
+#: The skeleton is split into strings in slices of this size, bounding the pieces held.
+_SKELETON_SLICE = 1 << 20
+
+
+def _json_skeleton(data: bytes) -> bytes:
+    """The brackets of `data` outside strings, `{}` written as `[]`, in linear time and
+    without building a Python object per value: what `parse_json` checks for nesting
+    and size before `json.loads` builds anything.
+
+    Exact for valid JSON; for invalid JSON an approximation (json.loads then reports
+    the real error). Backslashes occur only inside strings, where they pair up from the
+    left: once escaped backslashes and escaped quotes are removed, every quote opens or
+    closes a string, and a bracket is outside all strings exactly when an even number
+    of quotes precedes it."""
+    kept = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    kept = kept.replace(b'""', b"")  # adjacent quotes: a string without brackets
+    outside: list[bytes] = []
+    in_string = False
+    for at in range(0, len(kept), _SKELETON_SLICE):
+        pieces = kept[at : at + _SKELETON_SLICE].split(b'"')
+        outside.append(b"".join(pieces[1 if in_string else 0 :: 2]))
+        in_string ^= len(pieces) % 2 == 0  # an odd number of quotes in this slice
+    return b"".join(outside).translate(_ONE_BRACKET_KIND)
+
+
+def _check_structure(data: bytes) -> None:
+    """Refuse more than `MAX_JSON_CONTAINERS` containers or nesting deeper than
+    `MAX_NESTING_DEPTH` from the skeleton. Each round removes the innermost `[]` pairs
+    (str.replace scans the original, so exactly one level a round): a document nested
+    d deep is empty after d rounds. Unbalanced brackets are left to json.loads."""
+    small = len(data) <= _SKELETON_SLICE
+    if small and data.count(b"[") + data.count(b"{") <= min(MAX_NESTING_DEPTH, MAX_JSON_CONTAINERS):
+        return  # too few brackets to break either limit (most corpus lines, tiny docs)
+    skeleton = _json_skeleton(data)
+    opened = skeleton.count(b"[")
+    if opened > MAX_JSON_CONTAINERS:
+        raise _TooManyContainers(opened)
+    if len(skeleton) - opened > opened:
+        return  # more closing than opening: malformed, json.loads says where
+    for _ in range(MAX_NESTING_DEPTH):
+        if not skeleton:
+            return
+        skeleton = skeleton.replace(b"[]", b"")
+    if b"[]" in skeleton:
+        raise _TooDeep()
+
+
+@functools.cache
+def _json_decoder() -> json.JSONDecoder:
+    """One decoder, made once (a corpus parses millions of lines; `json.loads` with a
+    hook builds a decoder per call). Numbers are converted by the C parser — a Python
+    hook per number made a 60 MB array of zeros take most of a minute — after
+    `_check_numbers` has looked at them on the bytes; only `NaN`/`Infinity`, which are
+    not JSON, reach a hook."""
     import json
 
+    return json.JSONDecoder(parse_constant=_no_constant)
+
+
+#: Per byte, its class for `_check_numbers`: digits `0`, exponent letters `e`, signs
+#: `+`, the decimal point `.`, everything else a space.
+_NUMBER_CLASSES = bytes(
+    ord("0") if chr(b).isdigit() and b < 0x80
+    else ord("e") if b in b"eE"
+    else ord("+") if b in b"+-"
+    else b if b == ord(".")
+    else ord(" ")
+    for b in range(256)
+)  # fmt: skip
+
+
+#: What `_number_candidates` looks for in the classes: a digit run one longer than
+#: allowed, an exponent of three digits without or with a sign.
+_NUMBER_NEEDLES = (b"0" * (MAX_NUMBER_DIGITS + 1), b"e000", b"e+000")
+
+
+def _number_candidates(classes: bytes) -> Iterator[tuple[int, bool]]:
+    """(position, too long?) of every digit run longer than `MAX_NUMBER_DIGITS` and of
+    every exponent of three or more digits (the only numbers that can overflow), in
+    order, found with `bytes.find` (linear; a regex would retry each digit of a long
+    run) and generated one by one (a hostile document may hold millions in strings)."""
+    import heapq
+
+    def runs() -> Iterator[tuple[int, bool]]:
+        run = _NUMBER_NEEDLES[0]
+        at = classes.find(run)
+        while at >= 0:
+            yield at, True
+            at = classes.find(run, at + _run_length(classes, at))
+
+    def exponents(needle: bytes) -> Iterator[tuple[int, bool]]:
+        at = classes.find(needle)
+        while at >= 0:
+            yield at, False
+            at = classes.find(needle, at + len(needle))
+
+    return heapq.merge(runs(), *(exponents(needle) for needle in _NUMBER_NEEDLES[1:]))
+
+
+def _check_numbers(data: bytes) -> None:
+    """Refuse a number of more than `MAX_NUMBER_DIGITS` digits (before any conversion:
+    Python's is quadratic and capped) or one that overflows to infinity, looking only
+    at the few places that can hold one; each counts only if an even number of quotes
+    precedes it (outside strings; escaped quotes and backslashes blanked first, which
+    keeps positions)."""
+    classes = data.translate(_NUMBER_CLASSES)
+    if all(classes.find(needle) < 0 for needle in _NUMBER_NEEDLES):
+        return  # no candidate at all: most documents
+    plain = b""
+    quotes, at = 0, 0
+    for position, too_long in _number_candidates(classes):
+        if not plain:  # only now: most documents have no candidate at all
+            plain = data.replace(b"\\\\", b"__").replace(b'\\"', b"__")
+        quotes += plain.count(b'"', at, position)
+        at = position
+        if quotes % 2:
+            continue  # inside a string
+        if too_long:
+            raise _NumberTooLong(_run_length(classes, position))
+        start = position
+        while (
+            start > 0 and position - start <= 2 * MAX_NUMBER_DIGITS and classes[start - 1] in b"0.+"
+        ):
+            start -= 1
+        end = position + 1
+        while end < len(classes) and classes[end] in b"0+":
+            end += 1
+        text = data[start:end].decode("ascii", "replace")
+        try:
+            value = float(text)
+        except ValueError:
+            continue  # not a number after all: json.loads says what it is
+        if value in (float("inf"), float("-inf")):
+            raise _NotFinite(text if len(text) <= 40 else f"{text[:40]}…")
+
+
+def _run_length(classes: bytes, position: int) -> int:
+    """The length of the digit run starting at `position`."""
+    stop = _not_a_digit().search(classes, position)
+    return (stop.start() if stop else len(classes)) - position
+
+
+@functools.cache
+def _not_a_digit() -> re.Pattern[bytes]:
+    import re
+
+    return re.compile(rb"[^0]")
+
+
+def parse_json(text: str | bytes, where: str, kind: str = "invalid_config") -> Any:
+    """`json.loads`, but a hostile document (deep nesting, huge numbers, bad UTF-8,
+    millions of containers) is a `VmLayoutError` of `kind` naming `where`, never another
+    exception, and its cost stays linear in its size: structure is checked on the
+    bytes before any object is built."""
     if isinstance(text, bytes):
-        text = decode_utf8(text, where, kind)
+        data, text = text, decode_utf8(text, where, kind)
+    else:
+        data = text.encode("utf-8", "surrogatepass")
     try:
-        value = json.loads(
-            text, parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
-        )
-        check_depth(value)
-    except (_NumberTooLong, _TooDeep, _NotFinite) as error:
+        _check_structure(data)
+        _check_numbers(data)
+        value = _json_decoder().decode(text)
+    except (_NumberTooLong, _TooDeep, _NotFinite, _TooManyContainers) as error:
         raise VmLayoutError(kind, f"{where}: {error}") from None
     except RecursionError:
         raise VmLayoutError(kind, f"{where}: {_TooDeep()}") from None
@@ -252,6 +422,12 @@ def parse_toml(text: str, where: str, kind: str = "invalid_config") -> Any:
     """`tomllib.loads` with the same guarantees as `parse_json`."""
     import tomllib
 
+    if len(text) > MAX_TOML_CHARS:
+        raise VmLayoutError(
+            kind,
+            f"{where}: a TOML config of {len(text):,} characters is larger than the "
+            f"{MAX_TOML_CHARS // (1024 * 1024)} MiB TOML limit (write a config this big as JSON)",
+        )
     try:
         value = tomllib.loads(text)
         check_depth(value)

@@ -3,16 +3,23 @@
 Files are created as any tool creates them — mode 0666 minus the umask — and a file
 that is replaced keeps its mode, because a VMM running as another user must be able to
 read what vmlayout wrote (a temporary file is 0600 until it is given the right mode).
+
+Output through a symbolic link writes the link's target (the temporary file is made in
+the target's directory and renamed onto it), so a link into a shared corpus or an
+artifact directory stays a link. Directory writers hold an exclusive lock on the
+directory's parent, so concurrent runs into one directory take turns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from vmlayout.errors import VmLayoutError
 from vmlayout.inputs import read_bytes, shown
@@ -70,34 +77,62 @@ def _write_all(fd: int, payload: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Write to a temporary file in the same directory, then rename over `path`."""
-    path = Path(path)
-    payload = data.encode() if isinstance(data, str) else data
-    directory = path.parent if str(path.parent) else Path(".")
+def _through_links(path: Path) -> Path:
+    """The file a write to `path` must replace: `path` itself, or the final target of
+    the symbolic link(s) it is (renaming onto the link would replace the link)."""
     if "\0" in str(path):
         raise VmLayoutError("output_error", f"{shown(path)}: NUL in the file name")
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write to a temporary file in the same directory, then rename over `path` (over
+    its target if `path` is a symbolic link)."""
+    payload = data.encode() if isinstance(data, str) else data
+    with open_atomic(path) as stream:
+        stream.write(payload)
+
+
+@contextlib.contextmanager
+def open_atomic(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary stream whose content replaces `path` (or a symbolic link's target) when
+    the block ends without an exception, all at once; on an exception nothing changes.
+    For writers that stream (a corpus being blessed), not holding the output in memory.
+    A terminal, pipe or `/dev/null` is written into directly."""
+    shown_path = Path(path)
+    target = _through_links(shown_path)
+    directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise VmLayoutError(
-            "output_error", f"{shown(path)}: directory {shown(directory)} does not exist"
+            "output_error", f"{shown(shown_path)}: directory {shown(directory)} does not exist"
         )
-    if path.is_dir():
-        raise VmLayoutError("output_error", f"{shown(path)}: is a directory")
-    if _is_stream(path):
-        _write_through(path, payload)
+    if target.is_dir():
+        raise VmLayoutError("output_error", f"{shown(shown_path)}: is a directory")
+    if _is_stream(target):  # renaming over it would replace a device node with a file
+        flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+        try:
+            with os.fdopen(os.open(target, flags), "wb") as stream:
+                yield stream
+        except OSError as error:
+            raise _output_error(shown_path, error) from None
         return
-    mode = _new_file_mode(path, current_umask())
+    mode = _new_file_mode(target, current_umask())
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as error:
-        raise _output_error(path, error) from None
+        raise _output_error(shown_path, error) from None
     try:
-        _fill(fd, payload, mode)  # mkstemp made it 0600
-        os.replace(tmp, path)
+        with os.fdopen(fd, "wb", closefd=False) as stream:
+            yield stream
+        closing, fd = fd, -1
+        _fill(closing, b"", mode)  # mkstemp made it 0600; flushes to disk, closes it
+        os.replace(tmp, target)
     except BaseException as error:  # an interrupt too: no temporary file left behind
+        if fd >= 0:
+            os.close(fd)
         Path(tmp).unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise _output_error(path, error) from None
+            raise _output_error(shown_path, error) from None
         raise
 
 
@@ -116,28 +151,22 @@ def _is_stream(path: Path) -> bool:
     return False
 
 
-def _write_through(path: Path, payload: bytes) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
-    except OSError as error:
-        raise _output_error(path, error) from None
-    try:
-        _write_all(fd, payload)
-    except OSError as error:
-        raise _output_error(path, error) from None
-    finally:
-        os.close(fd)
-
-
 def write_directory_atomic(
     path: str | Path,
     files: Mapping[str, bytes | str],
     *,
-    remove: Iterable[str] = (),
+    remove: Iterable[str] | Callable[[Path], Iterable[str]] = (),
     commit_file: str | None = None,
-) -> None:
+) -> tuple[str, ...]:
     """Make directory `path` hold `files`, and no longer hold the names in `remove`
-    (files an earlier run wrote that this one does not), leaving other files alone.
+    (files an earlier run wrote that this one does not), leaving other files alone;
+    returns the names removed.
+
+    `remove` may be a function of the directory: it is then asked while the directory
+    is locked, so what it reads (an earlier set's record) cannot change before the
+    write. Concurrent writers take turns on an exclusive lock of the parent directory
+    (`directory_lock`): each leaves a complete set, the last one wins, and no run
+    deletes another's staging files.
 
     A new directory is staged next to `path` and renamed into place, all or nothing.
     An existing one is refreshed: everything is staged inside it first; then
@@ -146,25 +175,59 @@ def write_directory_atomic(
     renamed in last and the marker removed. A run interrupted anywhere leaves either
     the old set, the new set, or a directory marked incomplete — never a mixture that
     looks complete."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
+    shown_path = Path(path)
     if "\0" in str(path):
         raise VmLayoutError("output_error", f"{shown(path)}: NUL in the directory name")
-    if path.exists() and not path.is_dir():
-        raise VmLayoutError("output_error", f"{shown(path)}: exists and is not a directory")
+    path = _through_links(shown_path)
+    if path.resolve().parent == path.resolve():
+        raise VmLayoutError(
+            "output_error", f"{shown(shown_path)}: a filesystem root is not an output directory"
+        )
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise VmLayoutError(
+            "output_error", f"{shown(shown_path)}: directory {shown(parent)} does not exist"
+        )
     umask = current_umask()
     payloads = {n: d.encode() if isinstance(d, str) else d for n, d in files.items()}
-    if not path.exists():
-        if not parent.is_dir():
+    with directory_lock(parent):
+        if path.exists() and not path.is_dir():
             raise VmLayoutError(
-                "output_error", f"{shown(path)}: directory {shown(parent)} does not exist"
+                "output_error", f"{shown(shown_path)}: exists and is not a directory"
             )
-        _create_directory(path, parent, payloads, umask)
+        stale = set(remove(path) if callable(remove) else remove) - set(payloads)
+        if not path.exists():
+            _create_directory(path, parent, payloads, umask)
+            return ()
+        try:
+            _refresh_directory(path, payloads, stale, commit_file, umask)
+        except OSError as error:
+            raise _output_error(shown_path, error) from None
+    return tuple(sorted(stale))
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """An exclusive `flock` on `directory` itself for the block: no lock file is left
+    behind, and the lock goes with the process however it ends. Where locks are not
+    supported (or the directory cannot be opened for reading) the block runs unlocked,
+    as before locking existed."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
         return
     try:
-        _refresh_directory(path, payloads, set(remove) - set(payloads), commit_file, umask)
-    except OSError as error:
-        raise _output_error(path, error) from None
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _create_directory(path: Path, parent: Path, payloads: Mapping[str, bytes], umask: int) -> None:

@@ -42,8 +42,9 @@ def _emit_acpi(args: argparse.Namespace) -> int:
     from vmlayout.output import write_directory_atomic
 
     files = build_acpi_tables(resolve_from_args(args))
-    stale = _stale_tables(Path(args.output), files)
-    write_directory_atomic(args.output, files, remove=stale)
+    stale = write_directory_atomic(
+        args.output, files, remove=lambda directory: _stale_tables(directory, files)
+    )
     print(f"wrote {len(files)} tables to {args.output}: {', '.join(files)}")
     if stale:
         print(f"removed {len(stale)} table(s) of an earlier run: {', '.join(stale)}")

@@ -40,13 +40,18 @@ def _emit_all(args: argparse.Namespace) -> int:
     settings = EmitSettings()
     files = build_artifact_set(resolved, settings)
     output = Path(args.output)
-    # Files the previous set in DIR listed and this one lacks go (no stale x86 views
-    # next to an aarch64 set); files vmlayout did not write stay.
-    previous: tuple[str, ...] = ()
-    if output.is_dir():
+
+    def previous(directory: Path) -> tuple[str, ...]:
+        """Files the previous set in DIR listed and this one lacks go (no stale x86
+        views next to an aarch64 set); files vmlayout did not write stay. Read under
+        the directory's lock, so a concurrent run cannot change them in between."""
+        if not directory.is_dir():
+            return ()
         # An interrupted run's marker names what it was writing: ours too.
-        pending = [n for n in pending_names(output) if is_artifact_name(n) and n != CONFIG_FILE]
-        previous = (*previous_artifact_names(output), *pending)
+        pending = pending_names(directory)
+        ours = [n for n in pending if is_artifact_name(n) and n != CONFIG_FILE]
+        return (*previous_artifact_names(directory), *ours)
+
     write_directory_atomic(output, files, remove=previous, commit_file=CONFIG_FILE)
     print(f"wrote {len(files)} files to {args.output}: {', '.join(sorted(files))}")
     return 0

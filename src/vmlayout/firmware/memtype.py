@@ -374,21 +374,90 @@ def _fewest_blocks(target: tuple[MemoryRange, ...], width: int) -> tuple[Block, 
     return plan
 
 
-#: A budget table: entry b is the best (WB RAM bytes, blocks) using at most b registers;
-#: None where no set of that size is acceptable.
-Table = tuple[tuple[int, tuple[Block, ...]] | None, ...]
+@dataclass(frozen=True, slots=True)
+class _Joined:
+    """Two plans one after the other, joined without copying either (a plan is built
+    by joining sibling plans at every level of the block tree; copying would make that
+    quadratic in the number of registers)."""
+
+    first: Plan
+    second: Plan
 
 
-def _merge(left: Table, right: Table) -> list[tuple[int, tuple[Block, ...]] | None]:
-    """Best split of each budget between two sibling blocks."""
-    out: list[tuple[int, tuple[Block, ...]] | None] = [None] * len(left)
-    for budget in range(len(left)):
-        for k in range(budget + 1):
-            a, b = left[k], right[budget - k]
+#: A set of blocks: None (empty), one block, or two plans joined.
+Plan = Block | _Joined | None
+#: One budget's best: (WB RAM bytes, blocks), or None where no acceptable set exists.
+Entry = tuple[int, Plan] | None
+#: A budget table: entry b is the best using at most b registers. Tables are cut after
+#: the first budget from which every entry is the same; entries past the end equal the
+#: last one (a subtree needing s registers gains nothing from more), so a table is as
+#: long as its subtree needs, not as long as the register count.
+Table = tuple[Entry, ...]
+
+
+def _join(first: Plan, second: Plan) -> Plan:
+    if first is None:
+        return second
+    return first if second is None else _Joined(first, second)
+
+
+def _blocks(plan: Plan) -> tuple[Block, ...]:
+    """A plan's blocks in order (iteratively: plans nest as deep as the block tree)."""
+    out: list[Block] = []
+    stack = [plan]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Joined):
+            stack += (item.second, item.first)
+        elif item is not None:
+            out.append(item)
+    return tuple(out)
+
+
+def _at(table: Table, budget: int) -> Entry:
+    return table[min(budget, len(table) - 1)]
+
+
+def _value(entry: Entry) -> int:
+    return -1 if entry is None else entry[0]
+
+
+def _first_equal(table: Table) -> list[int]:
+    """Per budget, the smallest budget with the same value (values never fall as the
+    budget grows, so that is the first budget reaching it)."""
+    first = [0] * len(table)
+    for budget in range(1, len(table)):
+        same = _value(table[budget]) == _value(table[budget - 1])
+        first[budget] = first[budget - 1] if same else budget
+    return first
+
+
+def _merge(left: Table, right: Table, count: int) -> list[Entry]:
+    """Best split of each budget between two sibling blocks: for each budget, the first
+    split (fewest registers to the left) with the most WB bytes.
+
+    Only splits that can still win are tried. Giving the left more than it can use
+    never gains (its entry stops changing, the right's can only lose); giving the right
+    more than it can use leaves the right's entry fixed, so among those splits the
+    first one reaching the left's best value wins, which `_first_equal` knows. So a
+    budget costs at most the shorter table's length, not the budget."""
+    last_left, last_right = len(left) - 1, len(right) - 1
+    first_left = _first_equal(left)
+    out: list[Entry] = []
+    for budget in range(min(count, last_left + last_right) + 1):
+        best: Entry = None
+        low = budget - last_right  # from here down, the right gets its full table
+        rest = 0
+        if low >= 0:
+            a, b = left[first_left[min(low, last_left)]], right[last_right]
             if a is not None and b is not None:
-                current = out[budget]
-                if current is None or a[0] + b[0] > current[0]:
-                    out[budget] = (a[0] + b[0], a[1] + b[1])
+                best = (a[0] + b[0], _join(a[1], b[1]))
+            rest = min(low, last_left) + 1
+        for k in range(rest, min(budget, last_left) + 1):
+            a, b = left[k], right[budget - k]
+            if a is not None and b is not None and (best is None or a[0] + b[0] > best[0]):
+                best = (a[0] + b[0], _join(a[1], b[1]))
+        out.append(best)
     return out
 
 
@@ -396,48 +465,60 @@ def _most_wb_ram(target: tuple[MemoryRange, ...], width: int, count: int) -> tup
     """At most `count` registers making the most RAM WB while every non-RAM byte above
     1 MiB stays UC: the same block tree with a register budget per subtree. Under a WB
     block every non-RAM byte must get a UC hole, so a covered subtree without enough
-    registers for its holes is infeasible (None) rather than lossy."""
+    registers for its holes is infeasible (None) rather than lossy.
 
-    def wb_only(start: int, size: int, wb: int) -> Table:
-        return ((0, ()), *(((wb, ((start, size, WB),)),) * count))
+    Tables are as long as their subtree needs (see `Table`) and merged trying only the
+    splits that can win (`_merge`), so the work is about (mixed blocks) x (registers a
+    subtree needs) rather than (mixed blocks) x count squared."""
 
     @cache
     def free(start: int, size: int) -> Table:
         wb, uc = _wb_uc_bytes(target, start, start + size)
         if wb == 0:
-            return ((0, ()),) * (count + 1)
+            return ((0, None),)
         if uc == 0:
-            return wb_only(start, size, wb)
+            return ((0, None), (wb, (start, size, WB)))[: count + 1]
         half = size // 2
-        split = _merge(free(start, half), free(start + half, half))
-        under = _merge(covered(start, half), covered(start + half, half))
-        for budget in range(1, count + 1):
-            option = under[budget - 1]
-            current = split[budget]
+        split = tuple(_merge(free(start, half), free(start + half, half), count))
+        under = tuple(_merge(covered(start, half), covered(start + half, half), count))
+        out: list[Entry] = []
+        for budget in range(min(count, max(len(split) - 1, len(under))) + 1):
+            current = _at(split, budget)
+            option = _at(under, budget - 1) if budget else None
             if option is not None and (current is None or option[0] > current[0]):
-                split[budget] = (option[0], ((start, size, WB), *option[1]))
-        return tuple(split)
+                current = (option[0], _join((start, size, WB), option[1]))
+            out.append(current)
+        return tuple(out)
 
     @cache
     def covered(start: int, size: int) -> Table:
         wb, uc = _wb_uc_bytes(target, start, start + size)
         if uc == 0:
-            return ((wb, ()),) * (count + 1)
-        hole: Table = (None, *(((0, ((start, size, UC),)),) * count))
+            return ((wb, None),)
+        hole: Table = (None, (0, (start, size, UC)))[: count + 1]
         if wb == 0:
             return hole
         half = size // 2
-        split = _merge(covered(start, half), covered(start + half, half))
-        return tuple(
-            h if s is None or (h is not None and h[0] > s[0]) else s
-            for h, s in zip(hole, split, strict=True)
-        )
+        split = tuple(_merge(covered(start, half), covered(start + half, half), count))
+        out: list[Entry] = []
+        for budget in range(min(count, max(len(hole), len(split)) - 1) + 1):
+            h, s = _at(hole, budget), _at(split, budget)
+            out.append(h if s is None or (h is not None and h[0] > s[0]) else s)
+        return tuple(out)
 
-    result = free(0, 1 << width)[count]
+    result = _at(free(0, 1 << width), count)
     free.cache_clear()
     covered.cache_clear()
     assert result is not None  # zero registers (all UC) is always acceptable
-    return result[1]
+    return _blocks(result[1])
+
+
+#: `--mtrr-approximate` searches the block tree of layouts whose exact set needs at most
+#: this many registers. The search costs about a third of a millisecond per register of
+#: the exact set (a few seconds at the limit); real layouts need tens, and no CPU has
+#: more than 255 variable MTRRs, so beyond this the approximation would leave most RAM
+#: UC anyway.
+MAX_APPROXIMATE_PLAN = 8192
 
 
 def exact_variable_pairs(
@@ -461,6 +542,12 @@ def exact_variable_pairs(
                 "mtrr_budget_exceeded",
                 f"an exact MTRR set for this layout needs {len(plan)} variable registers, "
                 f"only {count} available (raise --mtrr-count, or ask for --mtrr-approximate)",
+            )
+        if len(plan) > MAX_APPROXIMATE_PLAN:
+            raise VmLayoutError(
+                "mtrr_budget_exceeded",
+                f"an exact MTRR set for this layout needs {len(plan)} variable registers; "
+                f"--mtrr-approximate searches layouts needing at most {MAX_APPROXIMATE_PLAN}",
             )
         plan = _most_wb_ram(target, width, count)
     mask_bits = (1 << width) - 1

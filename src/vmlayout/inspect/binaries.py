@@ -10,10 +10,6 @@ from typing import Any
 from vmlayout.errors import VmLayoutError
 from vmlayout.ranges import MemoryRange, format_address, format_size
 
-#: Anything bigger is not one of our JSON views (the largest is a few hundred KiB; a
-#: full 256-bus pci.json is well below).
-MAX_JSON_BYTES = 16 << 20
-
 
 @functools.lru_cache(maxsize=1)
 def _parse_once(data: bytes, where: str) -> Any:
@@ -36,8 +32,12 @@ def json_document(data: bytes, where: str) -> Any:
 
 
 def sniffed_object(data: bytes | None, where: str) -> dict[str, Any] | None:
-    """The JSON object `data` holds, for a `sniff`; None when it is not one of ours."""
-    if data is None or len(data) > MAX_JSON_BYTES or data.lstrip()[:1] != b"{":
+    """The JSON object `data` holds, for a `sniff`; None when it is not one of ours.
+
+    No size cap of its own: whatever `emit all` writes (a `pci.json` of many devices
+    runs to tens of MiB) must be read back, and `read_bytes` already bounds `data` by
+    the input limit while `parse_json` keeps the parse linear in it."""
+    if data is None or data.lstrip(b" \t\r\n")[:1] != b"{":
         return None
     try:
         doc = json_document(data, where)

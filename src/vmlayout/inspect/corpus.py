@@ -9,15 +9,18 @@ created from a file of `{"id", "config"}` lines and refreshed after an intended 
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 import json
 import multiprocessing
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, Generic, TextIO, TypeVar
 
 from vmlayout.config import config_from_dict
 from vmlayout.errors import VmLayoutError
@@ -106,12 +109,24 @@ def _one_line(error: Exception) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _parse_line(line: str) -> tuple[dict[str, Any], VmConfig]:
+def _parse_case(line: str) -> dict[str, Any]:
     from vmlayout.inputs import parse_json  # bounded nesting and numbers
 
     case = parse_json(line, "JSON line", "invalid_line")
     if not isinstance(case, dict):
         raise VmLayoutError("invalid_line", "not a JSON object")
+    return case
+
+
+def _case_id(case: dict[str, Any], number: int) -> str:
+    """The line's `id` (a string or integer), or `line N` when it has none."""
+    value = case.get("id")
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return str(value)
+    return f"line {number}"
+
+
+def _case_config(case: dict[str, Any]) -> VmConfig:
     if "config" not in case:
         raise VmLayoutError("invalid_line", "missing field config")
     try:
@@ -122,7 +137,7 @@ def _parse_line(line: str) -> tuple[dict[str, Any], VmConfig]:
         if message != "config" and not message.startswith(("config:", "config.", "config[")):
             message = f"config: {message}"
         raise VmLayoutError(error.kind, message) from None
-    return case, config
+    return config
 
 
 def _resolve_json(config: VmConfig) -> dict[str, Any]:
@@ -137,9 +152,9 @@ def check_case(item: tuple[int, str, bool]) -> CaseResult:
     number, line, strict = item
     case_id = f"line {number}"
     try:
-        case, config = _parse_line(line)
-        if isinstance(case.get("id"), str | int):
-            case_id = str(case["id"])
+        case = _parse_case(line)
+        case_id = _case_id(case, number)  # kept by an invalid line too
+        config = _case_config(case)
         expect = case["expect"]
         if not isinstance(expect, dict):
             raise VmLayoutError("invalid_line", "expect is not an object")
@@ -171,33 +186,221 @@ def check_case(item: tuple[int, str, bool]) -> CaseResult:
     return CaseResult(number, case_id, "additive", names, changes)
 
 
-def _numbered(lines: Iterable[str], strict: bool) -> Iterator[tuple[int, str, bool]]:
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            yield number, line, strict
-
-
-def _progress(done: int, total: int, stream: TextIO) -> None:
-    width = 40
-    filled = width * done // max(total, 1)
-    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    stream.flush()
-
-
 #: A corpus holds one saved layout per line: far more than one config file, still bounded.
 MAX_CORPUS_BYTES = 4 * 1024 * 1024 * 1024
+#: One line is one config and its saved layout: at most what any one input may be.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+#: Lines handed to the worker pool at a time (and at most this many bytes of them): the
+#: run holds one batch, not the corpus. Below one batch the check runs in process.
+BATCH_LINES = 2000
+BATCH_BYTES = 16 * 1024 * 1024
+#: `--bless` lists at most this many invalid lines and error outcomes by name.
+MAX_LISTED = 100
 
 
-def _read_lines(path: Path) -> list[str]:
-    from vmlayout.inputs import read_text  # regular files only, bounded (no /dev/zero)
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """One physical line: its bytes as read (terminator included, so a kept line is
+    written back byte for byte) and its text, or why it has none."""
 
-    return read_text(path, "invalid_input", MAX_CORPUS_BYTES).splitlines()
+    number: int
+    raw: bytes
+    text: str | None
+    problem: str = ""
+    #: Only the line's start is in `raw` (`MAX_LINE_BYTES` exceeded).
+    truncated: bool = False
+
+    @property
+    def blank(self) -> bool:
+        return self.text is not None and not self.text.strip()
+
+
+def _read_line(stream: BinaryIO) -> tuple[bytes, bool]:
+    """The next line up to and including its `\n` (`b""` at the end), and whether it
+    is longer than `MAX_LINE_BYTES` (then only its start is returned and the rest is
+    skipped, so a huge line costs no memory)."""
+    line = stream.readline(MAX_LINE_BYTES + 1)
+    if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+        return line, False
+    while True:
+        rest = stream.readline(1 << 20)
+        if not rest or rest.endswith(b"\n"):
+            return line[:64] + rest[-2:], True
+
+
+def _lines(stream: BinaryIO) -> Iterator[_Line]:
+    """The corpus split at `\n` only (a trailing `\r` is dropped from the text):
+    U+2028, U+2029, form feeds and the other characters `str.splitlines` also breaks
+    at are legal inside JSON strings and stay inside their line. Each line is decoded
+    on its own, so one line that is not UTF-8 is that line's problem."""
+    for number in itertools.count(1):
+        raw, too_long = _read_line(stream)
+        if not raw:
+            return
+        if too_long:
+            problem = f"longer than the {MAX_LINE_BYTES // (1024 * 1024)} MiB line limit"
+            yield _Line(number, raw, None, problem, truncated=True)
+            continue
+        body = raw.removesuffix(b"\n").removesuffix(b"\r")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            problem = f"not UTF-8 text (byte {error.start}: {error.reason})"
+            yield _Line(number, raw, None, problem)
+            continue
+        yield _Line(number, raw, text.removeprefix("\ufeff") if number == 1 else text)
+
+
+@contextlib.contextmanager
+def _open_corpus(path: Path) -> Iterator[tuple[BinaryIO, int]]:
+    """The corpus as a binary stream and its size in bytes (0: unknown, standard input)."""
+    from vmlayout.inputs import STDIN_NAME, open_regular
+
+    if str(path) == STDIN_NAME:
+        yield sys.stdin.buffer, 0
+        return
+    with open_regular(path, "invalid_input", MAX_CORPUS_BYTES) as stream:
+        yield stream, os.fstat(stream.fileno()).st_size
+
+
+def _batches(lines: Iterator[_Line]) -> Iterator[list[_Line]]:
+    """`lines` in lists of at most `BATCH_LINES` lines and about `BATCH_BYTES`."""
+    batch: list[_Line] = []
+    size = 0
+    for line in lines:
+        batch.append(line)
+        size += len(line.raw)
+        if len(batch) >= BATCH_LINES or size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def worker_count(jobs: int | None) -> int:
     """`--jobs`, capped at the CPU count (more workers only add contention)."""
     cpus = os.cpu_count() or 1
     return max(1, min(jobs or cpus, cpus))
+
+
+Item = tuple[int, str, bool]
+Result = TypeVar("Result")
+
+
+#: Lines a worker checks or blesses per task: few enough to spread a batch over the
+#: workers, many enough that passing results back costs little per line.
+CHUNK_LINES = 250
+
+Chunk = tuple[list[Item], int | None]  # lines, and how many failures to keep
+
+
+def _run_batches(
+    batches: Iterator[list[_Line]],
+    work: Callable[[Chunk], Result],
+    strict: bool,
+    jobs: int | None,
+    keep: int | None = None,
+) -> Iterator[tuple[list[_Line], list[Result]]]:
+    """Each batch with `work`'s results over its readable, non-blank lines in chunks of
+    `CHUNK_LINES`, in order. One batch: in process; more: a worker pool fed one batch at
+    a time, so memory holds a batch, never the corpus."""
+    workers = worker_count(jobs)
+    pool: Any = None
+    try:
+        for batch in batches:
+            items = [(ln.number, ln.text, strict) for ln in batch if ln.text and not ln.blank]
+            chunks = [
+                (items[at : at + CHUNK_LINES], keep) for at in range(0, len(items), CHUNK_LINES)
+            ]
+            full = len(batch) >= BATCH_LINES or sum(len(ln.raw) for ln in batch) >= BATCH_BYTES
+            if pool is None and workers > 1 and full:  # more than one batch: worth a pool
+                pool = multiprocessing.get_context("fork").Pool(workers)
+            results = map(work, chunks) if pool is None else pool.imap(work, chunks)
+            yield batch, list(results)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _progress(lines: int, done: int, total: int, stream: TextIO) -> None:
+    """A bar over the bytes read (the line count is not known before the end)."""
+    width = 40
+    filled = width * done // total if total else 0
+    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {lines} lines")
+    stream.flush()
+
+
+class _Smallest(Generic[Result]):
+    """The `limit` smallest items by key seen so far (all when `limit` is None) and how
+    many were dropped: a run keeps what it reports, not every failure."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.heap: list[tuple[tuple[int, ...], int, Result]] = []  # keys negated
+        self.dropped = 0
+
+    def add(self, key: tuple[int, ...], item: Result) -> None:
+        full = self.limit is not None and len(self.heap) >= self.limit
+        if full and (self.limit == 0 or tuple(-k for k in key) <= self.heap[0][0]):
+            self.dropped += 1  # not among the smallest: nothing to build
+            return
+        entry = (tuple(-k for k in key), len(self.heap) + self.dropped, item)
+        if self.limit is None or len(self.heap) < self.limit:
+            heapq.heappush(self.heap, entry)
+        elif self.limit > 0 and entry[0] > self.heap[0][0]:
+            heapq.heapreplace(self.heap, entry)
+            self.dropped += 1
+        else:
+            self.dropped += 1
+
+    def items(self) -> list[Result]:
+        return [item for _, _, item in sorted(self.heap, reverse=True)]
+
+
+def _failure_order(result: CaseResult) -> tuple[int, int]:
+    """Invalid lines first (a line the check could not read says nothing about the
+    layout, and must not be hidden by `--max` behind many breaks), then by line."""
+    return (0 if result.status == "invalid" else 1, result.line)
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What checking some lines found: counts per status and the failures and passing
+    changes worth listing (at most `keep` each), so a worker sends back what the report
+    can show, not a result per line."""
+
+    keep: int | None
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: _Smallest[CaseResult] = field(init=False)
+    passing: _Smallest[CaseResult] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.failures = _Smallest(self.keep)
+        self.passing = _Smallest(self.keep)
+
+    def add(self, result: CaseResult, strict: bool) -> None:
+        self.counts[result.status] += 1
+        if fails(result.status, strict):
+            self.failures.add(_failure_order(result), result)
+        elif result.status != "same":
+            self.passing.add((result.line,), result)
+
+    def merge(self, other: _Tally) -> None:
+        self.counts.update(other.counts)
+        for mine, theirs in ((self.failures, other.failures), (self.passing, other.passing)):
+            for result in theirs.items():
+                key = _failure_order(result) if mine is self.failures else (result.line,)
+                mine.add(key, result)
+            mine.dropped += theirs.dropped
+
+
+def _check_chunk(chunk: Chunk) -> _Tally:
+    items, keep = chunk
+    tally = _Tally(keep)
+    for item in items:
+        tally.add(check_case(item), item[2])
+    return tally
 
 
 def check_corpus(
@@ -207,88 +410,129 @@ def check_corpus(
     keep: int | None = None,
     strict: bool = False,
 ) -> CorpusSummary:
-    """Check every line; list every failure by line (at most `keep` when given)."""
-    items = list(_numbered(_read_lines(Path(path)), strict))
-    workers = worker_count(jobs)
+    """Check every line; list every failure (at most `keep` when given: invalid lines
+    first, then by line). Streams: memory holds one batch of lines and what is listed."""
     show = sys.stderr.isatty() if progress is None else progress
-    summary = CorpusSummary(strict=strict)
-    chunk = max(1, min(512, len(items) // (workers * 8) or 1))
-
-    def collect(results: Iterable[CaseResult]) -> None:
-        for done, result in enumerate(results, 1):
-            summary.counts[result.status] += 1
-            if fails(result.status, strict):
-                summary.failures.append(result)
-            elif result.status != "same":
-                summary.passing_changes.append(result)
-            if show and (done % 1000 == 0 or done == len(items)):
-                _progress(done, len(items), sys.stderr)
-
-    if workers == 1 or len(items) < 2000:
-        collect(map(check_case, items))
-    else:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            collect(pool.imap_unordered(check_case, items, chunksize=chunk))
+    tally = _Tally(keep)
+    done = 0
+    with _open_corpus(Path(path)) as (stream, total):
+        batches = _run_batches(_batches(_lines(stream)), _check_chunk, strict, jobs, keep)
+        for batch, tallies in batches:
+            for line in batch:
+                done += len(line.raw)
+                if line.text is None:
+                    result = CaseResult(line.number, f"line {line.number}", "invalid", line.problem)
+                    tally.add(result, strict)
+            for part in tallies:
+                tally.merge(part)
+            if show:
+                _progress(batch[-1].number, done, total, sys.stderr)
     if show:
         sys.stderr.write("\n")
-    summary.failures.sort(key=lambda r: r.line)
-    summary.passing_changes.sort(key=lambda r: r.line)
-    if keep is not None:
-        del summary.passing_changes[keep:]
-    if keep is not None and len(summary.failures) > keep:
-        summary.omitted = len(summary.failures) - keep
-        del summary.failures[keep:]
+    summary = CorpusSummary(strict=strict, counts=tally.counts)
+    summary.failures = tally.failures.items()
+    summary.omitted = tally.failures.dropped
+    summary.passing_changes = tally.passing.items()
     return summary
 
 
-def _bless_line(item: tuple[int, str, bool]) -> tuple[int, str, str]:
-    """(line number, new line text or the old one, outcome: new/refreshed/unchanged or
-    `invalid: reason`)."""
+@dataclass(frozen=True, slots=True)
+class _Blessed:
+    """What blessing one line gives: its new text (None: keep the line as it was), the
+    outcome (new, refreshed, unchanged or invalid), its id, and the invalid line's
+    reason or the error kind it was blessed with."""
+
+    text: str | None
+    outcome: str
+    case_id: str
+    detail: str = ""
+
+
+def _bless_line(item: Item) -> _Blessed:
     number, line, _ = item
+    case_id = f"line {number}"
     try:
-        case, config = _parse_line(line)
+        case = _parse_case(line)
+        case_id = _case_id(case, number)
+        config = _case_config(case)
     except (VmLayoutError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
-        return number, line, f"invalid: {_one_line(e)}"
+        return _Blessed(None, "invalid", case_id, _one_line(e))
     actual = _resolve_json(config)
     outcome = (
         "new" if "expect" not in case else "unchanged" if case["expect"] == actual else "refreshed"
     )
     blessed = {k: v for k, v in case.items() if k != "expect"}
     blessed["expect"] = actual
-    return number, json.dumps(blessed), outcome
+    return _Blessed(json.dumps(blessed), outcome, case_id, str(actual.get("error", "")))
+
+
+def _bless_chunk(chunk: Chunk) -> list[_Blessed]:
+    return [_bless_line(item) for item in chunk[0]]
+
+
+def _label(number: int, case_id: str) -> str:
+    """`line N id`, or `line N` for a line without an id (as the check lists them)."""
+    return case_id if case_id == f"line {number}" else f"line {number} {case_id}"
+
+
+def _listed(title: str, names: list[str], count: int) -> list[str]:
+    more = f"  ... and {count - len(names)} more" if count > len(names) else ""
+    return [title, *(f"  {name}" for name in names), *([more] if more else [])]
 
 
 def bless_corpus(path: str | Path, jobs: int | None = None) -> tuple[str, int]:
-    """Write every valid line's `expect` from the current resolver (atomically); invalid
-    lines are kept as they are and listed. Returns the report text and the number of
-    invalid lines."""
-    from vmlayout.output import write_atomic
+    """Write every valid line's `expect` from the current resolver (atomically, to the
+    target of a symbolic link); invalid lines are kept byte for byte and listed, and so
+    are the lines whose blessed outcome is an error (a config that must fail: worth a
+    look). Streams to a temporary file beside the corpus. Returns the report text and
+    the number of invalid lines."""
+    from vmlayout.inputs import STDIN_NAME
+    from vmlayout.output import open_atomic
 
     path = Path(path)
-    lines = _read_lines(path)
-    items = list(_numbered(lines, False))
-    workers = worker_count(jobs)
-    if workers == 1 or len(items) < 2000:
-        results = list(map(_bless_line, items))
-    else:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = pool.map(_bless_line, items, chunksize=256)
-    out = list(lines)
+    if str(path) == STDIN_NAME:
+        raise VmLayoutError("usage", "--bless: needs a corpus file, not standard input")
     outcomes: Counter[str] = Counter()
     invalid: list[str] = []
-    for number, text, outcome in results:
-        out[number - 1] = text
-        if outcome.startswith("invalid"):
-            outcomes["invalid"] += 1
-            invalid.append(f"  line {number}: {outcome.removeprefix('invalid: ')}")
-        else:
-            outcomes[outcome] += 1
-    write_atomic(path, "\n".join(out) + "\n")
+    errors: list[str] = []
+    with _open_corpus(path) as (stream, _), open_atomic(path) as out:
+        for batch, chunks in _run_batches(_batches(_lines(stream)), _bless_chunk, False, jobs):
+            readable = [line for line in batch if line.text and not line.blank]
+            blessed = dict(zip(readable, itertools.chain.from_iterable(chunks), strict=True))
+            for line in batch:
+                result = blessed.get(line)
+                if line.truncated:  # it cannot be kept as it was: change nothing
+                    raise VmLayoutError(
+                        "invalid_input", f"{path}: line {line.number}: {line.problem}"
+                    )
+                if line.text is None:
+                    result = _Blessed(None, "invalid", f"line {line.number}", line.problem)
+                if result is None or result.text is None:
+                    out.write(line.raw)  # blank or invalid: kept as it was
+                else:
+                    ending = b"\r\n" if line.raw.endswith(b"\r\n") else b"\n"
+                    out.write(result.text.encode() + ending)
+                if result is None:
+                    continue
+                outcomes[result.outcome] += 1
+                label = _label(line.number, result.case_id)
+                if result.outcome == "invalid":
+                    if len(invalid) < MAX_LISTED:
+                        invalid.append(f"{label}: {result.detail}")
+                elif result.detail:
+                    outcomes["error"] += 1
+                    if len(errors) < MAX_LISTED:
+                        errors.append(f"{label}: {result.detail}")
     report = [
         f"blessed {path}: {outcomes['new']} new, {outcomes['refreshed']} refreshed, "
-        f"{outcomes['unchanged']} unchanged, {outcomes['invalid']} invalid (kept as they were)",
-        *invalid,
+        f"{outcomes['unchanged']} unchanged, {outcomes['invalid']} invalid (kept as they "
+        f"were); {outcomes['error']} with an error as the expected outcome",
     ]
+    if errors:
+        title = "expected to fail (the config does not resolve; check this is intended):"
+        report += _listed(title, errors, outcomes["error"])
+    if invalid:
+        report += _listed("invalid (kept as they were):", invalid, outcomes["invalid"])
     return "\n".join(report) + "\n", outcomes["invalid"]
 
 
