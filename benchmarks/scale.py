@@ -65,6 +65,28 @@ def _cli(*args: str) -> None:
             raise AssertionError(f"vmlayout {' '.join(args)} failed")
 
 
+def _many_root_complex_layout(count: int) -> dict[str, object]:
+    """A saved layout (the shape `resolve --format json` writes) with `count` root
+    complexes, each its own segment with a 1 MiB ECAM block above 4 GiB."""
+    from vmlayout.policy import resolve
+    from vmlayout.report import resolved_to_json
+
+    layout = resolved_to_json(resolve(config_from_dict({})))
+    base = 1 << 40
+    placed = list(layout["placed"])
+    rcs = []
+    for i in range(count):
+        ecam = [base + i * (1 << 20), base + (i + 1) * (1 << 20)]
+        placed.append({"name": f"pcie-seg{i + 1}-ecam", "kind": "mmio64", "start": ecam[0],
+                       "end": ecam[1]})  # fmt: skip
+        empty = [0, 0]
+        rcs.append({"name": f"rc{i}", "ecam": ecam, "low_mmio": empty, "high_mmio": empty,
+                    "cxl_hdm": empty, "cxl_chbcr": empty})  # fmt: skip
+    layout["placed"] = placed
+    layout["pcie_root_complexes"] = rcs
+    return layout
+
+
 def _inspect(path: Path, status: int) -> None:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         if main(["inspect", str(path)]) != status:
@@ -186,9 +208,14 @@ def bench_rows() -> list[Row]:
     validate_s = median_seconds(_validate_overlapping_root_complexes, 3)
     fit_s = median_seconds(_fit_512_root_complexes, 3)
     count_s = median_seconds(_refuse_nested_count, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "layout.json"
+        saved.write_text(json.dumps(_many_root_complex_layout(3_000)))
+        diff_s = median_seconds(lambda: _cli("diff", str(saved), str(saved)), 3)
     return [
         *aml_rows,
         *issue_20,
+        ("diff two saved layouts of 3,000 root complexes (was 34 s)", diff_s * 1e3, "ms"),
         ("validate 10,000 root complexes (one overlap)", validate_s * 1e3, "ms"),
         ("resolve 20,000 NUMA nodes (CLI, in process)", resolve_s * 1e3, "ms"),
         ("map 20,000 NUMA nodes to SVG (CLI, in process)", map_s * 1e3, "ms"),

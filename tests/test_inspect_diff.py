@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from tests.cli import assert_one_line_error, run_cli
 from tests.configs import TWO_SOCKET
+from tests.fuzzing import assert_one_line_error as assert_refused
+from tests.fuzzing import run_main
 from tests.vectors import PROJECT_VECTORS
 from vmlayout.config import DEFAULT_VM, config_from_dict, config_to_dict
 from vmlayout.inspect.corpus import check_case, check_corpus, worker_count
@@ -292,3 +294,106 @@ def test_corpus_invalid_config_names_config_once() -> None:
         assert result.status == "invalid"
         assert " config: config:" not in f" {result.reason}", result.reason
         assert result.reason.startswith(f"invalid_config: {detail}"), result.reason
+
+
+def _write_toml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+THREE_AND_THREE = 'node_mem_sizes = ["3G", "3G"]\n'
+
+
+def _gpu(bar: str, extra: str = "") -> str:
+    return (
+        f'[[pcie_root_complexes]]\nname = "rc0"\nhigh_mmio = {{ size = "64 GiB" }}\n{extra}\n'
+        '[[pcie_root_complexes.devices]]\ntype = "endpoint"\ndevice = 0\n'
+        f'bars = [{{ index = 0, size = "{bar}", bits = 64, prefetchable = true }}]\n'
+    )
+
+
+def test_issue_cases_are_additive_break_and_firmware(tmp_path: Path) -> None:
+    # 3G+3G, chipset low 128 -> 256 MiB: the window grows down over
+    # [0xF000_0000, 0xF800_0000), which nothing used (RAM ends at 3 GiB below 4 GiB).
+    a = _write_toml(tmp_path / "a.toml", THREE_AND_THREE + 'chipset_low_mmio_size = "128M"\n')
+    b = _write_toml(tmp_path / "b.toml", THREE_AND_THREE + 'chipset_low_mmio_size = "256M"\n')
+    grew = run_main("diff", a, b, "--format", "json")
+    assert grew.status == 0, grew.stdout
+    (change,) = json.loads(grew.stdout)["changes"]
+    assert (change["name"], change["change"], change["class"]) == (
+        "chipset-low-mmio", "grew", "additive",
+    )  # fmt: skip
+    assert change["before"] == [0xF800_0000, 1 << 32]
+    assert change["after"] == [0xF000_0000, 1 << 32]
+    # A BAR of 8 -> 16 GiB: another device.
+    small = _write_toml(tmp_path / "small.toml", _gpu("8 GiB"))
+    big = _write_toml(tmp_path / "big.toml", _gpu("16 GiB"))
+    bar = run_main("diff", small, big, "--format", "json")
+    assert bar.status == 1
+    classes = {c["name"]: (c["change"], c["class"]) for c in json.loads(bar.stdout)["changes"]}
+    assert classes["rc0 00:00.0 BAR0"] == ("device_changed", "break")
+    # numa_node: the guest sees another _PXM; no address moves.
+    node = _write_toml(tmp_path / "node.toml", _gpu("8 GiB", "numa_node = 0"))
+    firmware = run_main("diff", small, node, "--format", "json")
+    assert firmware.status == 0
+    verdict = json.loads(firmware.stdout)
+    assert verdict["compatible"] and verdict["counts"]["firmware"] == 1
+    (setting,) = verdict["changes"]
+    assert setting == {
+        "name": "rc0 numa_node",
+        "change": "firmware_changed",
+        "class": "firmware",
+        "before": None,
+        "after": 0,
+        "reason": setting["reason"],
+    }
+    assert "_PXM" in setting["reason"]
+    assert run_main("diff", "--strict", small, node).status == 1
+    table = run_main("diff", small, node).stdout
+    assert "firmware  firmware_changed  rc0 numa_node  (none)  0" in table
+
+
+def test_growing_over_a_range_that_was_there_is_a_break() -> None:
+    # Default VM: rc0's 64 MiB low window sits right below the 128 MiB chipset window
+    # at [0xF400_0000, 0xF800_0000); a 256 MiB chipset window grows down over it.
+    before = layout()
+    after = layout(chipset_low_mmio_size=256 << 20)
+    changes = by_name(diff_layouts(before, after))
+    low = changes["chipset-low-mmio"]
+    assert (low.change, low.change_class) == (Change.GREW, ChangeClass.BREAK)
+    assert "pcie-rc0-low-mmio" in low.reason
+    assert changes["pcie-rc0-low-mmio"].change is Change.MOVED
+
+
+def test_other_firmware_settings_and_saved_layouts(tmp_path: Path) -> None:
+    base = config_from_dict({"node_mem_sizes": ["2G", "2G"]})
+    far = config_from_dict({"node_mem_sizes": ["2G", "2G"], "numa_distances": [[0, 1, 30]]})
+    same = resolved_to_json(resolve(base))
+    changes = diff_layouts(same, same, configs=(base, far))
+    assert [(c.name, c.change_class) for c in changes] == [("numa_distances", ChangeClass.FIRMWARE)]
+    assert is_compatible(changes) and not is_compatible(diff_layouts(same, same, True, (base, far)))
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps(same))
+    out = run_main("diff", saved, saved)
+    assert out.status == 0 and "not compared" in out.stdout
+
+
+def test_an_error_names_its_side(tmp_path: Path) -> None:
+    good = _write_toml(tmp_path / "good.toml", THREE_AND_THREE)
+    bad = _write_toml(tmp_path / "bad.toml", 'node_mem_sizes = ["3G", "1K"]\n')
+    assert_refused(run_main("diff", good, bad), "side B")
+    assert_refused(run_main("diff", bad, good), "side A")
+
+
+def test_processors_and_platform_fields_are_firmware_changes_by_leaf() -> None:
+    base = config_from_dict({"arch": "aarch64"})
+    other = config_from_dict(
+        {"arch": "aarch64", "processors": {"vp_count": 4}, "platform": {"gic": {"msi": "v2m"}}}
+    )
+    same = resolved_to_json(resolve(base))
+    changes = {c.name: c for c in diff_layouts(same, same, configs=(base, other))}
+    assert set(changes) == {"processors.vp_count", "platform.gic.msi"}
+    vp = changes["processors.vp_count"]
+    assert (vp.change, vp.change_class) == (Change.FIRMWARE_CHANGED, ChangeClass.FIRMWARE)
+    assert vp.to_json()["before"] == 2 and vp.to_json()["after"] == 4
+    assert "processors" in vp.reason and changes["platform.gic.msi"].to_json()["after"] == "v2m"

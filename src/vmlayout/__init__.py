@@ -28,6 +28,12 @@ _EXPORTS = {
     "linux_device_tree": "vmlayout.api",
     "paravisor_device_tree": "vmlayout.api",
     "artifact_set": "vmlayout.api",
+    "where": "vmlayout.api",
+    "explain": "vmlayout.api",
+    "diff": "vmlayout.api",
+    "fit": "vmlayout.api",
+    "inspect": "vmlayout.api",
+    "InspectResult": "vmlayout.inspect.dispatch",
     "VmConfig": "vmlayout.policy",
     "RootComplexConfig": "vmlayout.policy",
     "DynamicMmio": "vmlayout.policy",
@@ -53,6 +59,7 @@ __all__ = [
     "DynamicMmio",
     "FixedMmio",
     "GicPlatform",
+    "InspectResult",
     "IommuKind",
     "MemoryLayout",
     "MemoryRange",
@@ -69,8 +76,12 @@ __all__ = [
     "acpi_tables",
     "artifact_set",
     "config_json",
+    "diff",
     "e820_bytes",
     "e820_map",
+    "explain",
+    "fit",
+    "inspect",
     "layout_json",
     "linux_device_tree",
     "load_config",
@@ -81,6 +92,7 @@ __all__ = [
     "reference_mtrrs",
     "resolve",
     "uefi_config_blob",
+    "where",
 ]
 
 if TYPE_CHECKING:
@@ -88,8 +100,12 @@ if TYPE_CHECKING:
         acpi_tables,
         artifact_set,
         config_json,
+        diff,
         e820_bytes,
         e820_map,
+        explain,
+        fit,
+        inspect,
         layout_json,
         linux_device_tree,
         load_config,
@@ -100,9 +116,11 @@ if TYPE_CHECKING:
         reference_mtrrs,
         resolve,
         uefi_config_blob,
+        where,
     )
     from vmlayout.arch import Arch
     from vmlayout.errors import VmLayoutError
+    from vmlayout.inspect.dispatch import InspectResult
     from vmlayout.layout import ChipsetMmioRanges, MemoryLayout
     from vmlayout.platform import GicPlatform, Platform
     from vmlayout.policy import (

@@ -216,3 +216,93 @@ def artifact_set(resolved: ResolvedLayout, settings: Any = None) -> dict[str, by
     if settings is not None:
         _argument(settings, EmitSettings, "settings", "a vmlayout.artifacts.EmitSettings or None")
     return build_artifact_set(_layout(resolved), settings or EmitSettings())
+
+
+# --- tools: where, explain, diff, fit, inspect ----------------------------------------
+# Each returns a frozen dataclass holding what the command's `--format json` prints
+# (its `to_json()` is exactly that object), and raises `VmLayoutError` on bad input.
+
+
+def where(address: int | str, config: ConfigSource = None, /) -> Any:
+    """What lives at a guest physical address (`vmlayout where`): a
+    `vmlayout.inspect.where.WhereResult` with the range or gap, the architectural zone
+    and the chain of windows. The config's `processors` and `platform` place the zones
+    (a redistributor per VP, the IO-APIC, the GIC's frames)."""
+    from vmlayout.inspect.where import parse_address
+    from vmlayout.inspect.where import where as where_in
+
+    _argument(address, (int, str), "address", "an integer or a string such as 0xfee0_0000")
+    value = parse_address(address if isinstance(address, str) else str(address))
+    return where_in(value, load_config(config))
+
+
+def explain(name: str, config: ConfigSource = None, /) -> Any:
+    """Why a range sits where it does (`vmlayout explain`): an
+    `vmlayout.inspect.explain.Explanation` for a range name, a `PciExplanation` for a
+    BAR or bridge window (`rc0 3:0.0 bar1`), a `WhereResult` for an address."""
+    from vmlayout.inspect.explain import explain as explain_range
+    from vmlayout.inspect.explain import explain_pci_name
+    from vmlayout.inspect.where import looks_like_address
+
+    _argument(name, str, "name", "a range, BAR or window name, or an address")
+    if looks_like_address(name):
+        return where(name, config)
+    loaded = load_config(config)
+    return explain_pci_name(name, loaded) or explain_range(name, loaded)
+
+
+def diff(
+    before: ConfigSource | Mapping[str, Any],
+    after: ConfigSource | Mapping[str, Any],
+    /,
+    *,
+    strict: bool = False,
+    arch: str | None = None,
+) -> Any:
+    """The compatibility verdict between two configs or saved layouts (`vmlayout diff`):
+    a `vmlayout.inspect.diff.DiffResult`. Each side is anything `load_config` accepts,
+    a saved `layout_json` mapping, or the path of a saved layout JSON; firmware-only
+    settings are compared when both sides are configs."""
+    from vmlayout.inspect.diff import DiffResult, diff_layouts
+
+    sides = [_diff_side(before, arch, "A"), _diff_side(after, arch, "B")]
+    (old, old_config), (new, new_config) = sides
+    configs = None if old_config is None or new_config is None else (old_config, new_config)
+    return DiffResult.of(diff_layouts(old, new, strict, configs), strict)
+
+
+def _diff_side(
+    source: ConfigSource | Mapping[str, Any], arch: str | None, side: str
+) -> tuple[dict[str, Any], VmConfig | None]:
+    from vmlayout.inspect.diff import check_saved_layout, load_side
+    from vmlayout.report import resolved_to_json
+
+    if isinstance(source, Mapping) and "placed" in source and "chipset" in source:
+        return check_saved_layout(dict(source), f"side {side}"), None
+    if isinstance(source, (str, Path)):
+        return load_side(source, arch, side)
+    try:
+        config = load_config(source, arch=arch)
+        return resolved_to_json(resolve(config)), config
+    except VmLayoutError as error:
+        raise VmLayoutError(error.kind, f"side {side}: {error.message}") from None
+
+
+def fit(config: ConfigSource, /, *, host_phys_bits: int | None = None) -> Any:
+    """The smallest root-complex windows that hold every BAR (`vmlayout fit`): a
+    `vmlayout.pci_layout.fit.FitResult` (the fitted config, each window before and after,
+    the layout top and whether it fits `host_phys_bits`)."""
+    from vmlayout.pci_layout.fit import fit_config
+
+    if host_phys_bits is not None:
+        _argument(host_phys_bits, int, "host_phys_bits", "an integer or None")
+    return fit_config(load_config(config), host_phys_bits)
+
+
+def inspect(path: str | Path, /, *, strict: bool = False) -> Any:
+    """Recognise any file (or `emit all` directory) vmlayout writes and decode it back
+    (`vmlayout inspect`), cross-checking a directory's views: a
+    `vmlayout.inspect.dispatch.InspectResult`."""
+    from vmlayout.inspect.dispatch import inspect_artifacts
+
+    return inspect_artifacts(path, strict=strict)

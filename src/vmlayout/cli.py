@@ -4,19 +4,51 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from vmlayout import __version__
 from vmlayout.commands import COMMAND_MODULES, CommandGroups
 from vmlayout.errors import VmLayoutError
 from vmlayout.inputs import escape_control
 
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<given>.*)' \(choose from (?P<choices>.*)\)$")
+
+
+def did_you_mean(message: str, options: Sequence[str] = ()) -> str:
+    """argparse's `invalid choice: 'reslove' (choose from 'emit', …)` with the closest
+    choice named (`; did you mean resolve?`): commands, subcommands and option values;
+    `unrecognized arguments: --formt` with the closest of `options`."""
+    import difflib  # only on the error path: cold start stays cheap
+
+    match = _INVALID_CHOICE.search(message)
+    if match is not None:
+        given, choices = match["given"], re.findall(r"'([^']*)'", match["choices"])
+    elif message.startswith("unrecognized arguments: "):
+        unknown = [a for a in message.split(" ")[2:] if a.startswith("--")]
+        given, choices = (unknown[0].split("=")[0] if unknown else ""), list(options)
+    else:
+        return message
+    close = difflib.get_close_matches(given, choices, n=1, cutoff=0.6) if given else []
+    return f"{message}; did you mean {close[0]}?" if close else message
+
 
 class _Parser(argparse.ArgumentParser):
+    #: The last (sub)parser that parsed: the command whose options an unrecognised
+    #: argument was meant for (argparse reports it from the top-level parser).
+    innermost: argparse.ArgumentParser | None = None
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        _Parser.innermost = self
+        return super().parse_known_args(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         """Usage errors follow the same one-line contract as every other error."""
-        sys.stderr.write(f"error: usage: {escape_control(self.prog)}: {escape_control(message)}\n")
+        options = list((_Parser.innermost or self)._option_string_actions)
+        text = escape_control(did_you_mean(message, options))
+        sys.stderr.write(f"error: usage: {escape_control(self.prog)}: {text}\n")
         raise SystemExit(2)
 
 

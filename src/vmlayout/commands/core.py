@@ -23,6 +23,12 @@ def register(groups: CommandGroups) -> None:
     )
     add_config_arguments(resolve)
     resolve.add_argument("--format", choices=("table", "json"), default="table")
+    resolve.add_argument(
+        "--gaps",
+        action="store_true",
+        help="also list the gaps between ranges (with why each exists) and the "
+        "architectural zones (json: adds `gaps` and `zones`)",
+    )
     resolve.set_defaults(handler=_resolve)
 
     mtrr = groups.emit.add_parser(
@@ -59,10 +65,18 @@ def _resolve(args: argparse.Namespace) -> int:
     from vmlayout.report import resolved_to_json, resolved_to_table
 
     resolved = resolve_from_args(args)
+    extra: dict[str, object] = {}
+    lines: list[str] = []
+    if args.gaps:
+        from vmlayout.inspect.where import gaps_to_json, gaps_to_lines, layout_gaps
+        from vmlayout.zones import config_zones
+
+        gaps, blocks = layout_gaps(resolved.config), config_zones(resolved.config)
+        extra, lines = gaps_to_json(gaps, blocks), gaps_to_lines(gaps, blocks)
     if args.format == "json":
-        sys.stdout.write(json.dumps(resolved_to_json(resolved)) + "\n")
+        sys.stdout.write(json.dumps({**resolved_to_json(resolved), **extra}) + "\n")
     else:
-        sys.stdout.write(resolved_to_table(resolved))
+        sys.stdout.write(resolved_to_table(resolved) + "".join(f"{x}\n" for x in lines))
     return 0
 
 
@@ -96,38 +110,10 @@ def _emit_mtrr(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    import importlib
-    import os
     from pathlib import Path
 
-    from vmlayout.artifacts import inspector_modules
-    from vmlayout.errors import VmLayoutError
-    from vmlayout.inputs import read_bytes, shown
-    from vmlayout.output import INCOMPLETE_MARKER
+    from vmlayout.inspect.dispatch import inspect_path
 
-    path = Path(args.path)
-    if "\0" in args.path or not path.exists():
-        raise VmLayoutError("invalid_input", f"{shown(path)}: no such file or directory")
-    if path.is_dir() and os.path.lexists(path / INCOMPLETE_MARKER):
-        raise VmLayoutError(
-            "invalid_artifact",
-            f"{shown(path)}: an interrupted `emit all` left this set incomplete "
-            f"({INCOMPLETE_MARKER} is present); run it again",
-        )
-    if path.is_dir() and os.path.lexists(path / "config.json"):
-        from vmlayout.inspect.crosscheck import inspect_directory
-
-        text, status = inspect_directory(path, args.format, args.strict)
-        sys.stdout.write(text)
-        return status
-    data = None
-    if not path.is_dir():
-        data = read_bytes(path, "invalid_input")
-    for name in inspector_modules():
-        module = importlib.import_module(name)
-        if module.sniff(path, data):
-            text, status = module.inspect(path, data, args.format)
-            sys.stdout.write(text)
-            return int(status)
-    what = "directory" if data is None else "file"
-    raise VmLayoutError("unrecognised_input", f"{shown(path)}: not a {what} vmlayout can decode")
+    text, status = inspect_path(Path(args.path), args.format, args.strict)
+    sys.stdout.write(text)
+    return status

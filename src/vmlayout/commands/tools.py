@@ -13,6 +13,10 @@ from vmlayout.commands import (
     load_config_from_args,
     resolve_from_args,
 )
+from vmlayout.commands.platform import ALL_GROUPS, GIC, PROCESSORS, X86, add_platform_arguments
+
+#: The option groups that move architectural zones (VP count, IO-APIC, GIC).
+ZONE_GROUPS = (PROCESSORS, X86, GIC)
 
 
 def register(groups: CommandGroups) -> None:
@@ -60,7 +64,23 @@ def register(groups: CommandGroups) -> None:
     explain.add_argument("name", metavar="NAME")
     add_config_arguments(explain)
     explain.add_argument("--format", choices=("table", "json"), default="table")
+    add_platform_arguments(explain, ZONE_GROUPS)
     explain.set_defaults(handler=_explain)
+
+    where = groups.top.add_parser(
+        "where",
+        help="what lives at a guest physical address",
+        description="The range holding ADDRESS (under the name `resolve` prints) or the "
+        "gap it falls in and why the allocator left it; the architectural zone there "
+        "(LAPIC, IO-APIC, GIC distributor, GICR of VP n, ITS or v2m, UART n, ...); "
+        "everything holding it, innermost first (a BAR, its bridge windows, the "
+        "root-complex window). The processor and platform options override the config's.",
+    )
+    where.add_argument("address", metavar="ADDRESS", help="e.g. 0xfee0_0000")
+    add_config_arguments(where)
+    where.add_argument("--format", choices=("table", "json"), default="table")
+    add_platform_arguments(where, ALL_GROUPS)
+    where.set_defaults(handler=_where)
 
     picture = groups.top.add_parser(
         "map",
@@ -70,6 +90,7 @@ def register(groups: CommandGroups) -> None:
     )
     add_config_arguments(picture)
     picture.add_argument("-o", "--output", required=True, metavar="FILE", help="map.svg or map.png")
+    add_platform_arguments(picture, ZONE_GROUPS)
     picture.set_defaults(handler=_map)
 
 
@@ -104,28 +125,52 @@ def _diff(args: argparse.Namespace) -> int:
         changes_to_table,
         diff_layouts,
         is_compatible,
-        load_layout,
+        load_side,
         verdict_to_json,
     )
 
-    changes = diff_layouts(
-        load_layout(args.before, args.arch), load_layout(args.after, args.arch), args.strict
-    )
+    before, before_config = load_side(args.before, args.arch, "A")
+    after, after_config = load_side(args.after, args.arch, "B")
+    configs = None
+    if before_config is not None and after_config is not None:
+        configs = (before_config, after_config)
+    changes = diff_layouts(before, after, args.strict, configs)
     if args.format == "json":
         sys.stdout.write(json.dumps(verdict_to_json(changes, args.strict)) + "\n")
     else:
         sys.stdout.write(changes_to_table(changes, args.strict))
+        if configs is None:
+            sys.stdout.write(
+                "(a saved layout holds no firmware-only settings: numa_node, "
+                "preserve_bars, numa_distances, processors and platform were not compared)\n"
+            )
     return 0 if is_compatible(changes) else 1
 
 
-def _explain(args: argparse.Namespace) -> int:
-    from vmlayout.inspect.explain import explain
-    from vmlayout.pci_layout.report import explain_pci, explain_row, row_to_json
+def _where(args: argparse.Namespace) -> int:
+    from vmlayout.inspect.where import parse_address, where
 
+    address = parse_address(args.address)
     config = load_config_from_args(args)
-    bar = explain_pci(args.name, config)  # `rc0 01:00.0 BAR1`, `rc0 00:00.0 pref`, ...
-    if bar is not None:
-        text = json.dumps(row_to_json(bar)) + "\n" if args.format == "json" else explain_row(bar)
+    result = where(address, config)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(result.to_json()) + "\n")
+    else:
+        sys.stdout.write(result.to_text())
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from vmlayout.inspect.explain import explain, explain_pci_name
+    from vmlayout.inspect.where import looks_like_address
+
+    if looks_like_address(args.name):  # `explain 0xfee0_0000` answers as `where`
+        args.address = args.name
+        return _where(args)
+    config = load_config_from_args(args)
+    bar = explain_pci_name(args.name, config)
+    if bar is not None:  # `rc0 3:0.0 bar1`, `rc0 0000:03:00.0 BAR1`, `rc0 00:00.0 pref`
+        text = json.dumps(bar.to_json()) + "\n" if args.format == "json" else bar.to_text()
         sys.stdout.write(text)
         return 0
     result = explain(args.name, config)

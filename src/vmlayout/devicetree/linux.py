@@ -43,6 +43,7 @@ from vmlayout.platform import (
 )
 from vmlayout.ranges import EMPTY, MIB, PAGE_SIZE, MemoryRange
 from vmlayout.topology import DEFAULT_PROCESSORS, Processors
+from vmlayout.zones import UART_BASES
 
 if TYPE_CHECKING:
     from vmlayout.policy import ResolvedLayout, RootComplexRanges, VmConfig
@@ -54,7 +55,6 @@ PHANDLE_ITS = 4
 #: SMMU instance n (in root-complex order) gets phandle 5 + n.
 PHANDLE_SMMU_BASE = 5
 
-UART_BASES = (0xEFFEC000, 0xEFFEB000)
 UART_SPIS = (1, 2)
 #: SBSA subset of the PL011, as the reference advertises it.
 PL011_PERIPH_ID = 0x0004_1011

@@ -8,6 +8,7 @@ from typing import Any
 
 from vmlayout.acpi.decode import decode_rsdp, decode_table
 from vmlayout.acpi.rsdp import RSDP_SIGNATURE
+from vmlayout.acpi.sdt import OEM_IDS
 from vmlayout.acpi.summary import describe_platform, platform_lines
 from vmlayout.acpi.tables import TABLES, kind_of
 from vmlayout.errors import VmLayoutError
@@ -43,8 +44,16 @@ def describe_table(name: str, data: bytes) -> dict[str, Any]:
         "oem_id": h["oem_id"].decode("latin-1").rstrip("\0"),
         "oem_table_id": h["oem_table_id"].decode("latin-1").rstrip("\0"),
         "creator_id": h["creator_id"].decode("latin-1"),
+        "origin": "vmlayout" if h["oem_id"] in OEM_IDS else "foreign",
     }
-    out.update(describe_platform(table))
+    try:
+        out.update(describe_platform(table))
+    except VmLayoutError as error:
+        if out["origin"] == "vmlayout":
+            raise
+        # Another VMM's table: its header and checksum decoded, its body is not laid
+        # out as vmlayout writes it. Say so; it is foreign, not undecodable.
+        out["note"] = f"foreign table: its body is not vmlayout's ({error.message})"
     return out
 
 
@@ -53,10 +62,14 @@ def _text(doc: dict[str, Any]) -> list[str]:
         verdict = "ok" if doc["checksum_ok"] else "BAD"
         return [f"{doc['file']}: RSDP, checksums {verdict}, XSDT at {doc['xsdt_address']:#x}"]
     verdict = "ok" if doc["checksum_ok"] else "BAD"
+    foreign = ", foreign (not written by vmlayout)" if doc.get("origin") == "foreign" else ""
     lines = [
         f"{doc['file']}: {doc['signature']} rev {doc['revision']}, {doc['length']} bytes, "
         f"checksum {doc['checksum']:#04x} {verdict}, {doc['oem_id']}/{doc['oem_table_id']}"
+        f"{foreign}"
     ]
+    if "note" in doc:
+        lines.append(f"  {doc['note']}")
 
     def span(start: int, end: int) -> str:
         return f"{format_address(start)} - {format_address(end)} ({format_size(end - start)})"

@@ -21,9 +21,11 @@ is `renumbered`, a break (the devices behind it get new BDFs).
 
 from __future__ import annotations
 
+import bisect
+import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from typing import Any
 from vmlayout.config import config_from_dict, load_config
 from vmlayout.errors import VmLayoutError
 from vmlayout.pci.model import BAR, BUSES, MEM, PREF, VF_BAR, resource_name
-from vmlayout.policy import resolve
+from vmlayout.policy import VmConfig, resolve
 from vmlayout.ranges import MemoryRange, format_address, format_size
 from vmlayout.report import NamedRange, named_ranges, resolved_to_json
 
@@ -44,11 +46,16 @@ class Change(Enum):
     VANISHED = "vanished"
     APPEARED = "appeared"
     RENUMBERED = "renumbered"
+    DEVICE_CHANGED = "device_changed"
+    FIRMWARE_CHANGED = "firmware_changed"
 
 
 class ChangeClass(Enum):
     BREAK = "break"
     ADDITIVE = "additive"
+    #: Same addresses, but a firmware view (ACPI, device tree) tells the guest
+    #: something different: passes unless --strict.
+    FIRMWARE = "firmware"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -87,18 +94,30 @@ Extent = MemoryRange | Span
 
 
 @dataclass(frozen=True, slots=True)
+class Setting:
+    """A firmware-only config value (`numa_node`, `processors.vp_count`, …), JSON-able."""
+
+    value: Any
+
+    def text(self) -> str:
+        return "(none)" if self.value is None else json.dumps(self.value)
+
+
+@dataclass(frozen=True, slots=True)
 class RangeChange:
     name: str
     change: Change
-    before: Extent | BusNumbers | None
-    after: Extent | BusNumbers | None
+    before: Extent | BusNumbers | Setting | None
+    after: Extent | BusNumbers | Setting | None
     change_class: ChangeClass = ChangeClass.BREAK
     reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        def pair(r: Extent | BusNumbers | None) -> list[int] | dict[str, int] | None:
+        def pair(r: Extent | BusNumbers | Setting | None) -> Any:
             if isinstance(r, BusNumbers):
                 return r.to_json()
+            if isinstance(r, Setting):
+                return r.value
             return None if r is None else [r.start, r.end]
 
         return {
@@ -130,7 +149,69 @@ def _entry(named: NamedRange) -> _Entry:
     return _Entry(named.range, named.kind == "ram", named.vnode)
 
 
-def _classify(old: _Entry | None, new: _Entry | None) -> tuple[Change, ChangeClass, str] | None:
+class _Occupancy:
+    """Where the old layout had something: grown space is free only where no other old
+    range sat (a range nested in the grown one, or holding it, does not count)."""
+
+    def __init__(self, entries: Mapping[str, _Entry]) -> None:
+        rows = sorted((e.range.start, e.range.end, name) for name, e in entries.items())
+        self.rows = rows
+        self.starts = [r[0] for r in rows]
+        #: covered[i]: the highest end among rows[0..i], so a search for ranges
+        #: reaching into `[start, end)` walks back only while one still can.
+        self.covered = []
+        high = 0
+        for _, e, _ in rows:
+            high = max(high, e)
+            self.covered.append(high)
+
+    def blockers(self, own: Extent, start: int, end: int) -> list[str]:
+        """Old ranges over `[start, end)` other than `own`'s nest (ordered by address)."""
+        out = []
+        j = bisect.bisect_left(self.starts, end) - 1
+        while j >= 0 and self.covered[j] > start:
+            s, e, name = self.rows[j]
+            nested = (own.start <= s and e <= own.end) or (s <= own.start and own.end <= e)
+            if e > start and not nested:
+                out.append(name)
+            j -= 1
+        return out[::-1]
+
+
+def _grew(
+    old: _Entry, new: _Entry, occupied: _Occupancy | None
+) -> tuple[Change, ChangeClass, str] | None:
+    """A non-RAM range whose new extent holds its old one: additive when every added
+    byte was free before (it may grow down, up or both), a break when it grew over a
+    range that was there."""
+    a, b = old.range, new.range
+    if not (b.start <= a.start and a.end <= b.end) or (a.start, a.end) == (b.start, b.end):
+        return None
+    parts = [(x, y) for x, y in ((b.start, a.start), (a.end, b.end)) if x < y]
+    where = ", ".join(_span(Span(x, y)) for x, y in parts)
+    grown = format_size(sum(y - x for x, y in parts))
+    sides = "down" if a.end == b.end else "up" if a.start == b.start else "down and up"
+    blockers = [] if occupied is None else [
+        n for x, y in parts for n in occupied.blockers(a, x, y)
+    ]  # fmt: skip
+    if blockers:
+        shown = ", ".join(dict.fromkeys(blockers[:3])) + (", …" if len(blockers) > 3 else "")
+        return (
+            Change.GREW,
+            ChangeClass.BREAK,
+            f"grows {sides} by {grown} over {shown}, which a saved guest still has there",
+        )
+    return (
+        Change.GREW,
+        ChangeClass.ADDITIVE,
+        f"grows {sides} by {grown} over space that was free ({where}); everything "
+        "mapped in it before is still inside it",
+    )
+
+
+def _classify(
+    old: _Entry | None, new: _Entry | None, occupied: _Occupancy | None = None
+) -> tuple[Change, ChangeClass, str] | None:
     """The change between two versions of one named range, its class and a reason."""
     subject = old or new
     assert subject is not None
@@ -159,6 +240,17 @@ def _classify(old: _Entry | None, new: _Entry | None) -> tuple[Change, ChangeCla
             f"{what} {_span(old.range)} is gone; a saved guest may still use addresses in it",
         )
     a, b = old.range, new.range
+    if noun in ("BAR", "VF BAR region") and a.size != b.size:
+        return (
+            Change.DEVICE_CHANGED,
+            ChangeClass.BREAK,
+            f"the {noun} is {format_size(b.size)} instead of {format_size(a.size)}: the "
+            "device a saved guest's driver knows is not this one",
+        )
+    if not is_ram:
+        grew = _grew(old, new, occupied)
+        if grew is not None:
+            return grew
     if a.start != b.start:
         moved = f"starts at {format_address(b.start)} instead of {format_address(a.start)}; "
         if pci:
@@ -187,18 +279,12 @@ def _classify(old: _Entry | None, new: _Entry | None) -> tuple[Change, ChangeCla
             ChangeClass.BREAK,
             f"loses {format_size(a.end - b.end)} at {_span(Span(b.end, a.end))}; {lost}",
         )
-    if b.end > a.end:
-        if is_ram:
-            return (
-                Change.GREW,
-                ChangeClass.BREAK,
-                f"guest RAM grows by {format_size(b.end - a.end)}; a saved guest's memory map "
-                "no longer matches",
-            )
+    if b.end > a.end:  # RAM (a non-RAM range grown in place is `_grew`'s)
         return (
             Change.GREW,
-            ChangeClass.ADDITIVE,
-            f"grows in place by {format_size(b.end - a.end)}; existing addresses keep working",
+            ChangeClass.BREAK,
+            f"guest RAM grows by {format_size(b.end - a.end)}; a saved guest's memory map "
+            "no longer matches",
         )
     if old.vnode != new.vnode:
         return (
@@ -352,11 +438,82 @@ def _entries(layout: Mapping[str, Any]) -> dict[str, _Entry]:
     return entries
 
 
+#: What the guest sees differently when a firmware-only config field changes (the
+#: layout ignores these fields; the ACPI tables and device trees state them).
+_FIRMWARE_EFFECTS = {
+    "numa_node": "the guest sees root complex {rc} in another vNUMA node (ACPI _PXM in "
+    "the SSDT, device-tree numa-node-id)",
+    "preserve_bars": "the guest is told otherwise whether to keep the BARs the VMM "
+    "assigned behind {rc} (ACPI _DSM 'ignore boot configuration', device-tree "
+    "linux,pci-probe-only)",
+    "numa_distances": "the guest sees other vNUMA distances (ACPI SLIT)",
+    "processors": "the guest enumerates other processors (MADT, SRAT, PPTT; device-tree cpus)",
+    "platform": "the firmware describes the platform otherwise (ACPI tables, device trees, "
+    "UEFI blob, initial MTRRs)",
+}
+_RC_FIRMWARE_FIELDS = ("numa_node", "preserve_bars")
+_VM_FIRMWARE_FIELDS = ("numa_distances", "processors", "platform")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _settings(config: VmConfig) -> dict[str, tuple[str, Any]]:
+    """Every firmware-only setting of a config: name -> (effect key, JSON value). A
+    section that is a dataclass (processors, platform and its subsections) is one
+    setting per leaf field (`platform.gic.its_base`), so a field added to it later is
+    compared without a change here."""
+    out: dict[str, tuple[str, Any]] = {}
+
+    def leaves(key: str, name: str, value: Any) -> None:
+        if is_dataclass(value) and not isinstance(value, type):
+            for f in fields(value):
+                leaves(key, f"{name}.{f.name}", getattr(value, f.name))
+        else:
+            out[name] = (key, _jsonable(value))
+
+    for key in _VM_FIRMWARE_FIELDS:
+        leaves(key, key, getattr(config, key))
+    for rc in config.pcie_root_complexes:
+        for key in _RC_FIRMWARE_FIELDS:
+            out[f"{rc.name} {key}"] = (key, _jsonable(getattr(rc, key)))
+    return out
+
+
+def firmware_changes(before: VmConfig, after: VmConfig) -> list[RangeChange]:
+    """Changes only firmware views show: same addresses, but the guest is told
+    something different (class `firmware`)."""
+    old, new = _settings(before), _settings(after)
+    out = []
+    for name in [*old, *(n for n in new if n not in old)]:
+        if name not in old or name not in new:
+            continue  # a root complex that came or went shows in its ranges
+        (key, a), (_, b) = old[name], new[name]
+        if a == b:
+            continue
+        ra, rb = Setting(a), Setting(b)
+        effect = _FIRMWARE_EFFECTS[key].format(rc=name.split(" ")[0])
+        reason = f"{ra.text()} -> {rb.text()}: {effect}; every address stays"
+        out.append(RangeChange(name, Change.FIRMWARE_CHANGED, ra, rb, ChangeClass.FIRMWARE, reason))
+    return out
+
+
 def diff_layouts(
-    before: dict[str, Any], after: dict[str, Any], strict: bool = False
+    before: dict[str, Any],
+    after: dict[str, Any],
+    strict: bool = False,
+    configs: tuple[VmConfig, VmConfig] | None = None,
 ) -> list[RangeChange]:
     """Every change between two layouts (in `resolve --format json` form, PCI
-    assignments included), breaks first, then by address (bus numbers last)."""
+    assignments included), breaks first, then by address (bus numbers, then firmware
+    settings last). With both `configs`, firmware-only settings are compared too."""
     changes: list[RangeChange] = []
 
     def add(
@@ -368,31 +525,49 @@ def diff_layouts(
         if verdict is None:
             return
         change, klass, reason = verdict
-        if strict and klass is ChangeClass.ADDITIVE:
-            klass, reason = ChangeClass.BREAK, f"{reason} (--strict: any change breaks)"
         changes.append(RangeChange(name, change, o, n, klass, reason))
 
     old, new = _entries(before), _entries(after)
+    occupied = _Occupancy(old)
     for name in [*old, *(n for n in new if n not in old)]:
         o, n = old.get(name), new.get(name)
-        add(name, _classify(o, n), None if o is None else o.range, None if n is None else n.range)
+        add(
+            name,
+            _classify(o, n, occupied),
+            None if o is None else o.range,
+            None if n is None else n.range,
+        )
     old_buses, new_buses = pci_buses(before), pci_buses(after)
     for name in [*old_buses, *(n for n in new_buses if n not in old_buses)]:
         ob, nb = old_buses.get(name), new_buses.get(name)
         add(name, _classify_buses(ob, nb), ob, nb)
+    if configs is not None:
+        changes += firmware_changes(*configs)
+    if strict:
+        changes = [
+            c
+            if c.change_class is ChangeClass.BREAK
+            else RangeChange(
+                c.name, c.change, c.before, c.after, ChangeClass.BREAK,
+                f"{c.reason} (--strict: any change breaks)",
+            )
+            for c in changes
+        ]  # fmt: skip
     classes = list(ChangeClass)
 
-    def order(c: RangeChange) -> tuple[int, bool, int, str]:
+    def order(c: RangeChange) -> tuple[int, int, int, str]:
         subject = c.before or c.after
+        if isinstance(subject, Setting):
+            return classes.index(c.change_class), 2, 0, c.name
         if isinstance(subject, BusNumbers) or subject is None:
-            return classes.index(c.change_class), True, 0, c.name
-        return classes.index(c.change_class), False, subject.start, c.name
+            return classes.index(c.change_class), 1, 0, c.name
+        return classes.index(c.change_class), 0, subject.start, c.name
 
     return sorted(changes, key=order)
 
 
 def is_compatible(changes: list[RangeChange]) -> bool:
-    return all(c.change_class is ChangeClass.ADDITIVE for c in changes)
+    return all(c.change_class is not ChangeClass.BREAK for c in changes)
 
 
 def change_counts(changes: list[RangeChange]) -> dict[str, int]:
@@ -404,27 +579,61 @@ def change_counts(changes: list[RangeChange]) -> dict[str, int]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    """The verdict of a diff (the library's `vmlayout.diff`; `to_json` is
+    `diff --format json`): compatible means no change of class `break`."""
+
+    compatible: bool
+    strict: bool
+    counts: Mapping[str, int]
+    changes: tuple[RangeChange, ...]
+
+    @classmethod
+    def of(cls, changes: list[RangeChange], strict: bool = False) -> DiffResult:
+        return cls(is_compatible(changes), strict, change_counts(changes), tuple(changes))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "compatible": self.compatible,
+            "strict": self.strict,
+            "counts": dict(self.counts),
+            "changes": [c.to_json() for c in self.changes],
+        }
+
+
 def verdict_to_json(changes: list[RangeChange], strict: bool = False) -> dict[str, Any]:
     """`diff --format json`: the verdict, the counts and every change."""
-    return {
-        "compatible": is_compatible(changes),
-        "strict": strict,
-        "counts": change_counts(changes),
-        "changes": [c.to_json() for c in changes],
-    }
+    return DiffResult.of(changes, strict).to_json()
 
 
 def load_layout(path: str | Path, arch: str | None = None) -> dict[str, Any]:
     """A saved `resolve --format json` output as is, or a config file resolved now."""
-    path = Path(path)
-    if path.suffix.lower() == ".json":
-        from vmlayout.inputs import parse_json, read_bytes, shown
+    return load_side(path, arch)[0]
 
-        data = parse_json(read_bytes(path, "invalid_input"), shown(path), "invalid_input")
-        if isinstance(data, dict) and "placed" in data and "chipset" in data:
-            return check_saved_layout(data, str(path))
-        return resolved_to_json(resolve(config_from_dict(data, arch)))
-    return resolved_to_json(resolve(load_config(path, arch)))
+
+def load_side(
+    path: str | Path, arch: str | None = None, side: str = ""
+) -> tuple[dict[str, Any], VmConfig | None]:
+    """(layout, config) of one side of a diff: a saved layout has no config (its
+    firmware-only settings were not saved). With `side` ("A" or "B"), an error says
+    which side failed."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".json":
+            from vmlayout.inputs import parse_json, read_bytes, shown
+
+            data = parse_json(read_bytes(path, "invalid_input"), shown(path), "invalid_input")
+            if isinstance(data, dict) and "placed" in data and "chipset" in data:
+                return check_saved_layout(data, str(path)), None
+            config = config_from_dict(data, arch)
+        else:
+            config = load_config(path, arch)
+        return resolved_to_json(resolve(config)), config
+    except VmLayoutError as error:
+        if not side:
+            raise
+        raise VmLayoutError(error.kind, f"side {side}: {error.message}") from None
 
 
 def check_saved_layout(data: Any, where: str) -> dict[str, Any]:
@@ -448,10 +657,10 @@ def changes_to_table(changes: list[RangeChange], strict: bool = False) -> str:
     if not changes:
         return "no differences: compatible\n"
 
-    def span(r: Extent | BusNumbers | None) -> str:
+    def span(r: Extent | BusNumbers | Setting | None) -> str:
         if r is None:
             return "-"
-        if isinstance(r, BusNumbers):
+        if isinstance(r, (BusNumbers, Setting)):
             return r.text()
         return f"{format_address(r.start)} - {format_address(r.end)} ({format_size(r.size)})"
 
@@ -468,10 +677,14 @@ def changes_to_table(changes: list[RangeChange], strict: bool = False) -> str:
     counts = change_counts(changes)
     lines.append("")
     mode = " (--strict)" if strict else ""
+    firmware = f", {counts['firmware']} firmware" if counts["firmware"] else ""
     if is_compatible(changes):
-        lines.append(f"compatible{mode}: {counts['additive']} additive change(s), no breaks")
+        lines.append(
+            f"compatible{mode}: {counts['additive']} additive change(s){firmware}, no breaks"
+        )
     else:
         lines.append(
-            f"INCOMPATIBLE{mode}: {counts['break']} break(s), {counts['additive']} additive"
+            f"INCOMPATIBLE{mode}: {counts['break']} break(s), {counts['additive']} "
+            f"additive{firmware}"
         )
     return "\n".join(lines) + "\n"

@@ -33,20 +33,49 @@ def decode_dtb(data: bytes) -> dict[str, Any]:
     chipset: ChipsetMmioRanges
     memory: list[tuple[MemoryRange, int | None, str]]
     bridges: tuple[DtPcieBridge, ...] = ()
-    if root.child("openvmm") is not None:
-        kind = "linux"
+    kind = tree_kind(root)
+    if kind == "linux":
         chipset = chipset_from_linux_tree(root)
         memory = [(r, None, "ram") for r in ram_from_linux_tree(root)]
         bridges = pcie_from_linux_tree(root)
-    elif _has_vmbus_bus(root):
-        kind = "paravisor"
+    elif kind == "paravisor":
         tree = parse_host_tree(data)
         chipset = chipset_from_host_tree(tree)
         names = _memory_type_names()
         memory = [(e.range, e.vnode, names.get(e.entry_type, "?")) for e in tree.memory]
     else:
-        raise VmLayoutError("unrecognised_input", "device tree carries no VMBus node")
+        raise VmLayoutError("unrecognised_input", f"this is {TREE_NAMES[None]}")
     return {"kind": kind, "chipset": chipset, "memory": memory, "pcie": bridges}
+
+
+#: How a message names each kind of tree (None: one vmlayout does not write).
+TREE_NAMES: dict[str | None, str] = {
+    "linux": "an arm64 Linux tree",
+    "paravisor": "a paravisor (IGVM host) tree",
+    None: "a device tree vmlayout does not write (neither the arm64 Linux tree, which "
+    "has an /openvmm node, nor a paravisor tree, which has a VMBus node)",
+}
+
+
+def tree_kind(root: Node) -> str | None:
+    """ "linux" (OpenVMM's arm64 direct-boot tree), "paravisor" (the IGVM host tree)
+    or None."""
+    if root.child("openvmm") is not None:
+        return "linux"
+    if _has_vmbus_bus(root):
+        return "paravisor"
+    return None
+
+
+def require_tree(data: bytes, wanted: str, file: str) -> None:
+    """Refuse a tree of another kind by naming it (`paravisor.dtb: this is an arm64
+    Linux tree, not a paravisor (IGVM host) tree`), before a reader of `wanted` trees
+    would fail on the first property it misses."""
+    kind = tree_kind(read_fdt(data))
+    if kind != wanted:
+        raise VmLayoutError(
+            "wrong_tree", f"{file}: this is {TREE_NAMES[kind]}, not {TREE_NAMES[wanted]}"
+        )
 
 
 def _memory_type_names() -> dict[int, str]:
@@ -69,9 +98,19 @@ def _has_vmbus_bus(root: Node) -> bool:
     )
 
 
+#: The tree each name `emit all` writes holds.
+_TREE_OF_FILE = {"linux.dtb": "linux", "paravisor.dtb": "paravisor"}
+
+
 def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
     assert data is not None
     info = decode_dtb(data)
+    # The content decides what is decoded; a file named for the other tree (say an
+    # arm64 linux.dtb copied over a paravisor.dtb) is said so, and fails.
+    wanted = _TREE_OF_FILE.get(path.name)
+    wrong = ""
+    if wanted is not None and wanted != info["kind"]:
+        wrong = f"{path.name}: this is {TREE_NAMES[info['kind']]}, not {TREE_NAMES[wanted]}"
     chipset: ChipsetMmioRanges = info["chipset"]
     windows = {"low": chipset.low, "high": chipset.high, "vtl2": chipset.vtl2}
     if fmt == "json":
@@ -95,8 +134,12 @@ def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
                 for b in info["pcie"]
             ],
         }
-        return json.dumps(doc) + "\n", 0
+        if wrong:
+            doc["wrong_tree"] = wrong
+        return json.dumps(doc) + "\n", 1 if wrong else 0
     lines = [f"{path.name}: {info['kind']} device tree, {len(data)} bytes"]
+    if wrong:
+        lines.append(f"✗ {wrong}")
     for name, r in windows.items():
         empty = " (empty)" if r.is_empty() else ""
         lines.append(
@@ -120,4 +163,4 @@ def inspect(path: Path, data: bytes | None, fmt: str) -> tuple[str, int]:
                 "absent" if r.is_empty() else f"{format_address(r.start)} - {format_address(r.end)}"
             )
             lines.append(f"    {label:<10} {shown}")
-    return "\n".join(lines) + "\n", 0
+    return "\n".join(lines) + "\n", 1 if wrong else 0

@@ -11,13 +11,18 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmlayout.allocator import PlacedRangeKind, PlacementRecord, split_extent_name
 from vmlayout.errors import VmLayoutError
+from vmlayout.inspect.where import Span, where
 from vmlayout.policy import ResolvedLayout, VmConfig, resolve
 from vmlayout.ranges import MemoryRange, format_address, format_size
 from vmlayout.report import resolved_named_ranges
+from vmlayout.zones import ZoneBlock
+
+if TYPE_CHECKING:
+    from vmlayout.pci_layout.report import PciRow
 
 #: Phase processing order: a placement can only be affected by earlier phases.
 _PHASE_ORDER = (
@@ -291,15 +296,21 @@ def _lookup(
 def explain(name: str, config: VmConfig) -> Explanation:
     trace: list[PlacementRecord] = []
     resolved: ResolvedLayout = resolve(config, trace)
+    if any(rc.devices for rc in config.pcie_root_complexes):
+        from vmlayout.pci_layout import assign_resolved
+
+        assign_resolved(resolved)  # an assignment error fails every name (docs/pci.md)
     record, part = _lookup(name, resolved, trace)
     previous = trace[record.order - 1] if record.order > 0 else None
     first, last = (part, part) if part is not None else (record.ranges[0], record.ranges[-1])
     below = above = None
-    for placed in resolved.placed:
-        if placed.range.end <= first.start:
-            below = (placed.tag, placed.range)
-        elif placed.range.start >= last.end and above is None:
-            above = (placed.tag, placed.range)
+    # Neighbours under the names `resolve` prints (`ram0-extent1`, not `ram0`).
+    for named in resolved_named_ranges(resolved):
+        if named.range.end <= first.start:
+            if below is None or named.range.end >= below[1].end:
+                below = (named.name, named.range)
+        elif named.range.start >= last.end and above is None:
+            above = (named.name, named.range)
     phase_index = _PHASE_ORDER.index(record.kind)
     earlier = tuple(r for r in trace if r.kind is record.kind and r.order < record.order)
     previous_phase: tuple[PlacementRecord, ...] = ()
@@ -326,3 +337,103 @@ def explain(name: str, config: VmConfig) -> Explanation:
         depends_on=tuple(f for f in depends if f not in own),
         search=search,
     )
+
+
+#: A BAR or bridge-window name as a user types it: any case, the root complex's name
+#: (optional: the segment and bus pick it), a BDF as `3:0.0`, `03:00.0` or lspci's
+#: `0000:03:00.0` (segment first), then `BAR1`, `VF-BAR0`, `mem` or `pref`.
+_PCI_NAME = re.compile(
+    r"^\s*(?:(?P<rc>\S+)\s+)?(?:(?P<segment>[0-9a-f]{1,4}):)?(?P<bus>[0-9a-f]{1,2}):"
+    r"(?P<device>[0-9a-f]{1,2})\.(?P<function>[0-9]{1,3})\s+"
+    r"(?P<what>bar\d|vf-bar\d|mem|pref)\s*$",
+    re.IGNORECASE,
+)
+
+
+def canonical_pci_name(name: str, config: VmConfig) -> str | None:
+    """The name `resolve` prints for a BAR or window written loosely (see `_PCI_NAME`),
+    or None when `name` is not shaped like one. The root complex is matched without
+    regard to case; a segment, when given, must be that root complex's; without a root
+    complex, the one whose segment and buses hold the BDF is meant."""
+    match = _PCI_NAME.match(name)
+    if match is None:
+        return None
+    from vmlayout.pci.model import BAR, MEM, PREF, VF_BAR, bdf_text, resource_name
+
+    bus, device = (int(match[k], 16) for k in ("bus", "device"))
+    segment = None if match["segment"] is None else int(match["segment"], 16)
+    wanted = match["rc"]
+    if wanted is None:
+        rc_name = _root_complex_of(name, config, segment, bus)
+    else:
+        rcs = [rc for rc in config.pcie_root_complexes if rc.name.lower() == wanted.lower()]
+        rc = next(iter([r for r in rcs if r.name == wanted] or rcs), None)  # exact case first
+        rc_name = wanted if rc is None else rc.name
+        if rc is not None and segment is not None and rc.segment != segment:
+            raise VmLayoutError(
+                "unknown_name",
+                f"{name}: root complex {rc.name} is on segment {rc.segment:04x}, not {segment:04x}",
+            )
+    bdf = bdf_text(bus, device, int(match["function"]))
+    what = match["what"].lower()
+    if what.startswith(("bar", "vf-bar")):
+        kind, index = what.rstrip("0123456789"), int(what[-1])
+        return resource_name(rc_name, bdf, BAR if kind == "bar" else VF_BAR, index)
+    return resource_name(rc_name, bdf, MEM if what == "mem" else PREF)
+
+
+def _root_complex_of(name: str, config: VmConfig, segment: int | None, bus: int) -> str:
+    """The root complex with devices whose segment (when given) and bus range hold `bus`."""
+    holding = [
+        rc.name
+        for rc in config.pcie_root_complexes
+        if rc.devices
+        and (segment is None or rc.segment == segment)
+        and rc.start_bus <= bus <= rc.end_bus
+    ]
+    if len(holding) == 1:
+        return holding[0]
+    where = f"segment {segment:04x} bus {bus:02x}" if segment is not None else f"bus {bus:02x}"
+    if not holding:
+        raise VmLayoutError("unknown_name", f"{name}: no root complex with devices has {where}")
+    raise VmLayoutError(
+        "unknown_name",
+        f"{name}: {where} is on several root complexes ({', '.join(holding)}); name one, "
+        f"e.g. {holding[0]} {name.strip()}",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PciExplanation:
+    """Why a BAR or bridge window sits where it does (its pool, alignment and turn)
+    and the chain it is decoded through: itself, the bridge windows holding it, its
+    root complex's window (`explain --format json`'s object)."""
+
+    row: PciRow
+    chain: tuple[Span, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        from vmlayout.pci_layout.report import row_to_json
+
+        return {**row_to_json(self.row), "chain": [s.to_json() for s in self.chain]}
+
+    def to_text(self) -> str:
+        from vmlayout.pci_layout.report import explain_row
+
+        links = " -> ".join(s.name for s in self.chain)
+        return f"{explain_row(self.row)}  chain:     {links}\n"
+
+
+def explain_pci_name(
+    name: str, config: VmConfig, blocks: tuple[ZoneBlock, ...] | None = None
+) -> PciExplanation | None:
+    """The explanation of the BAR or window `name` (any spelling `canonical_pci_name`
+    reads), or None when `name` is not shaped like one."""
+    from vmlayout.pci_layout.report import explain_pci
+
+    canonical = canonical_pci_name(name, config)
+    row = None if canonical is None else explain_pci(canonical, config)
+    if row is None:
+        return None
+    found = where(row.start, config, blocks).chain
+    return PciExplanation(row, tuple(s for s in found if s.start <= row.start and s.end >= row.end))
