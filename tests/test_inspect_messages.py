@@ -83,3 +83,58 @@ def test_a_tree_under_the_other_trees_name_fails_inspect(tmp_path: Path) -> None
     right.write_bytes(_linux_dtb())
     assert run_main("inspect", right).status == 0
     assert "wrong_tree" not in vmlayout.inspect(right).report
+
+
+def _set(tmp_path: Path, *args: str) -> Path:
+    out = tmp_path / "set"
+    assert run_main("emit", "all", "-o", out, *args).status == 0
+    return out
+
+
+def test_a_swapped_tree_in_a_set_is_named_in_its_cells(tmp_path: Path) -> None:
+    import json
+
+    out = _set(tmp_path)
+    arm = tmp_path / "arm"
+    assert run_main("emit", "all", "--arch", "aarch64", "-o", arm).status == 0
+    (out / "paravisor.dtb").write_bytes((arm / "linux.dtb").read_bytes())
+    outcome = run_main("inspect", out, "--format", "json")
+    assert outcome.status == 1
+    cells = [
+        cell
+        for row in json.loads(outcome.stdout)["rows"]
+        for view, cell in row["views"].items()
+        if view == "DT paravisor"
+    ]
+    assert cells and all(c["status"] == "bad" for c in cells)
+    assert all("this is an arm64 Linux tree, not a paravisor" in c["detail"] for c in cells)
+
+
+def test_every_bad_cell_of_a_deleted_table_says_why(tmp_path: Path) -> None:
+    import json
+
+    out = _set(tmp_path)
+    (out / "DSDT.aml").unlink()
+    outcome = run_main("inspect", out, "--format", "json")
+    assert outcome.status == 1
+    bad = [
+        cell
+        for row in json.loads(outcome.stdout)["rows"]
+        for cell in row["views"].values()
+        if cell["status"] == "bad"
+    ]
+    assert bad and all("DSDT.aml missing" in c["detail"] for c in bad)
+
+
+def test_an_edited_record_that_no_longer_resolves_names_the_file_and_request(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    out = _set(tmp_path)
+    record = json.loads((out / "config.json").read_text())
+    record["config"]["pcie_root_complexes"][0]["low_mmio"] = {"size": 1 << 32}
+    (out / "config.json").write_text(json.dumps(record))
+    assert_one_line_error(
+        run_main("inspect", out), "config.json", "no longer resolves", "pcie-rc0-low-mmio"
+    )

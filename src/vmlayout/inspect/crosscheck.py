@@ -19,8 +19,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from vmlayout.arch import Arch, ProcessorIds
-from vmlayout.artifacts import ArtifactSet, EmitSettings, load_artifact_set
+from vmlayout.artifacts import CONFIG_FILE, ArtifactSet, EmitSettings, load_artifact_set
 from vmlayout.errors import VmLayoutError
+from vmlayout.inputs import shown
+from vmlayout.inspect.dtb import require_tree
 from vmlayout.policy import ResolvedLayout
 from vmlayout.ranges import FOUR_GIB, MemoryRange, format_address
 from vmlayout.report import placed_to_json
@@ -289,7 +291,9 @@ def compare(
             try:
                 observed = view.read(artifacts, resolved)
             except VmLayoutError as error:
-                failure = f"undecodable: {error.message}"
+                # a tree or table of another kind is named as such, not "undecodable"
+                known = error.kind in ("wrong_tree", "foreign_table")
+                failure = error.message if known else f"undecodable: {error.message}"
         if observed is not None:
             for row in observed:
                 if row not in expected and view.covers(row):
@@ -300,7 +304,8 @@ def compare(
                 if checksums is not None:
                     bad = [f"{n}: {v}" for n, v in checksums if v != "ok"]
                     ok = checksums and not bad
-                    cells[(row, view.name)] = Cell("ok") if ok else Cell("bad", "; ".join(bad))
+                    detail = "; ".join(bad) or failure or "no table to check"
+                    cells[(row, view.name)] = Cell("ok") if ok else Cell("bad", detail)
                 continue
             if not view.covers(row):
                 continue
@@ -822,6 +827,7 @@ def read_linux_dtb(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str
         ram_from_linux_tree,
     )
 
+    require_tree(artifacts.files["linux.dtb"], "linux", "linux.dtb")
     root = read_fdt(artifacts.files["linux.dtb"])
     chipset = chipset_from_linux_tree(root)
     rows: dict[str, RowValue] = {
@@ -898,6 +904,7 @@ def read_paravisor_dtb(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict
         parse_host_tree,
     )
 
+    require_tree(artifacts.files["paravisor.dtb"], "paravisor", "paravisor.dtb")
     tree = parse_host_tree(artifacts.files["paravisor.dtb"])
     chipset = chipset_from_host_tree(tree)
     vnodes = dt_cpu_vnodes(artifacts.files["paravisor.dtb"])
@@ -1074,7 +1081,7 @@ def directory_findings(
     whose bytes are not what the record's config and settings produce (copied from
     another set, edited, or written by another vmlayout version): the views above say
     what they describe, this says where the set itself is not one piece."""
-    from vmlayout.artifacts import CONFIG_FILE, build_artifact_set
+    from vmlayout.artifacts import build_artifact_set
 
     listed = {*artifacts.settings.artifacts, CONFIG_FILE}
     found = []
@@ -1108,7 +1115,14 @@ def inspect_directory(directory: Path, fmt: str, strict: bool) -> tuple[str, int
     from vmlayout.policy import resolve
 
     artifacts = load_artifact_set(directory)
-    resolved = resolve(artifacts.config)
+    try:
+        resolved = resolve(artifacts.config)
+    except VmLayoutError as error:
+        raise VmLayoutError(
+            "invalid_artifact",
+            f"{shown(directory / CONFIG_FILE)}: its config no longer resolves (edited, or "
+            f"from another vmlayout version): {error.kind}: {error.message}",
+        ) from None
     report = compare(artifacts, resolved, all_views(), strict)
     extra = directory_findings(directory, artifacts, resolved)
     if extra:
