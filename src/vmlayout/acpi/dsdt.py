@@ -63,6 +63,7 @@ from vmlayout.arch import Arch, InterruptController
 from vmlayout.errors import VmLayoutError
 from vmlayout.layout import ChipsetMmioRanges
 from vmlayout.ranges import PAGE_SIZE, MemoryRange
+from vmlayout.zones import APIC_PAGE_SIZE, IOAPIC_BASE, LAPIC_BASE, UART_BASES
 
 
 def _qword(r: MemoryRange) -> QWordMemory:
@@ -201,7 +202,7 @@ def build_dsdt(resolved: object) -> bytes:
         if options.vmbus:
             objects.append(vmbus_device("\\_SB.VMOD", Arch.AARCH64))
         if options.serial:
-            for n, (base, irq) in enumerate(((0xEFFEC000, 33), (0xEFFEB000, 34))):
+            for n, (base, irq) in enumerate(zip(UART_BASES, (33, 34), strict=True)):
                 objects.append(
                     Device(
                         f"\\_SB.UAR{n}",
@@ -226,7 +227,10 @@ def build_dsdt(resolved: object) -> bytes:
                     Name(
                         "_CRS",
                         ResourceTemplate(
-                            (Memory32Fixed(0xFEE00000, 0x1000), Memory32Fixed(0xFEC00000, 0x1000))
+                            (
+                                Memory32Fixed(LAPIC_BASE, APIC_PAGE_SIZE),
+                                Memory32Fixed(IOAPIC_BASE, APIC_PAGE_SIZE),
+                            )
                         ),
                     ),
                 ),

@@ -25,11 +25,10 @@ from vmlayout.arch import Arch, InterruptController
 from vmlayout.binfmt import Packed, Struct
 from vmlayout.platform import DEFAULT_GIC, GIC_REDISTRIBUTOR_SIZE, GicPlatform
 from vmlayout.topology import mpidr_of
+from vmlayout.zones import IOAPIC_BASE, LAPIC_BASE
 
 MADT_BODY = Struct("MADT body", (("local_apic_address", "I"), ("flags", "I")))
 MADT_REVISION = 5
-LOCAL_APIC_ADDRESS = 0xFEE0_0000
-IOAPIC_ADDRESS = 0xFEC0_0000
 #: The SCI's ISA IRQ and GSI (the FADT's SCI_INT), and the PIT's IRQ0 -> GSI 2.
 SCI_IRQ = 9
 PIT_GSI = 2
@@ -378,7 +377,7 @@ def madt_of(
             out.append(GicIts(id=0, base=gic.its_base))
         return Madt(0, MadtFlags.NONE, tuple(out))
     if ioapic:
-        out.append(IoApic(id=0, base=IOAPIC_ADDRESS, gsi_base=0))
+        out.append(IoApic(id=0, base=IOAPIC_BASE, gsi_base=0))
     out.append(InterruptOverride(SCI_IRQ, SCI_IRQ, MpsIntiFlags.ACTIVE_HIGH | MpsIntiFlags.LEVEL))
     if pit:
         out.append(InterruptOverride(0, PIT_GSI))
@@ -388,7 +387,7 @@ def madt_of(
             out.append(LocalApic(uid=vp + 1, apic_id=vp))
         else:
             out.append(LocalX2Apic(apic_id=vp, uid=vp + 1))
-    return Madt(LOCAL_APIC_ADDRESS, MadtFlags.PCAT_COMPAT if pic else MadtFlags.NONE, tuple(out))
+    return Madt(LAPIC_BASE, MadtFlags.PCAT_COMPAT if pic else MadtFlags.NONE, tuple(out))
 
 
 def build_madt(
