@@ -21,7 +21,7 @@ def did_you_mean(message: str, options: Sequence[str] = ()) -> str:
     """argparse's `invalid choice: 'reslove' (choose from 'emit', …)` with the closest
     choice named (`; did you mean resolve?`): commands, subcommands and option values;
     `unrecognized arguments: --formt` with the closest of `options`."""
-    import difflib  # only on the error path: cold start stays cheap
+    from vmlayout.schema import closest
 
     match = _INVALID_CHOICE.search(message)
     if match is not None:
@@ -31,7 +31,7 @@ def did_you_mean(message: str, options: Sequence[str] = ()) -> str:
         given, choices = (unknown[0].split("=")[0] if unknown else ""), list(options)
     else:
         return message
-    close = difflib.get_close_matches(given, choices, n=1, cutoff=0.6) if given else []
+    close = closest(given, choices) if given else []
     return f"{message}; did you mean {close[0]}?" if close else message
 
 

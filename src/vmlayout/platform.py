@@ -10,11 +10,14 @@ Defaults are the reference's (OpenVMM on a Linux host); each is declared once, h
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vmlayout.errors import VmLayoutError
 from vmlayout.schema import setting
+
+if TYPE_CHECKING:
+    from uuid import UUID
 
 #: Bytes of one GICv3 redistributor frame pair (RD_base + SGI_base), per VP.
 GIC_REDISTRIBUTOR_SIZE = 0x2_0000
@@ -22,6 +25,13 @@ GIC_REDISTRIBUTOR_SIZE = 0x2_0000
 GICD_SIZE = 0x1_0000
 GIC_ITS_SIZE = 0x2_0000
 GIC_V2M_FRAME_SIZE = 0x1000
+#: A GUID as a config spells it, and the all-zero one (the reproducible default).
+GUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+NULL_GUID = "00000000-0000-0000-0000-000000000000"
+#: Where a direct-booted Linux without EFI scans for the SMBIOS entry point
+#: ([0xF0000, 1 MiB)), and the BIOS date from which it trusts an MCFG above 4 GiB.
+SMBIOS_SCAN_AREA = (0xF0000, 0x10_0000)
+SMBIOS_DEFAULT_BIOS_DATE = "01/01/2010"
 #: Bytes of the UEFI blob's entropy.
 ENTROPY_SIZE = 64
 MSI_CONTROLLERS = ("its", "v2m", "none")
@@ -140,7 +150,7 @@ class UefiPlatform:
     """UEFI firmware settings that are not layout (`platform.uefi`); the defaults make
     a reproducible blob (spec 03 §9.4)."""
 
-    bios_guid: str = setting(str(uuid.UUID(int=0)), "BIOS GUID", high=64)
+    bios_guid: str = setting(NULL_GUID, "BIOS GUID", high=64)
     entropy: bytes = setting(
         bytes(ENTROPY_SIZE), "64 bytes of entropy, as hex", kind="hex",
         low=ENTROPY_SIZE, high=ENTROPY_SIZE, factory=lambda: bytes(ENTROPY_SIZE),
@@ -148,15 +158,16 @@ class UefiPlatform:
     frontpage: bool = setting(False, "show the UEFI front page (else the disable flag is set)")
 
     def __post_init__(self) -> None:
-        try:
-            uuid.UUID(self.bios_guid)
-        except ValueError:
-            raise _invalid(f"bios_guid: {self.bios_guid!r} is not a GUID") from None
+        # a pattern, not `uuid.UUID`: uuid loads modules that cold start avoids
+        if not GUID.fullmatch(self.bios_guid):
+            raise _invalid(f"bios_guid: {self.bios_guid!r} is not a GUID")
         if len(self.entropy) != ENTROPY_SIZE:
             raise _invalid(f"entropy: must be {ENTROPY_SIZE} bytes")
 
     @property
-    def guid(self) -> uuid.UUID:
+    def guid(self) -> UUID:
+        import uuid
+
         return uuid.UUID(self.bios_guid)
 
 

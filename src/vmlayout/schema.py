@@ -12,8 +12,7 @@ back, `section_rows` lists every field with its default for the documentation.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from vmlayout.errors import VmLayoutError
@@ -62,9 +61,17 @@ def keys_of(cls: type) -> tuple[str, ...]:
     return tuple(key_of(f) for f in dataclasses.fields(cls))
 
 
+def closest(word: str, choices: Iterable[str], n: int = 1) -> list[str]:
+    """The `n` names nearest `word` (difflib's ratio of 0.6 or more): the one rule every
+    "did you mean" of the CLI, the config and the tools uses."""
+    import difflib  # only on the error path: cold start stays cheap
+
+    return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
+
+
 def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
     """`; did you mean 'x'?` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    close = closest(word, choices)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -247,6 +254,7 @@ def spell_default(field: dataclasses.Field[Any], default: Any) -> str:
 
 __all__ = [
     "check_keys",
+    "closest",
     "config_error",
     "did_you_mean",
     "dump_field",

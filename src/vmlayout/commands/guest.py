@@ -171,8 +171,10 @@ def _check_linux(args: argparse.Namespace) -> int:
 def register_smbios(groups: CommandGroups) -> None:
     from vmlayout.commands import add_config_arguments
     from vmlayout.commands.platform import X86, add_platform_arguments, int_argument
-    from vmlayout.firmware.smbios import DEFAULT_ADDRESS, DEFAULT_BIOS_DATE
+    from vmlayout.platform import SMBIOS_DEFAULT_BIOS_DATE as DEFAULT_BIOS_DATE
+    from vmlayout.platform import SMBIOS_SCAN_AREA
 
+    DEFAULT_ADDRESS = SMBIOS_SCAN_AREA[0]
     smbios = groups.emit.add_parser(
         "smbios",
         help="a minimal SMBIOS 3.0 blob so Linux trusts an ECAM above 4 GiB (not the reference's)",

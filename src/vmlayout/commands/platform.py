@@ -293,9 +293,25 @@ def _default_text(override: Override) -> str:
     return spell_default(field, default)
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Adds each override's declared default when help is printed, not when the parser
+    is built: every command builds the parser, few print its help (cold start)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        override = _BY_DEST.get(action.dest)
+        if text is None or override is None or override.const is not None:
+            return text
+        return f"{text.removesuffix(')')}; default {_default_text(override)})"
+
+
+_BY_DEST = {o.dest: o for o in OVERRIDES}
+
+
 def add_platform_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...]) -> None:
     """The options of `groups`, in declaration order, each defaulting to "not given"
     (the config's value, whose declared default the help shows)."""
+    parser.formatter_class = DefaultsHelpFormatter
     taken = {o.flag for o in OVERRIDES if o.group in groups}
     for group in groups:
         section = parser.add_argument_group(_TITLES[group])
@@ -320,7 +336,7 @@ def add_platform_arguments(parser: argparse.ArgumentParser, groups: tuple[str, .
                     default=None,
                     metavar=o.metavar,
                     choices=o.choices,
-                    help=f"{o.help} (config: {o.path}; default {_default_text(o)})",
+                    help=f"{o.help} (config: {o.path})",
                 )
 
 

@@ -18,14 +18,14 @@ from typing import Any
 
 from vmlayout.binfmt import Struct
 from vmlayout.errors import VmLayoutError
-from vmlayout.platform import BIOS_DATE
+from vmlayout.platform import BIOS_DATE, SMBIOS_DEFAULT_BIOS_DATE, SMBIOS_SCAN_AREA
 from vmlayout.ranges import format_address
 
-#: Where Linux (without EFI) scans for the entry point, 16-byte aligned.
-SCAN_AREA = (0xF0000, 0x10_0000)
+#: Where Linux (without EFI) scans for the entry point, 16-byte aligned; the year from
+#: which Linux trusts an MCFG entry above 4 GiB (declared with the platform section).
+SCAN_AREA = SMBIOS_SCAN_AREA
 DEFAULT_ADDRESS = SCAN_AREA[0]
-#: The year from which Linux trusts an MCFG entry above 4 GiB.
-DEFAULT_BIOS_DATE = "01/01/2010"
+DEFAULT_BIOS_DATE = SMBIOS_DEFAULT_BIOS_DATE
 
 ENTRY_POINT = Struct(
     "SMBIOS 3.0 entry point",

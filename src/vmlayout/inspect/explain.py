@@ -8,7 +8,6 @@ and what was placed just before it.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from vmlayout.inspect.where import Span, where
 from vmlayout.policy import ResolvedLayout, VmConfig, resolve
 from vmlayout.ranges import MemoryRange, format_address, format_size
 from vmlayout.report import resolved_named_ranges
+from vmlayout.schema import closest
 from vmlayout.zones import ZoneBlock
 
 if TYPE_CHECKING:
@@ -286,7 +286,7 @@ def _lookup(
         if name == f"pcie-{rc.name}-ecam" and f"pcie-seg{rc.segment}-ecam" in by_tag:
             return by_tag[f"pcie-seg{rc.segment}-ecam"], rc.ecam
     names = [*named, *(t for t in by_tag if t not in named)]
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    close = closest(name, names)
     hint = f"did you mean {close[0]}? " if close else ""
     raise VmLayoutError(
         "unknown_range", f"{name}: no such range; {hint}ranges are: {', '.join(names)}"

@@ -7,7 +7,6 @@ range of vmlayout.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from vmlayout.pci.model import (
 from vmlayout.pci_layout import assign_resolved
 from vmlayout.policy import ResolvedLayout, VmConfig, resolve
 from vmlayout.ranges import format_address, format_size, readable_size
+from vmlayout.schema import closest
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +152,7 @@ def explain_pci(name: str, config: VmConfig) -> PciRow | None:
     }
     if name in rows:
         return rows[name]
-    close = difflib.get_close_matches(name, list(rows), n=3)
+    close = closest(name, rows, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise VmLayoutError("unknown_name", f"{name}: no such BAR or bridge window{hint}")
 
