@@ -408,8 +408,11 @@ def _pair_range(value: Any, where: str) -> MemoryRange:
 def read_layout_json(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
     """The saved `resolve --format json` output: catches a layout that moved between the
     vmlayout that wrote the set and the one checking it."""
+    from vmlayout.inspect.diff import check_saved_layout
+
     try:
-        data = _json(artifacts, "layout.json")
+        # the one reader of saved layouts (diff, corpus, inspect layout.json, where)
+        data = check_saved_layout(_json(artifacts, "layout.json"), "layout.json")
         ram = [
             (_pair_range((r["start"], r["end"]), f"ram[{i}]"), int(r["vnode"]))
             for i, r in enumerate(data["ram"])
@@ -1060,10 +1063,18 @@ def igvm_columns() -> tuple[View, ...]:
     return (View("IGVM", ("igvm-mmio-ranges.bin",), _is_chipset, read_igvm_mmio),)
 
 
-def pci_columns() -> tuple[View, ...]:
+def read_pci(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
+    """pci.json through the one reader `inspect pci.json` uses (same strictness), then
+    its assignments and nesting as rows."""
+    from vmlayout.inspect.pci import pci_view
     from vmlayout.pci_layout.check import read_pci_json
 
-    return (View("PCI", ("pci.json",), lambda row: row.startswith("PCI "), read_pci_json),)
+    pci_view(_json(artifacts, "pci.json"), "pci.json")
+    return read_pci_json(artifacts, resolved)
+
+
+def pci_columns() -> tuple[View, ...]:
+    return (View("PCI", ("pci.json",), lambda row: row.startswith("PCI "), read_pci),)
 
 
 def all_views() -> tuple[View, ...]:
