@@ -158,6 +158,33 @@ DWORD_ADDRESS = _address_space("DWordMemory", "I")
 WORD_ADDRESS = _address_space("WordBusNumber", "H")
 
 
+def _memory_wire(name: str, bits: int, d: QWordMemory | DWordMemory) -> dict[str, Any]:
+    """The address-space fields of a memory window of `bits` address bits."""
+    maximum = d.start + d.length - 1
+    if d.length == 0 or maximum >= 1 << bits:
+        raise _error(f"{name} at {d.start:#x}: empty or beyond 2^{bits}")
+    return {
+        "resource_type": ResourceType.MEMORY,
+        "general_flags": d.general_flags,
+        "type_flags": d.type_flags,
+        "granularity": 0,
+        "minimum": d.start,
+        "maximum": maximum,
+        "translation": 0,
+        "range_length": d.length,
+    }
+
+
+def _memory_from_wire(
+    name: str, bits: int, values: dict[str, Any], what: str
+) -> tuple[int, int, int, int]:
+    """(start, length, general flags, type flags), the window's arithmetic checked."""
+    if values["resource_type"] != ResourceType.MEMORY:
+        raise _bad(what, f"{name} address space of type {values['resource_type']} is not ours")
+    start, length = _window(values, bits, what, name)
+    return start, length, values["general_flags"], values["type_flags"]
+
+
 @dataclass(frozen=True, slots=True)
 class QWordMemory(MemoryDescriptor):
     TAG: ClassVar[int] = 0x8A
@@ -169,28 +196,11 @@ class QWordMemory(MemoryDescriptor):
     type_flags: int = MMIO_FLAGS
 
     def wire(self) -> dict[str, Any]:
-        if self.length == 0:
-            raise _error(f"QWordMemory at {self.start:#x}: empty range")
-        maximum = self.start + self.length - 1
-        if maximum >= 1 << 64:
-            raise _error(f"QWordMemory at {self.start:#x}: beyond 2^64")
-        return {
-            "resource_type": ResourceType.MEMORY,
-            "general_flags": self.general_flags,
-            "type_flags": self.type_flags,
-            "granularity": 0,
-            "minimum": self.start,
-            "maximum": maximum,
-            "translation": 0,
-            "range_length": self.length,
-        }
+        return _memory_wire("QWordMemory", 64, self)
 
     @classmethod
     def from_wire(cls, values: dict[str, Any], what: str) -> QWordMemory:
-        if values["resource_type"] != ResourceType.MEMORY:
-            raise _bad(what, f"QWord address space of type {values['resource_type']} is not ours")
-        start, length = _window(values, 64, what, "QWordMemory")
-        return cls(start, length, values["general_flags"], values["type_flags"])
+        return cls(*_memory_from_wire("QWordMemory", 64, values, what))
 
     @property
     def memory(self) -> MemoryRange | None:
@@ -208,26 +218,11 @@ class DWordMemory(MemoryDescriptor):
     type_flags: int = MMIO_FLAGS
 
     def wire(self) -> dict[str, Any]:
-        maximum = self.start + self.length - 1
-        if self.length == 0 or maximum >= 1 << 32:
-            raise _error(f"DWordMemory at {self.start:#x}: empty or beyond 4 GiB")
-        return {
-            "resource_type": ResourceType.MEMORY,
-            "general_flags": self.general_flags,
-            "type_flags": self.type_flags,
-            "granularity": 0,
-            "minimum": self.start,
-            "maximum": maximum,
-            "translation": 0,
-            "range_length": self.length,
-        }
+        return _memory_wire("DWordMemory", 32, self)
 
     @classmethod
     def from_wire(cls, values: dict[str, Any], what: str) -> DWordMemory:
-        if values["resource_type"] != ResourceType.MEMORY:
-            raise _bad(what, f"DWord address space of type {values['resource_type']} is not ours")
-        start, length = _window(values, 32, what, "DWordMemory")
-        return cls(start, length, values["general_flags"], values["type_flags"])
+        return cls(*_memory_from_wire("DWordMemory", 32, values, what))
 
     @property
     def memory(self) -> MemoryRange | None:
