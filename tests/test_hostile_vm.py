@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.fuzzing import assert_one_line_error, run_main
 from vmlayout.artifacts import CONFIG_FILE
 
@@ -71,3 +73,47 @@ def test_emit_all_leaves_e820_out_when_the_tables_do_not_fit_below_1_mib() -> No
     assert files == {}
     files, _ = view.build(resolve(DEFAULT_VM), EmitSettings(), {"DSDT.aml": bytes(4096)})
     assert set(files) == {"e820.bin"}
+
+
+@pytest.mark.parametrize("read_bytes", [1, 3, 7, 64, 4096])
+def test_block_reading_splits_a_corpus_exactly_as_line_reading_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_bytes: int
+) -> None:
+    """The check reads the corpus a block at a time (issue 20: 8 M lines in seconds);
+    whatever the block size, every line gets the status and reason the line-by-line
+    reader (still used by --bless) gives it: CRLF, a byte-order mark, U+2028 inside a
+    string, a line that is not UTF-8, one over the line limit, and no final newline."""
+    import vmlayout.inspect.corpus as corpus
+
+    good = json.dumps({"id": "a\u2028b", "config": {}, "expect": {}}, ensure_ascii=False)
+    lines = [
+        "\ufeff" + good,
+        '{"id": 7, "config": {"node_mem_sizes": ["1G"]}, "expect": {}}\r',
+        "",
+        "x" * 90,
+        "{}",
+        good,
+    ]
+    data = "\n".join(lines).encode() + b"\n\xff\xfe\n" + b'{"id": "last"}'
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(data)
+    monkeypatch.setattr(corpus, "MAX_LINE_BYTES", 80)
+    monkeypatch.setattr(corpus, "READ_BYTES", read_bytes)
+    expected = []
+    with path.open("rb") as stream:
+        for line in corpus._lines(stream):
+            if line.text is None:
+                expected.append((line.number, "invalid", line.problem))
+            elif not line.blank:
+                r = corpus.check_case((line.number, line.text, False))
+                expected.append((line.number, r.status, r.reason))
+    summary = corpus.check_corpus(path, jobs=1)
+    got = sorted(
+        [(f.line, f.status, f.reason) for f in summary.failures]
+        + [(f.line, f.status, f.reason) for f in summary.passing_changes]
+    )
+    assert sum(summary.counts.values()) == len(expected)
+    failing = sorted(e for e in expected if e[1] not in ("same", "additive"))
+    assert [g for g in got if g[1] not in ("same", "additive")] == failing
+    ids = {f.line: f.case_id for f in summary.failures}
+    assert ids[len(lines) + 2] == "last"  # an invalid line keeps its id

@@ -10,6 +10,7 @@ created from a file of `{"id", "config"}` lines and refreshed after an intended 
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import itertools
 import json
@@ -118,12 +119,18 @@ def _parse_case(line: str) -> dict[str, Any]:
     return case
 
 
-def _case_id(case: dict[str, Any], number: int) -> str:
-    """The line's `id` (a string or integer), or `line N` when it has none."""
+def _id_of(case: dict[str, Any]) -> str | None:
+    """The line's `id` (a string or integer), or None when it has none."""
     value = case.get("id")
     if isinstance(value, str | int) and not isinstance(value, bool):
         return str(value)
-    return f"line {number}"
+    return None
+
+
+def _case_id(case: dict[str, Any], number: int) -> str:
+    """The line's `id`, or `line N` when it has none."""
+    found = _id_of(case)
+    return f"line {number}" if found is None else found
 
 
 def _case_config(case: dict[str, Any]) -> VmConfig:
@@ -150,10 +157,39 @@ def _resolve_json(config: VmConfig) -> dict[str, Any]:
 def check_case(item: tuple[int, str, bool]) -> CaseResult:
     """Resolve one corpus line and compare it with its saved expectation."""
     number, line, strict = item
-    case_id = f"line {number}"
+    case_id, status, reason, changes = _check_text(line, strict)
+    return CaseResult(
+        number, f"line {number}" if case_id is None else case_id, status, reason, changes
+    )
+
+
+#: What one line's text gives: (its id or None, status, reason, changes). Identical
+#: lines give identical outcomes, so a worker remembers the last few (hostile corpora
+#: repeat one line millions of times; real ones cost one dictionary look-up a line).
+TextOutcome = tuple[str | None, str, str, tuple[RangeChange, ...]]
+
+
+#: Lines up to this length are remembered (1024 of them): the memory a worker keeps
+#: for repeats stays below 64 MiB whatever the corpus holds.
+CACHED_LINE_CHARS = 64 * 1024
+
+
+def _check_text(line: str, strict: bool) -> TextOutcome:
+    if len(line) <= CACHED_LINE_CHARS:
+        return _check_short_text(line, strict)
+    return _check_line_text(line, strict)
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_short_text(line: str, strict: bool) -> TextOutcome:
+    return _check_line_text(line, strict)
+
+
+def _check_line_text(line: str, strict: bool) -> TextOutcome:
+    case_id: str | None = None
     try:
         case = _parse_case(line)
-        case_id = _case_id(case, number)  # kept by an invalid line too
+        case_id = _id_of(case)  # kept by an invalid line too
         config = _case_config(case)
         expect = case["expect"]
         if not isinstance(expect, dict):
@@ -161,29 +197,29 @@ def check_case(item: tuple[int, str, bool]) -> CaseResult:
         actual = _resolve_json(config)
         if "error" in expect or "error" in actual:
             if expect.get("error") == actual.get("error"):
-                return CaseResult(number, case_id, "same")
-            return CaseResult(
-                number,
+                return case_id, "same", "", ()
+            return (
                 case_id,
                 "error_changed",
                 f"expected {expect.get('error', 'a layout')}, "
                 f"got {actual.get('error', 'a layout')}",
+                (),
             )
         if expect == actual:
-            return CaseResult(number, case_id, "same")
+            return case_id, "same", "", ()
         changes = tuple(diff_layouts(check_saved_layout(expect, "expect"), actual, strict))
     except (VmLayoutError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
-        return CaseResult(number, case_id, "invalid", _one_line(e))
+        return case_id, "invalid", _one_line(e), ()
     if not changes:
         fields = sorted(k for k in {*expect, *actual} if expect.get(k) != actual.get(k))
-        return CaseResult(number, case_id, "changed", f"fields differ: {', '.join(fields)}")
+        return case_id, "changed", f"fields differ: {', '.join(fields)}", ()
     breaks = [c for c in changes if c.change_class is ChangeClass.BREAK]
     if breaks:
         first = breaks[0]
         reason = f"{len(breaks)} break(s); first {first.name} {first.change.value}: {first.reason}"
-        return CaseResult(number, case_id, "break", reason, changes)
+        return case_id, "break", reason, changes
     names = ", ".join(f"{c.name} {c.change.value}" for c in changes)
-    return CaseResult(number, case_id, "additive", names, changes)
+    return case_id, "additive", names, changes
 
 
 #: A corpus holds one saved layout per line: far more than one config file, still bounded.
@@ -340,9 +376,15 @@ class _Smallest(Generic[Result]):
         self.heap: list[tuple[tuple[int, ...], int, Result]] = []  # keys negated
         self.dropped = 0
 
+    def would_drop(self, key: tuple[int, ...]) -> bool:
+        """Whether `key` is not among the smallest kept (then its item need not be built:
+        a corpus of millions of failures builds only the few it lists)."""
+        if self.limit is None or len(self.heap) < self.limit:
+            return False
+        return self.limit == 0 or tuple(-k for k in key) <= self.heap[0][0]
+
     def add(self, key: tuple[int, ...], item: Result) -> None:
-        full = self.limit is not None and len(self.heap) >= self.limit
-        if full and (self.limit == 0 or tuple(-k for k in key) <= self.heap[0][0]):
+        if self.would_drop(key):
             self.dropped += 1  # not among the smallest: nothing to build
             return
         entry = (tuple(-k for k in key), len(self.heap) + self.dropped, item)
@@ -379,6 +421,24 @@ class _Tally:
         self.failures = _Smallest(self.keep)
         self.passing = _Smallest(self.keep)
 
+    def add_outcome(self, number: int, outcome: TextOutcome, strict: bool) -> None:
+        """`add` of line `number`'s outcome, building its `CaseResult` only when it is
+        listed (the cost of a line that is only counted stays a few operations)."""
+        case_id, status, reason, changes = outcome
+        self.counts[status] += 1
+        key: tuple[int, ...]
+        if fails(status, strict):
+            target, key = self.failures, (0 if status == "invalid" else 1, number)
+        elif status != "same":
+            target, key = self.passing, (number,)
+        else:
+            return
+        if target.would_drop(key):
+            target.dropped += 1
+            return
+        shown = f"line {number}" if case_id is None else case_id
+        target.add(key, CaseResult(number, shown, status, reason, changes))
+
     def add(self, result: CaseResult, strict: bool) -> None:
         self.counts[result.status] += 1
         if fails(result.status, strict):
@@ -403,6 +463,73 @@ def _check_chunk(chunk: Chunk) -> _Tally:
     return tally
 
 
+#: A line `_raw_blocks` found longer than `MAX_LINE_BYTES` (its bytes are not kept).
+TOO_LONG = None
+READ_BYTES = 4 * 1024 * 1024
+
+RawChunk = tuple[int, list[bytes | None], bool, int | None]  # first line, lines, strict, keep
+
+
+def _raw_blocks(stream: BinaryIO) -> Iterator[tuple[int, list[bytes | None], int]]:
+    """(number of the first line, the lines without `\n`, bytes read) per block: the
+    corpus split at `\n` only, in C, a block at a time, so the reading loop costs
+    nothing per line. A line longer than `MAX_LINE_BYTES` is `TOO_LONG` (skipped while
+    it is read, never held)."""
+    number, carry, skipping = 1, b"", False
+    while True:
+        block = stream.read(READ_BYTES)
+        if not block:
+            break
+        parts = block.split(b"\n")
+        tail = parts.pop()
+        pieces: list[bytes | None] = list(parts)
+        if parts:
+            if skipping:
+                pieces[0], skipping = TOO_LONG, False
+            else:
+                head = carry + parts[0] if carry else parts[0]
+                pieces[0] = TOO_LONG if len(head) > MAX_LINE_BYTES else head
+            carry = b""
+        if READ_BYTES > MAX_LINE_BYTES:  # a whole line may fit in one block: check each
+            pieces = [p if p is None or len(p) <= MAX_LINE_BYTES else TOO_LONG for p in pieces]
+        if skipping or len(carry) + len(tail) > MAX_LINE_BYTES:
+            carry, skipping = b"", True
+        else:
+            carry += tail
+        yield number, pieces, len(block)
+        number += len(pieces)
+    if skipping:
+        yield number, [TOO_LONG], 0
+    elif carry:
+        yield number, [carry], 0
+
+
+def _text_of(number: int, raw: bytes) -> str:
+    """A line's text as `_lines` gives it (a trailing `\r` and line 1's byte-order mark
+    dropped); raises UnicodeDecodeError."""
+    text = raw.removesuffix(b"\r").decode("utf-8")
+    return text.removeprefix("\ufeff") if number == 1 else text
+
+
+def _check_raw_chunk(chunk: RawChunk) -> _Tally:
+    first, lines, strict, keep = chunk
+    tally = _Tally(keep)
+    for number, raw in enumerate(lines, first):
+        if raw is TOO_LONG:
+            problem = f"longer than the {MAX_LINE_BYTES // (1024 * 1024)} MiB line limit"
+            tally.add(CaseResult(number, f"line {number}", "invalid", problem), strict)
+            continue
+        try:
+            text = _text_of(number, raw)
+        except UnicodeDecodeError as error:
+            problem = f"not UTF-8 text (byte {error.start}: {error.reason})"
+            tally.add(CaseResult(number, f"line {number}", "invalid", problem), strict)
+            continue
+        if text.strip():
+            tally.add_outcome(number, _check_text(text, strict), strict)
+    return tally
+
+
 def check_corpus(
     path: str | Path,
     jobs: int | None = None,
@@ -415,18 +542,31 @@ def check_corpus(
     show = sys.stderr.isatty() if progress is None else progress
     tally = _Tally(keep)
     done = 0
-    with _open_corpus(Path(path)) as (stream, total):
-        batches = _run_batches(_batches(_lines(stream)), _check_chunk, strict, jobs, keep)
-        for batch, tallies in batches:
-            for line in batch:
-                done += len(line.raw)
-                if line.text is None:
-                    result = CaseResult(line.number, f"line {line.number}", "invalid", line.problem)
-                    tally.add(result, strict)
-            for part in tallies:
-                tally.merge(part)
-            if show:
-                _progress(batch[-1].number, done, total, sys.stderr)
+    workers = worker_count(jobs)
+    pool: Any = None
+    try:
+        with _open_corpus(Path(path)) as (stream, total):
+            for first, lines, size in _raw_blocks(stream):
+                done += size
+                chunks = [
+                    (first + at, lines[at : at + CHUNK_LINES], strict, keep)
+                    for at in range(0, len(lines), CHUNK_LINES)
+                ]
+                if pool is None and workers > 1 and size >= READ_BYTES:
+                    pool = multiprocessing.get_context("fork").Pool(workers)
+                results = (
+                    map(_check_raw_chunk, chunks)
+                    if pool is None
+                    else pool.imap(_check_raw_chunk, chunks)
+                )
+                for part in results:
+                    tally.merge(part)
+                if show and lines:
+                    _progress(first + len(lines) - 1, done, total, sys.stderr)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     if show:
         sys.stderr.write("\n")
     summary = CorpusSummary(strict=strict, counts=tally.counts)
