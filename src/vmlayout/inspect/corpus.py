@@ -375,13 +375,15 @@ class _Smallest(Generic[Result]):
         self.limit = limit
         self.heap: list[tuple[tuple[int, ...], int, Result]] = []  # keys negated
         self.dropped = 0
+        #: The largest key kept, once `limit` are kept (a new key must be smaller).
+        self.worst: tuple[int, ...] | None = None
 
     def would_drop(self, key: tuple[int, ...]) -> bool:
         """Whether `key` is not among the smallest kept (then its item need not be built:
         a corpus of millions of failures builds only the few it lists)."""
-        if self.limit is None or len(self.heap) < self.limit:
-            return False
-        return self.limit == 0 or tuple(-k for k in key) <= self.heap[0][0]
+        if self.limit == 0:
+            return True
+        return self.worst is not None and key >= self.worst
 
     def add(self, key: tuple[int, ...], item: Result) -> None:
         if self.would_drop(key):
@@ -390,11 +392,11 @@ class _Smallest(Generic[Result]):
         entry = (tuple(-k for k in key), len(self.heap) + self.dropped, item)
         if self.limit is None or len(self.heap) < self.limit:
             heapq.heappush(self.heap, entry)
-        elif self.limit > 0 and entry[0] > self.heap[0][0]:
+        else:
             heapq.heapreplace(self.heap, entry)
             self.dropped += 1
-        else:
-            self.dropped += 1
+        if self.limit is not None and len(self.heap) >= self.limit:
+            self.worst = tuple(-k for k in self.heap[0][0])
 
     def items(self) -> list[Result]:
         return [item for _, _, item in sorted(self.heap, reverse=True)]
