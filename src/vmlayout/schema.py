@@ -140,18 +140,6 @@ def _default(field: dataclasses.Field[Any]) -> Any:
 
 def parse_field(field: dataclasses.Field[Any], value: object, path: str, kind_of_error: str) -> Any:
     """One value of a declared kind (raises KeyError for a kind the caller parses)."""
-    return _parse(field, value, path, kind_of_error)
-
-
-def kind_of(field: dataclasses.Field[Any]) -> str:
-    return _kind(field)
-
-
-def dump_field(field: dataclasses.Field[Any], value: Any) -> Any:
-    return _dump(field, value)
-
-
-def _parse(field: dataclasses.Field[Any], value: object, path: str, kind_of_error: str) -> Any:
     kind, meta = _kind(field), field.metadata
     low, high = meta.get(_LOW, 0), meta.get(_HIGH, U64_LIMIT - 1)
     if kind == "section":
@@ -202,14 +190,14 @@ def section_from_data(
     for field in fields:
         key = key_of(field)
         if key in data:
-            values[field.name] = _parse(field, data[key], f"{path}.{key}", error_kind)
+            values[field.name] = parse_field(field, data[key], f"{path}.{key}", error_kind)
     try:
         return cls(**values)
     except VmLayoutError as error:  # a cross-field rule of the section
         raise config_error(path, error.message, error_kind) from None
 
 
-def _dump(field: dataclasses.Field[Any], value: Any) -> Any:
+def dump_field(field: dataclasses.Field[Any], value: Any) -> Any:
     kind = _kind(field)
     if kind == "section":
         return section_to_data(value)
@@ -220,7 +208,7 @@ def _dump(field: dataclasses.Field[Any], value: Any) -> Any:
 
 def section_to_data(section: Any) -> dict[str, Any]:
     """Every field explicit (a record must not depend on today's defaults)."""
-    return {key_of(f): _dump(f, getattr(section, f.name)) for f in dataclasses.fields(section)}
+    return {key_of(f): dump_field(f, getattr(section, f.name)) for f in dataclasses.fields(section)}
 
 
 def section_rows(cls: type, prefix: str) -> list[tuple[str, str, str]]:
@@ -260,7 +248,6 @@ __all__ = [
     "dump_field",
     "expect_mapping",
     "keys_of",
-    "kind_of",
     "parse_bool",
     "parse_field",
     "parse_int",

@@ -51,6 +51,7 @@ __all__ = [
     "SratMemory",
     "Table",
     "chipset_from_dsdt",
+    "chipset_of_devices",
     "decode_cedt",
     "decode_definition_block",
     "decode_dmar",
@@ -291,7 +292,12 @@ def chipset_from_dsdt(data: bytes) -> tuple[str, tuple[MemoryRange, ...]]:
     """(device path, memory ranges) of the DSDT's chipset MMIO device (VMOD or PCI0)."""
     table = decode_table(data, "DSDT")
     require_checksum(table, "DSDT")
-    devices = {d.path: d for d in decode_definition_block(table)}
+    return chipset_of_devices(decode_definition_block(table))
+
+
+def chipset_of_devices(found: list[AmlDevice]) -> tuple[str, tuple[MemoryRange, ...]]:
+    """`chipset_from_dsdt` over a DSDT's devices already decoded."""
+    devices = {d.path: d for d in found}
     for path in ("\\_SB.PCI0", "\\_SB.VMOD"):
         if path in devices:
             return path, device_memory(devices[path], "DSDT")

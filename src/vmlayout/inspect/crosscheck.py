@@ -557,10 +557,18 @@ def _checksum_value(artifacts: ArtifactSet, view: View) -> tuple[tuple[str, str]
 
 
 def read_dsdt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
-    from vmlayout.acpi.decode import chipset_from_dsdt
+    """The chipset windows, the processor count and the UARTs, from one decode."""
+    from vmlayout.acpi.decode import (
+        chipset_of_devices,
+        decode_definition_block,
+        decode_table,
+        require_checksum,
+    )
 
-    _, ranges = chipset_from_dsdt(artifacts.files["DSDT.aml"])
-    devices = _dsdt_devices(artifacts)
+    table = decode_table(artifacts.files["DSDT.aml"], "DSDT")
+    require_checksum(table, "DSDT")
+    devices = decode_definition_block(table)
+    _, ranges = chipset_of_devices(devices)
     processors = [d for d in devices if d.names.get("_HID") == "ACPI0007"]
     serial = any(d.path.rsplit(".", 1)[-1].startswith("UAR") for d in devices)
     return {
@@ -568,12 +576,6 @@ def read_dsdt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, Row
         VP_COUNT_ROW: (len(processors),),
         SERIAL_ROW: _on(serial),
     }
-
-
-def _dsdt_devices(artifacts: ArtifactSet) -> list[Any]:
-    from vmlayout.acpi.decode import decode_definition_block
-
-    return decode_definition_block(_table(artifacts, "DSDT.aml"))
 
 
 def read_madt(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str, RowValue]:
@@ -851,11 +853,6 @@ def read_linux_dtb(artifacts: ArtifactSet, resolved: ResolvedLayout) -> dict[str
     return rows
 
 
-def _cells(node: Any, name: str) -> list[int]:
-    value = node.prop(name) or b""
-    return [int.from_bytes(value[i : i + 4], "big") for i in range(0, len(value) - 3, 4)]
-
-
 def _dt_cpu_ids(root: Any) -> list[int]:
     from vmlayout.devicetree.fdt import string
 
@@ -872,19 +869,22 @@ def linux_dt_platform_rows(root: Any) -> dict[str, RowValue]:
     """Processors (cpu@ reg = MPIDR), GIC frames, virtual timer PPI and UARTs."""
     ids = _dt_cpu_ids(root)
     rows: dict[str, RowValue] = {VP_COUNT_ROW: (len(ids),), VP_IDS_ROW: tuple(enumerate(ids))}
+    from vmlayout.devicetree.fdt import cells, u64_array
+
     gic = next((c for c in root.children if c.name.startswith("intc@")), None)
     if gic is not None:
-        reg = _cells(gic, "reg")  # (dist hi, lo, size hi, lo, redist hi, lo, size hi, lo)
-        if len(reg) >= 8:
-            rows[GIC_DIST_ROW] = (reg[0] << 32 | reg[1],)
-            rows[GIC_REDIST_ROW] = (reg[4] << 32 | reg[5],)
-        frames = [_cells(c, "reg") for c in gic.children if _cells(c, "reg")]
-        rows[GIC_MSI_ROW] = tuple(f[0] << 32 | f[1] for f in frames if len(f) >= 2)
+        reg = u64_array(gic.prop("reg") or b"", "GIC reg")  # (dist, size, redist, size)
+        if len(reg) >= 4:
+            rows[GIC_DIST_ROW] = (reg[0],)
+            rows[GIC_REDIST_ROW] = (reg[2],)
+        frames = [u64_array(c.prop("reg") or b"", f"{c.name} reg") for c in gic.children]
+        rows[GIC_MSI_ROW] = tuple(f[0] for f in frames if f)
     timer = next((c for c in root.children if c.name == "timer"), None)
     if timer is not None:
-        cells = _cells(timer, "interrupts")  # (GIC_PPI, number - 16, flags): the virtual timer
-        if len(cells) >= 3:
-            rows[TIMER_ROW] = (cells[1] + 16,)
+        # (GIC_PPI, number - 16, flags): the virtual timer
+        interrupts = cells(timer.prop("interrupts") or b"", "timer interrupts")
+        if len(interrupts) >= 3:
+            rows[TIMER_ROW] = (interrupts[1] + 16,)
     rows[SERIAL_ROW] = _on(_has_node(root, "uart@"))
     return rows
 
